@@ -1,0 +1,54 @@
+/**
+ * The error catalog: every error a client can see has a stable `code`, an HTTP
+ * status (where it is an API error) and a message written for a person.
+ * Job failures use the same codes in `job.error.code`.
+ */
+export const ERRORS = {
+  unauthorized: { status: 401, title: "Missing or invalid bearer token" },
+  not_found: { status: 404, title: "Not found" },
+  route_not_found: { status: 404, title: "No such endpoint" },
+  validation_failed: { status: 400, title: "The request is not valid" },
+  empty_body: { status: 400, title: "The upload is empty" },
+  missing_file: { status: 400, title: "The multipart upload has no field named 'file'" },
+  file_too_large: { status: 413, title: "The file is larger than the upload limit" },
+  unsupported_media_type: { status: 415, title: "Only PDF and PowerPoint (PPTX) files are accepted" },
+  upload_aborted: { status: 400, title: "The upload was interrupted before it finished" },
+  job_not_ready: { status: 409, title: "The job has not finished processing yet" },
+  page_not_ready: { status: 404, title: "This page has not been processed yet" },
+  queue_unavailable: { status: 503, title: "The work queue is unavailable; the document is stored and will be processed" },
+  not_ready: { status: 503, title: "The service is not ready" },
+  internal: { status: 500, title: "Internal error" },
+  // Job failure reasons (job.error.code); never returned as an HTTP status.
+  pdf_invalid: { status: 422, title: "The file is not a readable PDF (it may be damaged or truncated)" },
+  pdf_encrypted: { status: 422, title: "The PDF is protected by a password" },
+  pdf_no_pages: { status: 422, title: "The PDF has no pages" },
+  pptx_invalid: { status: 422, title: "The presentation could not be opened (it may be damaged)" },
+  conversion_failed: { status: 422, title: "The presentation could not be converted to PDF" },
+  processing_timeout: { status: 422, title: "Processing took too long and was stopped" },
+  processing_failed: { status: 500, title: "Processing failed repeatedly; the document was set aside" },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERRORS, value);
+}
+
+/**
+ * An error with a stable code from the catalog. The gateway's error middleware
+ * turns it into problem+json; the processor records it as the job's error.
+ * `detail` is shown to the user, so it must never carry secrets or internals.
+ */
+export class DocflowError extends Error {
+  override readonly name = "DocflowError";
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly extra: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; extra?: Record<string, unknown> }) {
+    super(detail ?? ERRORS[code].title, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.extra = options?.extra;
+  }
+}

@@ -1,0 +1,6 @@
+export * from "./ids.ts";
+export * from "./errors.ts";
+export * from "./job.ts";
+export * from "./messages.ts";
+export * from "./events.ts";
+export * from "./keys.ts";

@@ -1,0 +1,152 @@
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type RecoveringChannelModel } from "amqplib";
+import { randomUUID } from "node:crypto";
+import { DocflowError, QUEUES, WorkMessage, type Stage } from "@docflow/contracts";
+import type { Logger } from "@docflow/telemetry";
+
+/** Dead-lettered work is routed through this exchange to `<queue>.dlq`. */
+export const DEAD_LETTER_EXCHANGE = "docflow.dlx";
+
+export const deadLetterQueue = (stage: Stage) => `${QUEUES[stage]}.dlq`;
+
+export interface TopologyOptions {
+  /** Deliveries of one message before RabbitMQ dead-letters it (quorum `x-delivery-limit`). */
+  deliveryLimit: number;
+}
+
+/**
+ * Declares the work queues: durable quorum queues with a delivery limit, each
+ * dead-lettering into its own quorum DLQ. Idempotent; both services call it.
+ */
+export async function assertTopology(ch: Channel, options: TopologyOptions): Promise<void> {
+  await ch.assertExchange(DEAD_LETTER_EXCHANGE, "direct", { durable: true });
+  for (const stage of Object.keys(QUEUES) as Stage[]) {
+    const dlq = deadLetterQueue(stage);
+    await ch.assertQueue(dlq, { durable: true, arguments: { "x-queue-type": "quorum" } });
+    await ch.bindQueue(dlq, DEAD_LETTER_EXCHANGE, dlq);
+    await ch.assertQueue(QUEUES[stage], {
+      durable: true,
+      arguments: {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": options.deliveryLimit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": dlq,
+      },
+    });
+  }
+}
+
+export interface AmqpOptions extends TopologyOptions {
+  url: string;
+  /** Shown in the RabbitMQ management UI. */
+  connectionName: string;
+  /** Runs after every (re)connect, after the topology is declared. */
+  setup?: (model: ChannelModel) => Promise<void>;
+}
+
+/**
+ * A RabbitMQ connection that recovers by itself (amqplib recovery) and
+ * redeclares the topology and the caller's channels on every reconnect.
+ */
+export class AmqpConnection {
+  readonly #model: RecoveringChannelModel;
+  #connected = false;
+
+  private constructor(model: RecoveringChannelModel) {
+    this.#model = model;
+  }
+
+  static async open(options: AmqpOptions, log: Logger): Promise<AmqpConnection> {
+    let self: AmqpConnection | undefined;
+    const model = await connect(options.url, {
+      clientProperties: { connection_name: options.connectionName },
+      recovery: {
+        initialDelay: 200,
+        maxDelay: 5000,
+        maxRetries: Infinity,
+        waitForConnect: false,
+        setup: async (m: ChannelModel) => {
+          const ch = await m.createChannel();
+          await assertTopology(ch, options);
+          await ch.close();
+          await options.setup?.(m);
+        },
+      },
+    });
+    self = new AmqpConnection(model);
+    model.on("connect", () => {
+      self.#connected = true;
+      log.info("rabbitmq connected");
+    });
+    model.on("disconnect", (err: Error) => {
+      self.#connected = false;
+      log.warn({ err }, "rabbitmq disconnected; reconnecting");
+    });
+    model.on("error", (err: Error) => log.warn({ err }, "rabbitmq connection error"));
+    model.on("handler-error", (err: Error, event: string) => log.error({ err, event }, "error in rabbitmq event handler"));
+    await model.waitForConnect();
+    self.#connected = true;
+    return self;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  async close(): Promise<void> {
+    await this.#model.close().catch(() => {});
+  }
+}
+
+export interface PublishOptions {
+  headers?: Record<string, string>;
+  /** How long to wait for the broker's confirm. */
+  timeoutMs?: number;
+}
+
+/**
+ * Publishes work messages with publisher confirms: `publish` resolves only when
+ * RabbitMQ has taken responsibility for the message (persisted to its quorum).
+ */
+export class WorkPublisher {
+  #channel: ConfirmChannel | null = null;
+
+  /** Pass to `AmqpConnection.open({ setup })` so a fresh confirm channel exists after every reconnect. */
+  readonly setup = async (model: ChannelModel): Promise<void> => {
+    const ch = await model.createConfirmChannel();
+    ch.on("close", () => {
+      if (this.#channel === ch) this.#channel = null;
+    });
+    ch.on("error", () => {});
+    this.#channel = ch;
+  };
+
+  get ready(): boolean {
+    return this.#channel !== null;
+  }
+
+  async publish(message: WorkMessage, options: PublishOptions = {}): Promise<void> {
+    const ch = this.#channel;
+    if (!ch) throw new DocflowError("queue_unavailable");
+    const body = Buffer.from(JSON.stringify(WorkMessage.parse(message)));
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DocflowError("queue_unavailable", `no publisher confirm within ${timeoutMs} ms`)), timeoutMs);
+      ch.sendToQueue(
+        QUEUES[message.stage],
+        body,
+        {
+          persistent: true,
+          contentType: "application/json",
+          messageId: randomUUID(),
+          timestamp: Math.floor(Date.now() / 1000),
+          headers: options.headers ?? {},
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (err) reject(new DocflowError("queue_unavailable", "the broker refused the message", { cause: err }));
+          else resolve();
+        },
+      );
+    });
+  }
+}

@@ -1,0 +1,33 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "@docflow/telemetry";
+import { JobEvent, eventSubject, type TenantId } from "@docflow/contracts";
+
+export interface NatsOptions {
+  url: string;
+  name: string;
+  user?: string | undefined;
+  password?: string | undefined;
+}
+
+/** Connects and keeps reconnecting forever; state changes are logged. */
+export async function connectNats(options: NatsOptions, log: Logger): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: options.url.split(","),
+    name: options.name,
+    ...(options.user ? { user: options.user, pass: options.password ?? "" } : {}),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1000,
+    waitOnFirstConnect: true,
+  });
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") log.warn({ nats: s.type }, "nats connection state changed");
+    }
+  })();
+  return nc;
+}
+
+/** Publishes a live update on the job's subject (core NATS: fire and forget). */
+export function publishEvent(nc: NatsConnection, tenant: TenantId, event: JobEvent): void {
+  nc.publish(eventSubject(tenant, event.jobId), JSON.stringify(JobEvent.parse(event)));
+}

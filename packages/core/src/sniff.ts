@@ -1,0 +1,34 @@
+import { PDF, PPTX, type ContentType } from "@docflow/contracts";
+
+/** How many leading bytes the sniffer wants before it decides (fewer only at end of file). */
+export const SNIFF_BYTES = 64 * 1024;
+
+const PDF_MAGIC = Buffer.from("%PDF-");
+const ZIP_LOCAL_HEADER = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+
+/**
+ * Decides the type from the first bytes, never from the name or the client's
+ * Content-Type. PDF: `%PDF-` within the first 1024 bytes (as readers accept).
+ * PPTX: a ZIP whose local file headers, within the bytes given, include an
+ * entry under `ppt/` (Office, LibreOffice and JSZip all write one early).
+ * Returns `null` for anything else.
+ */
+export function sniffContentType(head: Buffer): ContentType | null {
+  const pdfAt = head.subarray(0, 1024).indexOf(PDF_MAGIC);
+  if (pdfAt >= 0) return PDF;
+  if (head.subarray(0, 4).equals(ZIP_LOCAL_HEADER) && zipEntryNames(head).some((n) => n.startsWith("ppt/"))) return PPTX;
+  return null;
+}
+
+/** Names of the ZIP local file headers found in `head` (a prefix of the archive). */
+function zipEntryNames(head: Buffer): string[] {
+  const names: string[] = [];
+  let at = head.indexOf(ZIP_LOCAL_HEADER);
+  while (at >= 0 && at + 30 <= head.length) {
+    const nameLength = head.readUInt16LE(at + 26);
+    if (at + 30 + nameLength > head.length) break;
+    names.push(head.toString("utf8", at + 30, at + 30 + nameLength));
+    at = head.indexOf(ZIP_LOCAL_HEADER, at + 30 + nameLength);
+  }
+  return names;
+}

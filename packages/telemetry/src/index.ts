@@ -1,0 +1,2 @@
+export { createLogger, type Logger } from "./logger.ts";
+export { startEventLoopMonitor, type EventLoopMonitor } from "./event-loop.ts";
