@@ -13,6 +13,7 @@ export const ERRORS = {
   file_too_large: { status: 413, title: "The file is larger than the upload limit" },
   unsupported_media_type: { status: 415, title: "Only PDF and PowerPoint (PPTX) files are accepted" },
   upload_aborted: { status: 400, title: "The upload was interrupted before it finished" },
+  request_timeout: { status: 408, title: "The request took longer than the server allows for one request" },
   job_not_ready: { status: 409, title: "The job has not finished processing yet" },
   page_not_ready: { status: 404, title: "This page has not been processed yet" },
   queue_unavailable: { status: 503, title: "The work queue is unavailable; the document is stored and will be processed" },

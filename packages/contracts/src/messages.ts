@@ -2,12 +2,12 @@ import { z } from "zod";
 import { JobId, TenantId } from "./ids.ts";
 import { PageRange } from "./job.ts";
 
-/** RabbitMQ work queues, one per stage. Each has a dead-letter queue `<name>.dlq`. */
-export const QUEUES = {
-  inspect: "docflow.inspect",
-  render: "docflow.render",
-} as const;
-export type Stage = keyof typeof QUEUES;
+/**
+ * Processing stages. Each has a RabbitMQ work queue `<namespace>.<stage>` and a
+ * dead-letter queue `<namespace>.<stage>.dlq` (namespace `docflow` by default).
+ */
+export const STAGES = ["inspect", "render"] as const;
+export type Stage = (typeof STAGES)[number];
 
 const base = { v: z.literal(1), jobId: JobId, tenant: TenantId };
 

@@ -1,15 +1,21 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type RecoveringChannelModel } from "amqplib";
 import { randomUUID } from "node:crypto";
-import { DocflowError, QUEUES, WorkMessage, type Stage } from "@docflow/contracts";
+import { DocflowError, STAGES, WorkMessage, type Stage } from "@docflow/contracts";
 import type { Logger } from "@docflow/telemetry";
 
+/** Work queue of a stage; the namespace (default `docflow`) lets several installs or test runs share a broker. */
+export const workQueue = (namespace: string, stage: Stage) => `${namespace}.${stage}`;
+export const deadLetterQueue = (namespace: string, stage: Stage) => `${namespace}.${stage}.dlq`;
 /** Dead-lettered work is routed through this exchange to `<queue>.dlq`. */
-export const DEAD_LETTER_EXCHANGE = "docflow.dlx";
-
-export const deadLetterQueue = (stage: Stage) => `${QUEUES[stage]}.dlq`;
+export const deadLetterExchange = (namespace: string) => `${namespace}.dlx`;
 
 export interface TopologyOptions {
-  /** Deliveries of one message before RabbitMQ dead-letters it (quorum `x-delivery-limit`). */
+  /** Prefix of every queue and exchange name. */
+  namespace: string;
+  /**
+   * Deliveries of one message before RabbitMQ dead-letters it. The quorum
+   * queue's `x-delivery-limit` counts redeliveries, so it is set one lower.
+   */
   deliveryLimit: number;
 }
 
@@ -18,17 +24,18 @@ export interface TopologyOptions {
  * dead-lettering into its own quorum DLQ. Idempotent; both services call it.
  */
 export async function assertTopology(ch: Channel, options: TopologyOptions): Promise<void> {
-  await ch.assertExchange(DEAD_LETTER_EXCHANGE, "direct", { durable: true });
-  for (const stage of Object.keys(QUEUES) as Stage[]) {
-    const dlq = deadLetterQueue(stage);
+  const dlx = deadLetterExchange(options.namespace);
+  await ch.assertExchange(dlx, "direct", { durable: true });
+  for (const stage of STAGES) {
+    const dlq = deadLetterQueue(options.namespace, stage);
     await ch.assertQueue(dlq, { durable: true, arguments: { "x-queue-type": "quorum" } });
-    await ch.bindQueue(dlq, DEAD_LETTER_EXCHANGE, dlq);
-    await ch.assertQueue(QUEUES[stage], {
+    await ch.bindQueue(dlq, dlx, dlq);
+    await ch.assertQueue(workQueue(options.namespace, stage), {
       durable: true,
       arguments: {
         "x-queue-type": "quorum",
-        "x-delivery-limit": options.deliveryLimit,
-        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-delivery-limit": options.deliveryLimit - 1,
+        "x-dead-letter-exchange": dlx,
         "x-dead-letter-routing-key": dlq,
       },
     });
@@ -109,6 +116,11 @@ export interface PublishOptions {
  */
 export class WorkPublisher {
   #channel: ConfirmChannel | null = null;
+  readonly #namespace: string;
+
+  constructor(namespace: string) {
+    this.#namespace = namespace;
+  }
 
   /** Pass to `AmqpConnection.open({ setup })` so a fresh confirm channel exists after every reconnect. */
   readonly setup = async (model: ChannelModel): Promise<void> => {
@@ -132,7 +144,7 @@ export class WorkPublisher {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new DocflowError("queue_unavailable", `no publisher confirm within ${timeoutMs} ms`)), timeoutMs);
       ch.sendToQueue(
-        QUEUES[message.stage],
+        workQueue(this.#namespace, message.stage),
         body,
         {
           persistent: true,

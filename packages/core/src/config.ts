@@ -4,6 +4,8 @@ import { z } from "zod";
 export const sharedEnv = {
   /** RabbitMQ URL (credentials included). */
   DOCFLOW_AMQP_URL: z.string().url().default("amqp://guest:guest@127.0.0.1:5672"),
+  /** Prefix of RabbitMQ queue and exchange names (several installs or test runs can share a broker). */
+  DOCFLOW_AMQP_NAMESPACE: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("docflow"),
   /** NATS URL, comma-separated for several servers. */
   DOCFLOW_NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   /** Optional NATS credentials for the services (user/password). */

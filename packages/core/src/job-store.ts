@@ -76,6 +76,17 @@ export class JobStore {
     return records.flatMap((r) => (r ? [r.record] : []));
   }
 
+  /** Every job record of every tenant (the sweeper's scan; O(jobs)). */
+  async *scan(): AsyncGenerator<Versioned> {
+    const keys: string[] = [];
+    for await (const key of await this.#kv.keys()) keys.push(key);
+    for (const key of keys) {
+      const [tenant, id] = key.split(".");
+      const found = tenant && id ? await this.get(tenant, id) : null;
+      if (found) yield found;
+    }
+  }
+
   async delete(tenant: TenantId, id: JobId): Promise<void> {
     await this.#kv.purge(recordKey(tenant, id));
   }

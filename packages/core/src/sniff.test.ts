@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { PDF, PPTX } from "@docflow/contracts";
+import { sniffContentType } from "./sniff.ts";
+
+/** A minimal ZIP local file header for an entry name (no data). */
+function zipEntry(name: string): Buffer {
+  const header = Buffer.alloc(30);
+  header.writeUInt32LE(0x04034b50, 0);
+  header.writeUInt16LE(Buffer.byteLength(name), 26);
+  return Buffer.concat([header, Buffer.from(name), Buffer.from("deflated-bytes")]);
+}
+
+describe("sniffContentType", () => {
+  it("recognises a PDF by its header, also after leading junk within 1 KiB", () => {
+    expect(sniffContentType(Buffer.from("%PDF-1.7\n%âãÏÓ\n1 0 obj"))).toBe(PDF);
+    expect(sniffContentType(Buffer.concat([Buffer.alloc(100, 0x20), Buffer.from("%PDF-1.4")]))).toBe(PDF);
+    expect(sniffContentType(Buffer.concat([Buffer.alloc(2000, 0x20), Buffer.from("%PDF-1.4")]))).toBeNull();
+  });
+
+  it("recognises a PPTX as a ZIP with ppt/ entries", () => {
+    const pptx = Buffer.concat([zipEntry("[Content_Types].xml"), zipEntry("_rels/.rels"), zipEntry("ppt/presentation.xml")]);
+    expect(sniffContentType(pptx)).toBe(PPTX);
+  });
+
+  it("refuses other OOXML documents, plain ZIPs, text and images", () => {
+    expect(sniffContentType(Buffer.concat([zipEntry("[Content_Types].xml"), zipEntry("word/document.xml")]))).toBeNull();
+    expect(sniffContentType(zipEntry("notes.txt"))).toBeNull();
+    expect(sniffContentType(Buffer.from("hello, this is not a document"))).toBeNull();
+    expect(sniffContentType(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBeNull();
+    expect(sniffContentType(Buffer.alloc(0))).toBeNull();
+  });
+
+  it("does not read past a truncated header", () => {
+    const cut = zipEntry("ppt/presentation.xml").subarray(0, 40);
+    expect(sniffContentType(cut)).toBeNull();
+  });
+});

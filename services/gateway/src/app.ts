@@ -1,0 +1,59 @@
+import express, { type Express } from "express";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { DocflowError } from "@docflow/contracts";
+import { requireTenant } from "./auth.ts";
+import type { AppContext } from "./context.ts";
+import { openApiDocument } from "./openapi.ts";
+import { errorHandler, requestDeadline } from "./problem.ts";
+import { documentsRouter } from "./routes/documents.ts";
+import { healthRouter } from "./routes/health.ts";
+import { jobsRouter } from "./routes/jobs.ts";
+
+/** Builds the Express app. It does no I/O of its own: everything comes in through `ctx`. */
+export function createApp(ctx: AppContext): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", false);
+  app.set("query parser", "simple");
+
+  app.use((req, res, next) => {
+    const end = ctx.metrics.httpDuration.startTimer();
+    res.once("finish", () => {
+      const route = (req.route?.path as string | undefined) ?? (req.path.startsWith("/v1/") ? "unmatched" : "static");
+      end({ http_route: route, http_request_method: req.method, http_response_status_code: res.statusCode });
+    });
+    res.set("X-Content-Type-Options", "nosniff");
+    next();
+  });
+  app.use(requestDeadline(ctx.config.DOCFLOW_REQUEST_TIMEOUT_MS));
+
+  app.use(healthRouter(ctx));
+  const openapi = openApiDocument(ctx.config.DOCFLOW_MAX_UPLOAD_BYTES);
+  app.get("/v1/openapi.json", (_req, res) => {
+    res.json(openapi);
+  });
+  app.get("/v1/config", (_req, res) => {
+    res.json({ maxUploadBytes: ctx.config.DOCFLOW_MAX_UPLOAD_BYTES, uploadTransport: "xhr" });
+  });
+
+  app.use("/v1", requireTenant(ctx.tokens));
+  app.use(documentsRouter(ctx));
+  app.use(jobsRouter(ctx));
+  app.all("/v1/{*rest}", () => {
+    throw new DocflowError("route_not_found");
+  });
+
+  if (ctx.config.DOCFLOW_WEB_DIR) {
+    const webDir = resolve(ctx.config.DOCFLOW_WEB_DIR);
+    if (existsSync(join(webDir, "index.html"))) {
+      app.use(express.static(webDir, { index: "index.html", maxAge: "1h", setHeaders: (res, path) => path.endsWith("index.html") && res.set("Cache-Control", "no-cache") }));
+      app.get("/{*spa}", (_req, res) => res.set("Cache-Control", "no-cache").sendFile(join(webDir, "index.html")));
+    } else {
+      ctx.log.warn({ webDir }, "DOCFLOW_WEB_DIR has no index.html; serving the API only");
+    }
+  }
+
+  app.use(errorHandler(ctx.log));
+  return app;
+}

@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { parseEnv, sharedEnv } from "@docflow/core";
+
+const MiB = 1024 * 1024;
+
+/** Everything the gateway reads from its environment, parsed once at start-up. */
+export const gatewayEnv = {
+  ...sharedEnv,
+  /** Interface to listen on. */
+  DOCFLOW_HOST: z.string().default("0.0.0.0"),
+  /** Port for the API (and, in local mode, the web app). */
+  DOCFLOW_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /**
+   * Bearer tokens, `token=tenant` pairs separated by commas. Unset: one token
+   * for tenant `dev` is generated and printed (local mode only).
+   */
+  DOCFLOW_DEV_TOKENS: z.string().optional(),
+  /** Largest accepted upload in bytes (default 512 MiB). */
+  DOCFLOW_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * MiB),
+  /** Directory of the built web app to serve at `/` (local mode); unset serves the API only. */
+  DOCFLOW_WEB_DIR: z.string().optional(),
+  /**
+   * Keep-alive must outlive the load balancer's idle timeout (60 s on common
+   * LBs), or the LB reuses a socket the gateway is closing (502s).
+   */
+  DOCFLOW_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().default(65_000),
+  /** Must be greater than the keep-alive timeout (Node's rule). */
+  DOCFLOW_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(66_000),
+  /**
+   * No request may outlive the edge's origin timeout (60 s): the gateway ends
+   * any request still running after this long with a 408 `request_timeout`
+   * (an app-level deadline; Node's own requestTimeout must be >= its
+   * headersTimeout, so it only backs this up). Files that a slow client cannot
+   * send in this time go through resumable uploads.
+   */
+  DOCFLOW_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(55_000),
+  /** After SIGTERM, readiness fails for this long before the server stops accepting (endpoint removal). */
+  DOCFLOW_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
+  /** In-flight requests get this long to finish after SIGTERM. */
+  DOCFLOW_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(25_000),
+};
+
+export type GatewayConfig = ReturnType<typeof loadConfig>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const config = parseEnv(gatewayEnv, env);
+  if (config.DOCFLOW_HEADERS_TIMEOUT_MS <= config.DOCFLOW_KEEP_ALIVE_TIMEOUT_MS) {
+    throw new Error("invalid configuration:\n  DOCFLOW_HEADERS_TIMEOUT_MS must be greater than DOCFLOW_KEEP_ALIVE_TIMEOUT_MS");
+  }
+  return config;
+}

@@ -1,0 +1,57 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from "express";
+import { ZodError } from "zod";
+import { DocflowError, ERRORS, type ErrorCode } from "@docflow/contracts";
+import type { Logger } from "@docflow/telemetry";
+
+/** Writes an RFC 9457 problem document with docflow's stable `code`. */
+export function sendProblem(res: Response, code: ErrorCode, detail?: string, extra?: Record<string, unknown>): void {
+  const { status, title } = ERRORS[code];
+  res
+    .status(status)
+    .type("application/problem+json")
+    .json({ type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code, instance: res.req.originalUrl, ...extra });
+}
+
+/** The one error middleware: catalog errors as they are, validation as 400, anything else as a logged 500. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    // A refused upload closes the connection, so the client stops sending at once.
+    if (!req.complete) res.set("Connection", "close");
+    if (err instanceof DocflowError) {
+      if (err.status >= 500) log.warn({ err, path: req.path }, err.message);
+      return sendProblem(res, err.code, err.message, err.extra);
+    }
+    if (err instanceof ZodError) {
+      return sendProblem(res, "validation_failed", err.issues.map((i) => `${i.path.join(".") || "value"}: ${i.message}`).join("; "));
+    }
+    const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
+    if (status === 400 || status === 413) {
+      return sendProblem(res, status === 413 ? "file_too_large" : "validation_failed", (err as Error).message);
+    }
+    log.error({ err, path: req.path, method: req.method }, "unhandled error");
+    sendProblem(res, "internal");
+  };
+}
+
+/**
+ * Ends any request still running after `ms` with 408 `request_timeout`, so no
+ * request outlives the edge's origin timeout whatever the file size. The
+ * connection is closed, which also aborts an upload still streaming.
+ */
+export function requestDeadline(ms: number): RequestHandler {
+  return (req, res, next) => {
+    const timer = setTimeout(() => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.set("Connection", "close");
+      sendProblem(res, "request_timeout", `The request did not finish within ${Math.round(ms / 1000)} s.`);
+      res.once("finish", () => req.destroy());
+    }, ms);
+    timer.unref();
+    res.once("close", () => clearTimeout(timer));
+    next();
+  };
+}

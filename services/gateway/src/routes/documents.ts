@@ -1,0 +1,92 @@
+import { Router } from "express";
+import { v7 as uuidv7 } from "uuid";
+import { DocflowError, objectKeys, toPublicJob, type JobRecord } from "@docflow/contracts";
+import { publishEvent } from "@docflow/core";
+import type { AppContext } from "../context.ts";
+import { cleanFilename, ingest, ingestMultipart, type Ingested } from "../ingest.ts";
+import { jobLocation, sendJob } from "./jobs.ts";
+
+/** Multipart framing allowance on top of the file limit when judging Content-Length. */
+const MULTIPART_OVERHEAD = 1024 * 1024;
+
+/**
+ * `POST /v1/documents`: one streamed upload (raw body with `?filename=`, or the
+ * multipart field `file`). Answers 202 with the queued Job.
+ */
+export function documentsRouter(ctx: AppContext): Router {
+  const router = Router();
+
+  router.post("/v1/documents", async (req, res) => {
+    if (ctx.draining()) throw new DocflowError("not_ready", "The server is shutting down; retry on another instance.");
+    const tenant = res.locals.tenant as string;
+    const limit = ctx.config.DOCFLOW_MAX_UPLOAD_BYTES;
+    const multipart = /^multipart\/form-data/i.test(req.headers["content-type"] ?? "");
+    const declared = Number(req.headers["content-length"] ?? Number.NaN);
+    if (declared > limit + (multipart ? MULTIPART_OVERHEAD : 0)) {
+      throw new DocflowError("file_too_large", `The file is larger than the limit of ${limit} bytes.`, { extra: { limit } });
+    }
+    if (declared === 0) throw new DocflowError("empty_body", "The upload contained no bytes.");
+
+    const id = uuidv7();
+    const sourceKey = objectKeys.source(tenant, id);
+    const aborted = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) aborted.abort(new DocflowError("upload_aborted"));
+    });
+    const options = {
+      store: ctx.store,
+      key: sourceKey,
+      maxBytes: limit,
+      signal: aborted.signal,
+      onBytes: (n: number) => ctx.metrics.uploadBytes.inc(n),
+    };
+    ctx.metrics.uploadsInFlight.inc();
+    let stored: Ingested & { filename?: string | undefined };
+    try {
+      stored = multipart ? await ingestMultipart(req, options) : await ingest(req, options);
+    } finally {
+      ctx.metrics.uploadsInFlight.dec();
+    }
+    const fallback = stored.contentType === "application/pdf" ? "document.pdf" : "presentation.pptx";
+    const filename = cleanFilename(multipart ? stored.filename : (req.query.filename as string | undefined), fallback);
+
+    const now = new Date().toISOString();
+    const record: JobRecord = {
+      id,
+      tenant,
+      status: "queued",
+      filename,
+      contentType: stored.contentType,
+      size: stored.size,
+      sha256: stored.sha256,
+      pageCount: null,
+      pagesDone: 0,
+      createdAt: now,
+      updatedAt: now,
+      sourceKey,
+      ranges: [],
+      rangesDone: [],
+    };
+    let created;
+    try {
+      created = await ctx.jobs.create(record);
+    } catch (err) {
+      await ctx.store.delete(sourceKey).catch(() => {});
+      throw new DocflowError("not_ready", "The job could not be recorded; nothing was kept. Retry shortly.", { cause: err });
+    }
+    ctx.metrics.jobsCreated.inc({ content_type: stored.contentType });
+    publishEvent(ctx.nats, tenant, { type: "job.queued", jobId: id, revision: created.revision, at: now, job: toPublicJob(created.record) });
+    try {
+      await ctx.publisher.publish({ v: 1, stage: "inspect", jobId: id, tenant });
+    } catch (err) {
+      // The bytes and the record are safe: the processors' sweeper re-dispatches
+      // queued jobs whose message never arrived. The client still gets its job.
+      ctx.metrics.publishFailures.inc();
+      ctx.log.warn({ err, jobId: id }, "inspect message not confirmed; the sweeper will re-dispatch it");
+    }
+    res.status(202).location(jobLocation(id));
+    sendJob(res, created);
+  });
+
+  return router;
+}

@@ -1,0 +1,102 @@
+import { createServer } from "node:http";
+import { once } from "node:events";
+import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
+import { createLogger } from "@docflow/telemetry";
+import { createApp } from "./app.ts";
+import { TokenRegistry } from "./auth.ts";
+import { loadConfig } from "./config.ts";
+import type { AppContext } from "./context.ts";
+import { createMetrics } from "./metrics.ts";
+
+const log = createLogger("gateway");
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  let tokens: TokenRegistry;
+  if (config.DOCFLOW_DEV_TOKENS) {
+    tokens = TokenRegistry.parse(config.DOCFLOW_DEV_TOKENS);
+  } else {
+    const generated = TokenRegistry.generate("dev");
+    tokens = generated.registry;
+    log.warn({ tenant: "dev" }, `DOCFLOW_DEV_TOKENS is unset; generated a token for tenant 'dev': ${generated.token}`);
+  }
+
+  const store = await openObjectStore(config);
+  const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "gateway", user: config.DOCFLOW_NATS_USER, password: config.DOCFLOW_NATS_PASSWORD }, log);
+  const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
+  const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
+  const amqp = await AmqpConnection.open(
+    { url: config.DOCFLOW_AMQP_URL, connectionName: `gateway-${process.pid}`, namespace: config.DOCFLOW_AMQP_NAMESPACE,
+      deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT, setup: publisher.setup },
+    log,
+  );
+
+  let draining = false;
+  let storeCheckedAt = 0;
+  const ctx: AppContext = {
+    config,
+    log,
+    tokens,
+    store,
+    jobs,
+    publisher,
+    nats,
+    metrics: createMetrics(),
+    draining: () => draining,
+    readiness: {
+      rabbitmq: () => {
+        if (!amqp.connected || !publisher.ready) throw new Error("not connected");
+      },
+      nats: () => {
+        if (nats.isClosed() || nats.status === undefined) throw new Error("closed");
+      },
+      objectStore: async () => {
+        // Checked at most every 5 s: readiness probes must stay cheap.
+        if (Date.now() - storeCheckedAt < 5000) return;
+        await store.check();
+        storeCheckedAt = Date.now();
+      },
+    },
+  };
+
+  const server = createServer(
+    {
+      keepAliveTimeout: config.DOCFLOW_KEEP_ALIVE_TIMEOUT_MS,
+      headersTimeout: config.DOCFLOW_HEADERS_TIMEOUT_MS,
+      // Node insists on requestTimeout >= headersTimeout; the app's own deadline (app.ts) is the tighter one.
+      requestTimeout: Math.max(config.DOCFLOW_REQUEST_TIMEOUT_MS, config.DOCFLOW_HEADERS_TIMEOUT_MS),
+    },
+    createApp(ctx),
+  );
+  server.listen(config.DOCFLOW_PORT, config.DOCFLOW_HOST);
+  await once(server, "listening");
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.DOCFLOW_PORT;
+  log.info({ port, storage: store.kind }, `gateway listening on http://${config.DOCFLOW_HOST}:${port}`);
+
+  const shutdown = async (signal: string) => {
+    if (draining) return;
+    draining = true;
+    log.info({ signal }, "draining: readiness is now false");
+    const force = setTimeout(() => {
+      log.error("shutdown timed out; exiting with requests still in flight");
+      process.exit(1);
+    }, config.DOCFLOW_SHUTDOWN_DELAY_MS + config.DOCFLOW_SHUTDOWN_TIMEOUT_MS);
+    force.unref();
+    await new Promise((r) => setTimeout(r, config.DOCFLOW_SHUTDOWN_DELAY_MS));
+    server.close();
+    server.closeIdleConnections();
+    await once(server, "close").catch(() => {});
+    await amqp.close();
+    await nats.drain().catch(() => {});
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, "gateway failed to start");
+  process.exit(1);
+});

@@ -1,0 +1,208 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DocflowError } from "@docflow/contracts";
+import sharp from "sharp";
+import { extractText, inspectPdf, pageSizes, PREVIEW_DPI, renderPages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
+import { loadFixtures, processesMentioning } from "./test-support.ts";
+
+const { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, makeZeroPagePdf, pageWords } =
+  await loadFixtures();
+
+const T = { timeoutMs: 20_000 };
+let dir: string;
+const f = (name: string): string => join(dir, name);
+
+/** The rejection of `promise`, failing the test if it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await rejection(promise);
+  expect(error).toBeInstanceOf(DocflowError);
+  expect((error as DocflowError).code).toBe(code);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "docflow-pdf-test-"));
+  await makeTextPdf(f("five.pdf"), defaultPages(5));
+  await makeTextPdf(f("twelve.pdf"), defaultPages(12));
+  await makeEncryptedPdf(f("five.pdf"), f("encrypted.pdf"));
+  await makeTruncatedPdf(f("five.pdf"), f("truncated.pdf"));
+  await makeFakePdf(f("fake.pdf"));
+  await makeZeroPagePdf(f("zero.pdf"));
+  await writeFile(f("empty.pdf"), "");
+  await makePptx(f("deck.pptx"), ["not a pdf"]);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("inspectPdf", () => {
+  it("reports page count, title and no encryption for a generated 5-page PDF", async () => {
+    const info = await inspectPdf(f("five.pdf"), T);
+    expect(info.pageCount).toBe(5);
+    expect(info.encrypted).toBe(false);
+    expect(info.title).toBe("docflow fixture");
+    expect(info.pages).toBeUndefined();
+  });
+
+  it("includes every page's size on request", async () => {
+    const info = await inspectPdf(f("twelve.pdf"), { ...T, pageSizes: true });
+    expect(info.pages).toHaveLength(12);
+    expect(info.pages?.[11]).toEqual({ page: 12, width: 612, height: 792, rotation: 0 });
+  });
+
+  it("maps a PDF that needs a user password to pdf_encrypted", async () => {
+    await expectCode(inspectPdf(f("encrypted.pdf"), T), "pdf_encrypted");
+  });
+
+  it("opens a PDF with only an owner password and reports it encrypted", async () => {
+    const { execFile } = await import("node:child_process");
+    await new Promise<void>((resolve, reject) =>
+      execFile("qpdf", ["--encrypt", "", "owner", "256", "--", f("five.pdf"), f("owner-only.pdf")], (e) => (e ? reject(e) : resolve())),
+    );
+    const info = await inspectPdf(f("owner-only.pdf"), T);
+    expect(info).toMatchObject({ pageCount: 5, encrypted: true });
+    expect((await extractText(f("owner-only.pdf"), 2, 2, T))[0]).toContain(pageWords(2));
+  });
+
+  it("maps truncated, fake, empty and non-PDF files to pdf_invalid", async () => {
+    await expectCode(inspectPdf(f("truncated.pdf"), T), "pdf_invalid");
+    await expectCode(inspectPdf(f("fake.pdf"), T), "pdf_invalid");
+    await expectCode(inspectPdf(f("empty.pdf"), T), "pdf_invalid");
+    await expectCode(inspectPdf(f("deck.pptx"), T), "pdf_invalid");
+  });
+
+  it("maps a PDF whose page tree is empty to pdf_no_pages", async () => {
+    await expectCode(inspectPdf(f("zero.pdf"), T), "pdf_no_pages");
+  });
+
+  it("treats a missing file as an environmental (plain) error", async () => {
+    const error = await rejection(inspectPdf(f("missing.pdf"), T));
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(DocflowError);
+  });
+});
+
+describe("pageSizes", () => {
+  it("gives US letter in points for a range and clamps a last page beyond the end", async () => {
+    expect(await pageSizes(f("five.pdf"), 2, 3, T)).toEqual([
+      { page: 2, width: 612, height: 792, rotation: 0 },
+      { page: 3, width: 612, height: 792, rotation: 0 },
+    ]);
+    expect((await pageSizes(f("five.pdf"), 4, 9, T)).map((p) => p.page)).toEqual([4, 5]);
+  });
+
+  it("rejects a first page beyond the document as a caller error", async () => {
+    const error = await rejection(pageSizes(f("five.pdf"), 7, 9, T));
+    expect(error).toBeInstanceOf(RangeError);
+  });
+});
+
+describe("extractText", () => {
+  it("returns one string per page of the range, each page's own words", async () => {
+    const pages = await extractText(f("five.pdf"), 1, 5, T);
+    expect(pages).toHaveLength(5);
+    expect(pages[2]).toContain(pageWords(3));
+    expect(pages[2]).toContain("Page 3 of 5");
+    expect(pages[2]).not.toContain(pageWords(2));
+    expect(pages[2]).not.toContain(pageWords(4));
+    for (const page of pages) expect(page).toBe(page.trimEnd());
+  });
+
+  it("numbers a middle range from its first page", async () => {
+    const pages = await extractText(f("twelve.pdf"), 3, 4, T);
+    expect(pages).toEqual([`Page 3 of 12: ${pageWords(3)}`, `Page 4 of 12: ${pageWords(4)}`]);
+  });
+
+  it("pads with empty strings when the range runs past the last page", async () => {
+    const pages = await extractText(f("five.pdf"), 4, 7, T);
+    expect(pages).toHaveLength(4);
+    expect(pages[0]).toContain(pageWords(4));
+    expect(pages[1]).toContain(pageWords(5));
+    expect(pages.slice(2)).toEqual(["", ""]);
+  });
+
+  it("maps encrypted, truncated and zero-page documents like inspectPdf", async () => {
+    await expectCode(extractText(f("encrypted.pdf"), 1, 2, T), "pdf_encrypted");
+    await expectCode(extractText(f("truncated.pdf"), 1, 2, T), "pdf_invalid");
+    await expectCode(extractText(f("zero.pdf"), 1, 1, T), "pdf_no_pages");
+  });
+
+  it("rejects an invalid range before running anything", async () => {
+    await expect(extractText(f("five.pdf"), 3, 2, T)).rejects.toBeInstanceOf(RangeError);
+    await expect(extractText(f("five.pdf"), 0, 2, T)).rejects.toBeInstanceOf(RangeError);
+  });
+});
+
+describe("renderPages", () => {
+  it("renders ~200 px wide PNG thumbnails for the range", async () => {
+    const out = join(dir, "thumbs");
+    await mkdir(out);
+    const files = await renderPages(f("five.pdf"), 2, 4, { outDir: out, widthPx: THUMBNAIL_WIDTH_PX, ...T });
+    expect([...files.keys()]).toEqual([2, 3, 4]);
+    for (const file of files.values()) {
+      const meta = await sharp(file).metadata();
+      expect(meta.format).toBe("png");
+      expect(meta.width).toBe(200);
+      expect(meta.height).toBe(259); // 200 * 792 / 612
+    }
+  });
+
+  it("renders 150 DPI previews of US letter at 1275 x 1650 px", async () => {
+    const out = join(dir, "previews");
+    await mkdir(out);
+    const files = await renderPages(f("five.pdf"), 3, 3, { outDir: out, dpi: PREVIEW_DPI, ...T });
+    const file = files.get(3);
+    expect(file).toBeDefined();
+    const meta = await sharp(await readFile(file ?? "")).metadata();
+    expect(meta.width).toBeGreaterThanOrEqual(1270);
+    expect(meta.width).toBeLessThanOrEqual(1280);
+    expect(meta.height).toBe(1650);
+  });
+
+  it("finds pdftoppm's zero-padded names (12 pages -> page-09.png)", async () => {
+    const out = join(dir, "padded");
+    await mkdir(out);
+    const files = await renderPages(f("twelve.pdf"), 9, 11, { outDir: out, widthPx: 50, prefix: "t", ...T });
+    expect([...files.keys()]).toEqual([9, 10, 11]);
+    expect(files.get(9)).toBe(join(out, "t-09.png"));
+  });
+
+  it("maps an encrypted document to pdf_encrypted", async () => {
+    await expectCode(renderPages(f("encrypted.pdf"), 1, 1, { outDir: dir, widthPx: 100, ...T }), "pdf_encrypted");
+  });
+});
+
+describe("timeouts and cancellation", () => {
+  it("a 1 ms timeout yields processing_timeout and leaves no poppler process behind", async () => {
+    await expectCode(inspectPdf(f("twelve.pdf"), { timeoutMs: 1 }), "processing_timeout");
+    await expectCode(extractText(f("twelve.pdf"), 1, 12, { timeoutMs: 1 }), "processing_timeout");
+    const out = join(dir, "timeout");
+    await mkdir(out);
+    await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, timeoutMs: 1 }), "processing_timeout");
+    // Checked at once: the engine only rejects after the child was killed and reaped.
+    expect(await processesMentioning(dir)).toEqual([]);
+  });
+
+  it("an abort kills the child and fails with a plain, retryable error", async () => {
+    const controller = new AbortController();
+    const out = join(dir, "aborted");
+    await mkdir(out);
+    const pending = renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, timeoutMs: 20_000, signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("shutting down")), 20);
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(DocflowError);
+    expect(await processesMentioning(dir)).toEqual([]);
+  });
+});

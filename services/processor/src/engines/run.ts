@@ -1,0 +1,170 @@
+/**
+ * Runs an engine's CLI as a child process with hard bounds: a timeout that
+ * SIGKILLs the child (or its whole process group), a cap on stdout, and a cap
+ * on the stderr that is kept for error messages. The CPU work happens in the
+ * child; the event loop only moves bytes.
+ */
+import { spawn } from "node:child_process";
+import { DocflowError } from "@docflow/contracts";
+
+export interface RunOptions {
+  /** Kill the child (SIGKILL) after this many milliseconds; the call fails with `processing_timeout`. */
+  timeoutMs: number;
+  /** Aborting kills the child; the call fails with a plain (retryable) Error, e.g. on shutdown. */
+  signal?: AbortSignal | undefined;
+  /** Upper bound on stdout; beyond it the child is killed and the call fails (plain Error). */
+  maxStdoutBytes?: number | undefined;
+  /** How much of stderr is kept (the head; the rest is drained and counted). */
+  maxStderrBytes?: number | undefined;
+  /**
+   * Start the child as the leader of its own process group and kill the whole
+   * group on timeout/abort, and once the leader has exited (for tools such as
+   * soffice that fork helpers which would otherwise outlive it).
+   */
+  processGroup?: boolean | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
+  cwd?: string | undefined;
+}
+
+export interface RunResult {
+  /** Exit code, or null when the child was ended by a signal it did not get from us. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  /** The head of stderr (at most `maxStderrBytes`), decoded as UTF-8. */
+  stderr: string;
+  /** The child's pid (for logs). */
+  pid: number | undefined;
+}
+
+export const DEFAULT_MAX_STDOUT_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_STDERR_BYTES = 16 * 1024;
+
+/**
+ * Runs `command args` and resolves when the child has exited and its pipes are
+ * closed, whatever the exit code (callers map codes and stderr to errors).
+ * Rejects with `DocflowError("processing_timeout")` on timeout, and with a plain
+ * Error when the command cannot be started, stdout exceeds its cap, or the call
+ * is aborted. On every rejection the child has already been SIGKILLed and
+ * reaped: nothing is left running.
+ */
+export function runTool(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  const maxStdout = options.maxStdoutBytes ?? DEFAULT_MAX_STDOUT_BYTES;
+  const maxStderr = options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES;
+  const group = options.processGroup === true;
+
+  return new Promise<RunResult>((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new Error(`${command} was not started: aborted`, { cause: options.signal.reason }));
+      return;
+    }
+
+    const child = spawn(command, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: group,
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      windowsHide: true,
+    });
+
+    const stdoutChunks: Buffer[] = [];
+    let stdoutBytes = 0;
+    const stderrChunks: Buffer[] = [];
+    let stderrKept = 0;
+    let stderrDropped = 0;
+    /** Why we killed the child, if we did. */
+    let failure: Error | undefined;
+    let leaderExited = false;
+
+    const killChild = (): void => {
+      if (group && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+          return;
+        } catch {
+          // ESRCH: the group is gone already; fall through to the child itself.
+        }
+      }
+      if (!leaderExited) child.kill("SIGKILL");
+    };
+
+    const fail = (error: Error): void => {
+      if (failure !== undefined) return;
+      failure = error;
+      killChild();
+    };
+
+    const timer = setTimeout(() => {
+      fail(new DocflowError("processing_timeout", `Processing took longer than ${options.timeoutMs} ms and was stopped.`, {
+        cause: new Error(`${command} killed after ${options.timeoutMs} ms`),
+      }));
+    }, Math.max(0, options.timeoutMs));
+
+    const onAbort = (): void => {
+      fail(new Error(`${command} aborted`, { cause: options.signal?.reason }));
+    };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (failure !== undefined) return;
+      stdoutBytes += chunk.length;
+      if (stdoutBytes > maxStdout) {
+        fail(new Error(`${command} wrote more than ${maxStdout} bytes to stdout; killed`));
+        return;
+      }
+      stdoutChunks.push(chunk);
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      const room = maxStderr - stderrKept;
+      if (room > 0) {
+        const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
+        stderrChunks.push(kept);
+        stderrKept += kept.length;
+      }
+      stderrDropped += Math.max(0, chunk.length - Math.max(0, room));
+    });
+
+    child.on("exit", () => {
+      leaderExited = true;
+      // Helpers the leader forked (soffice.bin under oosplash) must not outlive
+      // it: they would keep our pipes open and keep burning CPU.
+      if (group && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // ESRCH: nothing left in the group.
+        }
+      }
+    });
+
+    child.once("error", (error: Error) => {
+      // Spawn failure (ENOENT, EACCES, EAGAIN): environmental, retryable.
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      if (failure !== undefined) {
+        reject(failure);
+        return;
+      }
+      reject(new Error(`could not run ${command}: ${error.message}`, { cause: error }));
+    });
+
+    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      if (failure !== undefined) {
+        reject(failure);
+        return;
+      }
+      let stderr = Buffer.concat(stderrChunks).toString("utf8");
+      if (stderrDropped > 0) stderr += `\n[${stderrDropped} more bytes of stderr dropped]`;
+      resolve({ code, signal, stdout: Buffer.concat(stdoutChunks), stderr, pid: child.pid });
+    });
+  });
+}
+
+/** A plain Error for a tool that failed for a reason we cannot pin on the document. */
+export function toolError(command: string, result: RunResult): Error {
+  const how = result.code !== null ? `exit code ${result.code}` : `signal ${result.signal ?? "?"}`;
+  const stderr = result.stderr.trim();
+  return new Error(`${command} failed (${how})${stderr === "" ? "" : `: ${stderr.slice(0, 2000)}`}`);
+}

@@ -1,0 +1,22 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export function createMetrics() {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: "processor" });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  return {
+    registry,
+    taskDuration: new Histogram({
+      name: "docflow_task_duration_seconds",
+      help: "Duration of processing tasks, by stage and outcome.",
+      labelNames: ["stage", "outcome"] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers: [registry],
+    }),
+    tasksInFlight: new Gauge({ name: "docflow_tasks_in_flight", help: "Tasks running in this processor.", registers: [registry] }),
+    pages: new Counter({ name: "docflow_pages_processed_total", help: "Pages rendered and extracted.", registers: [registry] }),
+    jobOutcomes: new Counter({ name: "docflow_job_outcomes_total", help: "Jobs finished, by status.", labelNames: ["status"] as const, registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,73 @@
+import { createServer } from "node:http";
+import { once } from "node:events";
+import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
+import { createLogger } from "@docflow/telemetry";
+import { loadConfig } from "./config.ts";
+import { Consumers } from "./consumer.ts";
+import type { ProcessorContext } from "./context.ts";
+import { createMetrics } from "./metrics.ts";
+import { startSweeper } from "./sweeper.ts";
+
+const log = createLogger("processor");
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const store = await openObjectStore(config);
+  const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "processor", user: config.DOCFLOW_NATS_USER, password: config.DOCFLOW_NATS_PASSWORD }, log);
+  const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
+  const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
+  const metrics = createMetrics();
+  const ctx: ProcessorContext = { config, log, store, jobs, publisher, nats, metrics };
+  const consumers = new Consumers(ctx);
+  const amqp = await AmqpConnection.open(
+    {
+      url: config.DOCFLOW_AMQP_URL,
+      connectionName: `processor-${process.pid}`,
+      namespace: config.DOCFLOW_AMQP_NAMESPACE,
+      deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT,
+      setup: async (model) => {
+        await publisher.setup(model);
+        await consumers.setup(model);
+      },
+    },
+    log,
+  );
+  const stopSweeper = startSweeper(ctx);
+
+  let draining = false;
+  // Probes and metrics: this loop only waits on child processes and I/O, so it always answers.
+  const probes = createServer(async (req, res) => {
+    res.setHeader("Cache-Control", "no-store");
+    if (req.url === "/healthz") return void res.writeHead(200, { "Content-Type": "application/json" }).end('{"status":"ok"}');
+    if (req.url === "/readyz") {
+      const ready = !draining && amqp.connected && consumers.consuming && !nats.isClosed();
+      return void res.writeHead(ready ? 200 : 503, { "Content-Type": "application/json" }).end(JSON.stringify({ status: ready ? "ready" : "not ready", inFlight: consumers.inFlight }));
+    }
+    if (req.url === "/metrics") return void res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(await metrics.registry.metrics());
+    res.writeHead(404).end();
+  });
+  probes.listen(config.DOCFLOW_PROCESSOR_PORT, config.DOCFLOW_PROCESSOR_HOST);
+  await once(probes, "listening");
+  const address = probes.address();
+  log.info({ port: typeof address === "object" && address ? address.port : null, concurrency: config.DOCFLOW_PROCESSOR_CONCURRENCY }, "processor consuming");
+
+  const shutdown = async (signal: string) => {
+    if (draining) return;
+    draining = true;
+    log.info({ signal, inFlight: consumers.inFlight }, "draining: no new tasks, finishing in-flight ones");
+    stopSweeper();
+    await consumers.stop(config.DOCFLOW_SHUTDOWN_TIMEOUT_MS);
+    await amqp.close();
+    await nats.drain().catch(() => {});
+    probes.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, "processor failed to start");
+  process.exit(1);
+});

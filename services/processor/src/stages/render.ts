@@ -1,0 +1,78 @@
+import { join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { TERMINAL_STATUSES, objectKeys, toPublicJob, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
+import { publishEvent } from "@docflow/core";
+import type { ProcessorContext } from "../context.ts";
+import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, extractText, pageSizes, renderPages, toWebp } from "../engines/index.ts";
+import { download, withWorkdir } from "../workdir.ts";
+
+/**
+ * Render and extract one page range: text, a thumbnail and a preview per page,
+ * written to the object store; then the range is marked done with
+ * compare-and-set, so a redelivered message never counts twice. The update
+ * that finishes the last range completes the job.
+ */
+export async function render(ctx: ProcessorContext, message: RenderMessage, signal: AbortSignal): Promise<void> {
+  const { tenant, jobId, range } = message;
+  const current = await ctx.jobs.get(tenant, jobId);
+  if (!current || TERMINAL_STATUSES.has(current.record.status) || current.record.rangesDone.includes(range.first)) return;
+  const pdfKey = current.record.pdfKey;
+  if (!pdfKey) throw new Error(`job ${jobId} has ranges but no pdfKey`);
+  const timeoutMs = ctx.config.DOCFLOW_TASK_TIMEOUT_MS;
+  const pages: number[] = [];
+  for (let n = range.first; n <= range.last; n++) pages.push(n);
+  const written: string[] = [];
+
+  await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, async (dir) => {
+    const pdf = await download(ctx.store, pdfKey, join(dir, "document.pdf"));
+    signal.throwIfAborted();
+    const call = { timeoutMs, signal };
+    const [texts, sizes, thumbs, previews] = await Promise.all([
+      extractText(pdf, range.first, range.last, call),
+      pageSizes(pdf, range.first, range.last, call),
+      renderPages(pdf, range.first, range.last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb" }),
+      renderPages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview" }),
+    ]);
+    signal.throwIfAborted();
+    for (const [i, n] of pages.entries()) {
+      const thumbPng = thumbs.get(n);
+      const previewPng = previews.get(n);
+      if (!thumbPng || !previewPng) throw new Error(`page ${n} of job ${jobId} was not rendered`);
+      // Width and height as the page is shown (rotation applied), in PDF points.
+      const size = sizes.find((p) => p.page === n);
+      const turned = size?.rotation === 90 || size?.rotation === 270;
+      const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[i] ?? "" };
+      const keys = [objectKeys.pageJson(tenant, jobId, n), objectKeys.pageThumbnail(tenant, jobId, n), objectKeys.pagePreview(tenant, jobId, n)] as const;
+      await Promise.all([
+        ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
+        toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
+        readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
+      ]);
+      written.push(...keys);
+    }
+  });
+
+  const updated = await ctx.jobs.update(tenant, jobId, (r): JobRecord | null => {
+    if (TERMINAL_STATUSES.has(r.status) || r.rangesDone.includes(range.first)) return null;
+    const rangesDone = [...r.rangesDone, range.first];
+    const next: JobRecord = { ...r, rangesDone, pagesDone: r.pagesDone + pages.length };
+    if (rangesDone.length === r.ranges.length) Object.assign(next, { status: "completed", completedAt: new Date().toISOString() });
+    return next;
+  });
+  if (!updated) {
+    // The job was deleted while we worked: leave nothing of ours behind.
+    await Promise.all(written.map((k) => ctx.store.delete(k).catch(() => {})));
+    return;
+  }
+  if (!updated.changed) return;
+  ctx.metrics.pages.inc(pages.length);
+  const at = new Date().toISOString();
+  const { record, revision } = updated;
+  for (const n of pages) publishEvent(ctx.nats, tenant, { type: "page.ready", jobId, revision, at, page: n, pagesDone: record.pagesDone, pageCount: record.pageCount });
+  publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision, at, pagesDone: record.pagesDone, pageCount: record.pageCount });
+  if (record.status === "completed") {
+    ctx.metrics.jobOutcomes.inc({ status: "completed" });
+    ctx.log.info({ jobId, pageCount: record.pageCount }, "job completed");
+    publishEvent(ctx.nats, tenant, { type: "job.completed", jobId, revision, at, job: toPublicJob(record) });
+  }
+}

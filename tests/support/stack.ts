@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { once } from "node:events";
+import { testServices, uniqueName } from "./env.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+export interface Stack {
+  baseUrl: string;
+  /** tenant -> token */
+  tokens: Record<string, string>;
+  env: Record<string, string>;
+  logs: () => string;
+  stop: () => Promise<void>;
+}
+
+export interface StackOptions {
+  storage?: "fs" | "s3";
+  processors?: number;
+  tenants?: string[];
+  env?: Record<string, string>;
+}
+
+/**
+ * The real docflow processes (gateway and processors) on the real services,
+ * isolated by their own queue namespace, KV bucket, S3 bucket and tenants.
+ */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const services = testServices();
+  const tenants = options.tenants ?? [uniqueName("acme"), uniqueName("globex")];
+  const tokens = Object.fromEntries(tenants.map((t) => [t, `tok-${t}-${Math.random().toString(36).slice(2)}`]));
+  const dataDir = await mkdtemp(join(tmpdir(), "docflow-e2e-"));
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/root",
+    LOG_LEVEL: process.env.DOCFLOW_TEST_LOG_LEVEL ?? "info",
+    DOCFLOW_AMQP_URL: services.amqpUrl,
+    DOCFLOW_AMQP_NAMESPACE: uniqueName("e2e"),
+    DOCFLOW_NATS_URL: services.natsUrl,
+    DOCFLOW_JOBS_BUCKET: uniqueName("jobs"),
+    DOCFLOW_DATA_DIR: dataDir,
+    DOCFLOW_STORAGE: options.storage ?? "s3",
+    DOCFLOW_S3_ENDPOINT: services.s3.endpoint,
+    DOCFLOW_S3_BUCKET: uniqueName("e2e"),
+    DOCFLOW_S3_CREATE_BUCKET: "true",
+    AWS_ACCESS_KEY_ID: services.s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: services.s3.secretAccessKey,
+    AWS_REGION: services.s3.region,
+    DOCFLOW_DEV_TOKENS: Object.entries(tokens).map(([t, tok]) => `${tok}=${t}`).join(","),
+    DOCFLOW_HOST: "127.0.0.1",
+    DOCFLOW_PORT: String(port),
+    DOCFLOW_PROCESSOR_HOST: "127.0.0.1",
+    DOCFLOW_PROCESSOR_PORT: "0",
+    DOCFLOW_WORK_DIR: join(dataDir, "work"),
+    DOCFLOW_DELIVERY_LIMIT: "2",
+    ...options.env,
+  };
+  let output = "";
+  const children: ChildProcess[] = [];
+  const launch = (service: string) => {
+    const child = spawn(process.execPath, [join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    children.push(child);
+  };
+  launch("gateway");
+  for (let i = 0; i < (options.processors ?? 1); i++) launch("processor");
+
+  const stop = async () => {
+    await Promise.all(
+      children.map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        c.kill("SIGTERM");
+        const exited = once(c, "exit");
+        const timer = setTimeout(() => c.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  };
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const dead = children.find((c) => c.exitCode !== null);
+    if (dead) {
+      await new Promise((r) => setTimeout(r, 200)); // let its last output arrive
+      await stop();
+      throw new Error(`a docflow process exited during start-up:\n${output}`);
+    }
+    const ready = await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false);
+    if (ready && output.split("processor consuming").length - 1 >= (options.processors ?? 1)) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the stack did not become ready in 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { baseUrl, tokens, env, logs: () => output, stop };
+}

@@ -1,0 +1,44 @@
+import { existsSync } from "node:fs";
+import { defineConfig } from "vitest/config";
+
+/**
+ * One runner for the repo, four projects:
+ * - unit: beside the code, no services;
+ * - web: the SPA's component tests (jsdom), from services/web/vitest.config.ts;
+ * - integration: real RabbitMQ, NATS and S3 server (URLs from scripts/test.ts);
+ * - e2e: the real stack (gateway and processor processes) on those services.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["packages/*/src/**/*.test.ts", "services/gateway/src/**/*.test.ts", "services/processor/src/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 30_000,
+        },
+      },
+      ...(existsSync("services/web/vitest.config.ts") ? ["services/web/vitest.config.ts"] : []),
+      {
+        test: {
+          name: "integration",
+          include: ["tests/integration/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["tests/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
