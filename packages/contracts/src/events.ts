@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JobId, TenantId } from "./ids.ts";
+import { JobId, type TenantId } from "./ids.ts";
 import { Job, JobError } from "./job.ts";
 
 export const EventType = z.enum(["job.queued", "job.started", "job.progress", "page.ready", "job.completed", "job.failed", "job.canceled"]);

@@ -63,7 +63,6 @@ export class AmqpConnection {
   }
 
   static async open(options: AmqpOptions, log: Logger): Promise<AmqpConnection> {
-    let self: AmqpConnection | undefined;
     const model = await connect(options.url, {
       clientProperties: { connection_name: options.connectionName },
       recovery: {
@@ -79,7 +78,7 @@ export class AmqpConnection {
         },
       },
     });
-    self = new AmqpConnection(model);
+    const self = new AmqpConnection(model);
     model.on("connect", () => {
       self.#connected = true;
       log.info("rabbitmq connected");

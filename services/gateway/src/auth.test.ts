@@ -29,7 +29,7 @@ describe("bearer tokens", () => {
   });
 
   it("answers 401 problem+json for a missing, malformed or unknown token", async () => {
-    for (const headers of [{}, { authorization: "Basic abc" }, { authorization: "Bearer nope-nope-nope-nope" }]) {
+    for (const headers of [{}, { authorization: "Basic abc" }, { authorization: "Bearer nope-nope-nope-nope" }] as Record<string, string>[]) {
       const res = await call(app, headers);
       expect(res.status).toBe(401);
       expect(res.type).toMatch(/application\/problem\+json/);

@@ -16,6 +16,6 @@ export {
   type PdfPageSize,
   type RenderOptions,
 } from "./pdf.ts";
-export { toWebp, imageSize, WEBP_QUALITY, type ImageSize } from "./images.ts";
+export { toWebp, imageSize, writeRawAsPng, WEBP_QUALITY, PNG_COMPRESSION_LEVEL, type ImageSize, type RawImage } from "./images.ts";
 export { convertPptxToPdf, type ConvertOptions } from "./pptx.ts";
 export { runTool, type RunOptions, type RunResult } from "./run.ts";

@@ -102,6 +102,18 @@ describe("pageSizes", () => {
     expect((await pageSizes(f("five.pdf"), 4, 9, T)).map((p) => p.page)).toEqual([4, 5]);
   });
 
+  it("reports each page's own size and /Rotate", async () => {
+    const { PDFDocument, degrees } = await import("pdf-lib");
+    const doc = await PDFDocument.create();
+    doc.addPage([612, 792]);
+    doc.addPage([300, 500]).setRotation(degrees(90));
+    await writeFile(f("mixed.pdf"), await doc.save());
+    expect(await pageSizes(f("mixed.pdf"), 1, 2, T)).toEqual([
+      { page: 1, width: 612, height: 792, rotation: 0 },
+      { page: 2, width: 300, height: 500, rotation: 90 },
+    ]);
+  });
+
   it("rejects a first page beyond the document as a caller error", async () => {
     const error = await rejection(pageSizes(f("five.pdf"), 7, 9, T));
     expect(error).toBeInstanceOf(RangeError);
@@ -180,6 +192,36 @@ describe("renderPages", () => {
 
   it("maps an encrypted document to pdf_encrypted", async () => {
     await expectCode(renderPages(f("encrypted.pdf"), 1, 1, { outDir: dir, widthPx: 100, ...T }), "pdf_encrypted");
+    await expectCode(renderPages(f("encrypted.pdf"), 1, 1, { outDir: dir, widthPx: 100, encoder: "sharp", ...T }), "pdf_encrypted");
+  });
+
+  it("with encoder 'sharp' streams PPM from pdftoppm and writes the same pixels as PNG", async () => {
+    const viaPoppler = join(dir, "enc-poppler");
+    const viaSharp = join(dir, "enc-sharp");
+    await mkdir(viaPoppler);
+    await mkdir(viaSharp);
+    const a = await renderPages(f("twelve.pdf"), 10, 12, { outDir: viaPoppler, dpi: 72, ...T });
+    const b = await renderPages(f("twelve.pdf"), 10, 14, { outDir: viaSharp, dpi: 72, encoder: "sharp", ...T });
+    expect([...b.keys()]).toEqual([10, 11, 12]); // clamped at the last page, like pdftoppm's own files
+    expect(b.get(10)).toBe(join(viaSharp, "page-10.png"));
+    for (const page of [10, 11, 12]) {
+      const [pa, pb] = [a.get(page), b.get(page)];
+      if (pa === undefined || pb === undefined) throw new Error(`page ${page} missing`);
+      const ra = await sharp(pa).raw().toBuffer({ resolveWithObject: true });
+      const rb = await sharp(pb).raw().toBuffer({ resolveWithObject: true });
+      expect((await sharp(pb).metadata()).format).toBe("png");
+      expect([rb.info.width, rb.info.height, rb.info.channels]).toEqual([612, 792, 3]);
+      expect(rb.data.equals(ra.data)).toBe(true);
+    }
+  });
+
+  it("with encoder 'sharp' renders 200 px thumbnails and 150 DPI previews", async () => {
+    const out = join(dir, "sharp-sizes");
+    await mkdir(out);
+    const thumbs = await renderPages(f("five.pdf"), 1, 2, { outDir: out, prefix: "t", widthPx: 200, encoder: "sharp", ...T });
+    const previews = await renderPages(f("five.pdf"), 1, 1, { outDir: out, prefix: "p", dpi: 150, encoder: "sharp", ...T });
+    expect(await sharp(thumbs.get(2) ?? "").metadata()).toMatchObject({ format: "png", width: 200, height: 259 });
+    expect(await sharp(previews.get(1) ?? "").metadata()).toMatchObject({ format: "png", width: 1275, height: 1650 });
   });
 });
 
@@ -190,6 +232,7 @@ describe("timeouts and cancellation", () => {
     const out = join(dir, "timeout");
     await mkdir(out);
     await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, timeoutMs: 1 }), "processing_timeout");
+    await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, encoder: "sharp", timeoutMs: 1 }), "processing_timeout");
     // Checked at once: the engine only rejects after the child was killed and reaped.
     expect(await processesMentioning(dir)).toEqual([]);
   });
@@ -203,6 +246,15 @@ describe("timeouts and cancellation", () => {
     const error = await rejection(pending);
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(DocflowError);
+    expect(await processesMentioning(dir)).toEqual([]);
+  });
+
+  it("a timeout in the middle of a streamed render stops pdftoppm and the encoder", async () => {
+    const out = join(dir, "mid-timeout");
+    await mkdir(out);
+    const started = Date.now();
+    await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, encoder: "sharp", timeoutMs: 400 }), "processing_timeout");
+    expect(Date.now() - started).toBeLessThan(3000);
     expect(await processesMentioning(dir)).toEqual([]);
   });
 });

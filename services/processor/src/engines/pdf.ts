@@ -26,10 +26,17 @@
  *   digits of the document's page count (t-5.png for 9 pages, t-005.png for 100).
  * - An empty user password with an owner password opens normally
  *   ("Encrypted: yes (...)"); permissions (no copy/print) are not enforced.
+ * - `pdftoppm -png` spends ~0.5 s per 150 DPI page in its PNG encoder while
+ *   rendering takes ~20 ms: see `RenderOptions.encoder`.
+ * - Without an output root pdftoppm writes every page of the range to stdout
+ *   as one stream of concatenated binary PPMs ("P6\n<w> <h>\n255\n" + RGB).
  */
 import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Writable } from "node:stream";
 import { DocflowError } from "@docflow/contracts";
+import { writeRawAsPng } from "./images.ts";
+import { PpmSplitter } from "./ppm.ts";
 import { runTool, toolError, type RunResult } from "./run.ts";
 
 export interface PdfCallOptions {
@@ -71,6 +78,15 @@ export interface RenderOptions {
   dpi?: number | undefined;
   /** File name prefix inside `outDir` (default "page"); files are `<prefix>-<n>.png`. */
   prefix?: string | undefined;
+  /**
+   * Who compresses the PNGs. "pdftoppm" (default): `pdftoppm -png`, files
+   * `<prefix>-<n>.png` with poppler's zero padding. "sharp": pdftoppm streams
+   * raw PPM over a pipe and sharp writes `<prefix>-<n>.png` (no padding), page
+   * by page with backpressure (memory ~ one raw page). Same pixels; at 150 DPI
+   * pdftoppm's PNG encoder takes ~0.5 s per page, raw rendering ~20 ms and
+   * sharp's PNG ~40 ms, so "sharp" is about 10x faster for previews.
+   */
+  encoder?: "pdftoppm" | "sharp" | undefined;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
 }
@@ -160,7 +176,7 @@ export async function renderPages(path: string, first: number, last: number, opt
   checkRange(first, last);
   const prefix = opts.prefix ?? "page";
   if (!/^[\w.-]+$/.test(prefix)) throw new RangeError(`invalid file prefix ${JSON.stringify(prefix)}`);
-  const args = ["-png", "-f", String(first), "-l", String(last)];
+  const args = ["-f", String(first), "-l", String(last)];
   if (opts.widthPx !== undefined) {
     if (!(Number.isInteger(opts.widthPx) && opts.widthPx > 0)) throw new RangeError(`invalid widthPx ${opts.widthPx}`);
     args.push("-scale-to-x", String(opts.widthPx), "-scale-to-y", "-1");
@@ -169,15 +185,28 @@ export async function renderPages(path: string, first: number, last: number, opt
     if (!(dpi > 0 && dpi <= 2400)) throw new RangeError(`invalid dpi ${dpi}`);
     args.push("-r", String(dpi));
   }
-  args.push(path, join(opts.outDir, prefix));
-
   // Leftovers from an earlier attempt with another padding width would be
   // picked up as well; clear our own names first.
   const stale = await ownFiles(opts.outDir, prefix, first, last);
   await Promise.all([...stale.values()].map((file) => rm(file, { force: true })));
 
-  await runPoppler("pdftoppm", args, { timeoutMs: opts.timeoutMs, signal: opts.signal, maxOutputBytes: 1024 * 1024 });
-  return ownFiles(opts.outDir, prefix, first, last);
+  if ((opts.encoder ?? "pdftoppm") === "pdftoppm") {
+    const root = join(opts.outDir, prefix);
+    await runPoppler("pdftoppm", ["-png", ...args, path, root], { timeoutMs: opts.timeoutMs, signal: opts.signal, maxOutputBytes: 1024 * 1024 });
+    return ownFiles(opts.outDir, prefix, first, last);
+  }
+
+  // "sharp": no output root, so pdftoppm writes the pages as one PPM stream to stdout.
+  // PPM is pdftoppm's default format.
+  const files = new Map<number, string>();
+  const splitter = new PpmSplitter(async (image, index) => {
+    const page = first + index;
+    const file = join(opts.outDir, `${prefix}-${page}.png`);
+    await writeRawAsPng(image, file);
+    files.set(page, file);
+  });
+  await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutSink: splitter });
+  return files;
 }
 
 /** `<prefix>-<digits>.png` files in dir for pages first..last (any zero padding). */
@@ -227,11 +256,16 @@ async function assertPdfHeader(path: string): Promise<void> {
 }
 
 /** Runs a poppler tool and turns its failures into the right kind of error. */
-async function runPoppler(command: string, args: string[], opts: PdfCallOptions): Promise<RunResult> {
+async function runPoppler(
+  command: string,
+  args: string[],
+  opts: PdfCallOptions & { stdoutSink?: Writable | undefined },
+): Promise<RunResult> {
   const result = await runTool(command, args, {
     timeoutMs: opts.timeoutMs,
     signal: opts.signal,
     maxStdoutBytes: opts.maxOutputBytes,
+    stdoutSink: opts.stdoutSink,
     // Poppler's messages are English only in the C locale; keep them stable for matching.
     env: { ...process.env, LC_ALL: "C", LANG: "C" },
   });

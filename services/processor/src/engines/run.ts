@@ -5,6 +5,7 @@
  * child; the event loop only moves bytes.
  */
 import { spawn } from "node:child_process";
+import type { Writable } from "node:stream";
 import { DocflowError } from "@docflow/contracts";
 
 export interface RunOptions {
@@ -22,6 +23,13 @@ export interface RunOptions {
    * soffice that fork helpers which would otherwise outlive it).
    */
   processGroup?: boolean | undefined;
+  /**
+   * Stream stdout into this sink (with backpressure: a slow sink pauses the
+   * child) instead of buffering it; `maxStdoutBytes` does not apply and
+   * `RunResult.stdout` is empty. The call settles once the sink has finished;
+   * a sink error kills the child and fails the call with that error.
+   */
+  stdoutSink?: Writable | undefined;
   env?: NodeJS.ProcessEnv | undefined;
   cwd?: string | undefined;
 }
@@ -92,6 +100,8 @@ export function runTool(command: string, args: readonly string[], options: RunOp
       if (failure !== undefined) return;
       failure = error;
       killChild();
+      // Stop the consumer too (it may still be working on what it has).
+      if (options.stdoutSink !== undefined && !options.stdoutSink.destroyed) options.stdoutSink.destroy();
     };
 
     const timer = setTimeout(() => {
@@ -105,15 +115,35 @@ export function runTool(command: string, args: readonly string[], options: RunOp
     };
     options.signal?.addEventListener("abort", onAbort, { once: true });
 
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (failure !== undefined) return;
-      stdoutBytes += chunk.length;
-      if (stdoutBytes > maxStdout) {
-        fail(new Error(`${command} wrote more than ${maxStdout} bytes to stdout; killed`));
+    const sink = options.stdoutSink;
+    /** Resolves when the sink has taken everything (at once when there is no sink). */
+    const sinkDone = new Promise<void>((resolveSink) => {
+      if (sink === undefined) {
+        resolveSink();
         return;
       }
-      stdoutChunks.push(chunk);
+      sink.once("finish", () => resolveSink());
+      sink.once("error", (error: Error) => {
+        fail(error);
+        child.stdout.unpipe(sink);
+        child.stdout.resume(); // drain what is left so the child can exit
+        resolveSink();
+      });
+      sink.once("close", () => resolveSink());
     });
+    if (sink !== undefined) {
+      child.stdout.pipe(sink);
+    } else {
+      child.stdout.on("data", (chunk: Buffer) => {
+        if (failure !== undefined) return;
+        stdoutBytes += chunk.length;
+        if (stdoutBytes > maxStdout) {
+          fail(new Error(`${command} wrote more than ${maxStdout} bytes to stdout; killed`));
+          return;
+        }
+        stdoutChunks.push(chunk);
+      });
+    }
     child.stderr.on("data", (chunk: Buffer) => {
       const room = maxStderr - stderrKept;
       if (room > 0) {
@@ -149,6 +179,10 @@ export function runTool(command: string, args: readonly string[], options: RunOp
     });
 
     child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
+      void sinkDone.then(() => settle(code, signal));
+    });
+
+    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
       if (failure !== undefined) {
@@ -158,7 +192,7 @@ export function runTool(command: string, args: readonly string[], options: RunOp
       let stderr = Buffer.concat(stderrChunks).toString("utf8");
       if (stderrDropped > 0) stderr += `\n[${stderrDropped} more bytes of stderr dropped]`;
       resolve({ code, signal, stdout: Buffer.concat(stdoutChunks), stderr, pid: child.pid });
-    });
+    };
   });
 }
 

@@ -30,8 +30,8 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
     const [texts, sizes, thumbs, previews] = await Promise.all([
       extractText(pdf, range.first, range.last, call),
       pageSizes(pdf, range.first, range.last, call),
-      renderPages(pdf, range.first, range.last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb" }),
-      renderPages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview" }),
+      renderPages(pdf, range.first, range.last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb", encoder: "sharp" }),
+      renderPages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview", encoder: "sharp" }),
     ]);
     signal.throwIfAborted();
     for (const [i, n] of pages.entries()) {
