@@ -1,0 +1,196 @@
+import type { Body, Meta, Uppy } from "@uppy/core";
+import { mount, type VueWrapper } from "@vue/test-utils";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import UploadPanel from "@/components/UploadPanel.vue";
+import { applyRuntimeConfig, resetRuntimeConfig } from "@/config";
+import { useJobsStore } from "@/stores/jobs";
+import { makeJob, settle, setupApp, testRouter } from "@/__tests__/helpers";
+
+/**
+ * A fake transport: the real error and response handling of the XHR transport,
+ * but an uploader that sends nothing. The test plays the network's part by
+ * emitting Uppy's progress, success and error events.
+ */
+const fake = vi.hoisted(() => ({
+  uppy: null as Uppy<Meta, Body> | null,
+  uploads: [] as string[][],
+}));
+
+vi.mock("@/upload/uploadTransport", async (importOriginal) => {
+  const real = await importOriginal<typeof import("@/upload/uploadTransport")>();
+  const uploader = async (fileIDs: string[]) => {
+    fake.uploads.push(fileIDs);
+    await new Promise(() => undefined); // stays "in flight" until the test ends it
+  };
+  return {
+    ...real,
+    createUploadTransport: async () => ({
+      ...real.createXhrTransport(),
+      install(uppy: Uppy<Meta, Body>) {
+        fake.uppy = uppy;
+        uppy.addUploader(uploader);
+      },
+      uninstall(uppy: Uppy<Meta, Body>) {
+        uppy.removeUploader(uploader);
+      },
+    }),
+  };
+});
+
+function pdf(name: string, size: number): File {
+  const file = new File(["%PDF-1.7"], name, { type: "application/pdf" });
+  Object.defineProperty(file, "size", { value: size });
+  return file;
+}
+
+async function pick(wrapper: VueWrapper, files: File[]): Promise<void> {
+  const input = wrapper.get<HTMLInputElement>('[data-testid="file-input"]');
+  Object.defineProperty(input.element, "files", { value: files, configurable: true });
+  await input.trigger("change");
+  await settle();
+}
+
+/** A finished XMLHttpRequest as Uppy hands it to `upload-error`. */
+function answeredXhr(status: number, body: unknown): XMLHttpRequest {
+  const xhr = Object.create(XMLHttpRequest.prototype) as XMLHttpRequest;
+  Object.defineProperties(xhr, {
+    status: { value: status },
+    statusText: { value: "" },
+    responseText: { value: JSON.stringify(body) },
+  });
+  return xhr;
+}
+
+function mountPanel(): VueWrapper {
+  const { pinia } = setupApp();
+  return mount(UploadPanel, { global: { plugins: [pinia, testRouter()] }, attachTo: document.body });
+}
+
+describe("UploadPanel", () => {
+  let now = 0;
+
+  beforeEach(() => {
+    fake.uppy = null;
+    fake.uploads = [];
+    resetRuntimeConfig();
+    now = 1_000;
+    vi.spyOn(performance, "now").mockImplementation(() => now);
+  });
+
+  afterEach(() => {
+    document.body.innerHTML = "";
+  });
+
+  it("offers a drop zone and a labelled file picker for PDF and PPTX", () => {
+    const wrapper = mountPanel();
+    expect(wrapper.get("h2").text()).toBe("Upload documents");
+    expect(wrapper.get("button.btn-primary").text()).toBe("Choose files");
+    expect(wrapper.text()).toContain("up to 512 MB each");
+    const input = wrapper.get<HTMLInputElement>('[data-testid="file-input"]').element;
+    expect(input.multiple).toBe(true);
+    expect(input.accept).toContain(".pdf");
+    expect(input.accept).toContain(".pptx");
+  });
+
+  it("refuses a .txt file with a message and sends nothing", async () => {
+    const wrapper = mountPanel();
+    await pick(wrapper, [new File(["hello"], "notes.txt", { type: "text/plain" })]);
+
+    const row = wrapper.get(".uploads li");
+    expect(row.text()).toContain("notes.txt");
+    expect(row.text()).toContain("Not uploaded.");
+    expect(row.text()).toContain("Only PDF and PowerPoint (.pptx) files can be uploaded.");
+    expect(fake.uploads).toEqual([]);
+  });
+
+  it("refuses a file over the size limit, before uploading", async () => {
+    const wrapper = mountPanel();
+    await pick(wrapper, [pdf("scan.pdf", 600 * 1024 * 1024)]);
+
+    expect(wrapper.get(".uploads li").text()).toContain("The file is 600 MB; the limit is 512 MB.");
+    expect(fake.uploads).toEqual([]);
+  });
+
+  it("takes the size limit from the runtime config", async () => {
+    applyRuntimeConfig({ maxUploadBytes: 1024 * 1024 });
+    const wrapper = mountPanel();
+    expect(wrapper.text()).toContain("up to 1 MB each");
+    await pick(wrapper, [pdf("big.pdf", 3 * 1024 * 1024)]);
+    expect(wrapper.get(".uploads li").text()).toContain("The file is 3 MB; the limit is 1 MB.");
+  });
+
+  it("uploads dropped files and shows progress and speed per file", async () => {
+    const wrapper = mountPanel();
+    const file = pdf("report.pdf", 4 * 1024 * 1024);
+    await wrapper.get('[data-testid="dropzone"]').trigger("drop", { dataTransfer: { files: [file], types: ["Files"] } });
+    await settle();
+
+    expect(fake.uploads).toHaveLength(1);
+    const [fileId] = fake.uploads[0]!;
+    const uppy = fake.uppy!;
+    const progress = (bytesUploaded: number) =>
+      uppy.emit("upload-progress", uppy.getFile(fileId!), { uploadStarted: Date.now(), bytesUploaded, bytesTotal: file.size });
+
+    progress(0);
+    now += 1_000;
+    progress(1024 * 1024);
+    await settle();
+
+    const bar = wrapper.get('[role="progressbar"]');
+    expect(bar.attributes("aria-label")).toBe("Upload of report.pdf");
+    expect(bar.attributes("aria-valuenow")).toBe("25");
+    const row = wrapper.get(".uploads li").text();
+    expect(row).toContain("25%");
+    expect(row).toContain("1 MB of 4 MB");
+    expect(row).toContain("1 MB/s");
+    expect(row).toContain("3 s left");
+  });
+
+  it("cancels an upload in progress", async () => {
+    const wrapper = mountPanel();
+    await pick(wrapper, [pdf("slides.pdf", 1_000_000)]);
+    const [fileId] = fake.uploads[0]!;
+    expect(fake.uppy!.getFile(fileId!)).toBeDefined();
+
+    await wrapper.get('button[aria-label="Cancel upload of slides.pdf"]').trigger("click");
+
+    expect(wrapper.get(".uploads li").text()).toContain("Upload canceled.");
+    expect(wrapper.find('[role="progressbar"]').exists()).toBe(false);
+    // Removing the file from Uppy is what aborts its request.
+    expect(fake.uppy!.getFile(fileId!)).toBeUndefined();
+  });
+
+  it("shows the job once the gateway accepted the file", async () => {
+    const wrapper = mountPanel();
+    await pick(wrapper, [pdf("report.pdf", 1_000)]);
+    const [fileId] = fake.uploads[0]!;
+    const job = makeJob({ status: "queued", pageCount: null });
+    fake.uppy!.emit("upload-success", fake.uppy!.getFile(fileId!), { status: 202, body: job as never, uploadURL: undefined });
+    await settle();
+
+    expect(wrapper.get(".uploads li").text()).toContain("Uploaded.");
+    expect(wrapper.get(".uploads li a").attributes("href")).toBe(`/jobs/${job.id}`);
+    expect(useJobsStore().get(job.id)?.filename).toBe("report.pdf");
+  });
+
+  it("shows the gateway's reason when it refuses a file after upload", async () => {
+    const wrapper = mountPanel();
+    await pick(wrapper, [pdf("fake.pdf", 1_000)]);
+    const [fileId] = fake.uploads[0]!;
+    const xhr = answeredXhr(415, {
+      type: "about:blank",
+      title: "Only PDF and PowerPoint (PPTX) files are accepted",
+      status: 415,
+      detail: "The file looks like a ZIP archive, not a PDF.",
+      code: "unsupported_media_type",
+    });
+    fake.uppy!.emit("upload-error", fake.uppy!.getFile(fileId!), Object.assign(new Error("Unsupported Media Type"), { request: xhr }), xhr);
+    await settle();
+
+    const row = wrapper.get(".uploads li").text();
+    expect(row).toContain("Upload failed.");
+    expect(row).toContain("The file looks like a ZIP archive, not a PDF.");
+    // A refusal will not change by trying again.
+    expect(wrapper.find('button[aria-label="Retry upload of fake.pdf"]').exists()).toBe(false);
+  });
+});
