@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job, JobEvent } from "@docflow/contracts";
 import { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, pageWords } from "../fixtures/generate.ts";
-import { testServices } from "../support/env.ts";
+import { connectTestNats, testServices } from "../support/env.ts";
 import { startStack, type Stack } from "../support/stack.ts";
 
 const run = promisify(execFile);
@@ -56,7 +56,7 @@ describe("docflow end to end: real gateway and processor on RabbitMQ, NATS and S
     dir = await mkdtemp(join(tmpdir(), "docflow-e2e-files-"));
     stack = await startStack({ storage: "s3", env: { DOCFLOW_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), DOCFLOW_RANGE_SIZE: "4" } });
     [acme, globex] = Object.keys(stack.tokens) as [string, string];
-    nats = await connect({ servers: testServices().natsUrl });
+    nats = await connectTestNats();
     const sub = nats.subscribe(`docflow.events.${acme}.>`);
     void (async () => {
       for await (const m of sub) events.push(m.json<JobEvent>());

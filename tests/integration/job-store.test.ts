@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import type { JobRecord } from "@docflow/contracts";
 import { JobStore } from "@docflow/core";
-import { testServices, uniqueName } from "../support/env.ts";
+import { connectTestNats, uniqueName } from "../support/env.ts";
 
 function record(tenant: string, id = uuidv7()): JobRecord {
   const now = new Date().toISOString();
@@ -18,7 +18,7 @@ describe("JobStore on real NATS JetStream KV", () => {
   let jobs: JobStore;
 
   beforeAll(async () => {
-    nc = await connect({ servers: testServices().natsUrl });
+    nc = await connectTestNats();
     jobs = await JobStore.open(nc, uniqueName("jobs"));
   });
   afterAll(async () => {

@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+
 /**
  * Where the real dependency services of the integration and end-to-end tests
  * are: `scripts/test.ts` starts them and sets these variables. A test never
@@ -6,7 +9,9 @@
 export interface TestServices {
   amqpUrl: string;
   natsUrl: string;
-  natsWsUrl: string | undefined;
+  natsWsUrl: string;
+  /** NATS runs with decentralised auth: the services' credentials file, and the signing key the gateway mints browser credentials with. */
+  nats: { credsFile: string; signingSeed: string; account: string };
   s3: { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string };
 }
 
@@ -19,7 +24,8 @@ export function testServices(): TestServices {
   return {
     amqpUrl: need("DOCFLOW_TEST_AMQP_URL"),
     natsUrl: need("DOCFLOW_TEST_NATS_URL"),
-    natsWsUrl: process.env.DOCFLOW_TEST_NATS_WS_URL,
+    natsWsUrl: need("DOCFLOW_TEST_NATS_WS_URL"),
+    nats: { credsFile: need("DOCFLOW_TEST_NATS_CREDS"), signingSeed: need("DOCFLOW_TEST_NATS_SIGNING_SEED"), account: need("DOCFLOW_TEST_NATS_ACCOUNT") },
     s3: {
       endpoint: need("DOCFLOW_TEST_S3_ENDPOINT"),
       accessKeyId: need("DOCFLOW_TEST_S3_ACCESS_KEY"),
@@ -32,4 +38,10 @@ export function testServices(): TestServices {
 /** A name unique to this test run, safe as a bucket, queue, KV bucket or tenant id. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Connects to the test NATS as a service (with the services' credentials). */
+export async function connectTestNats(): Promise<NatsConnection> {
+  const services = testServices();
+  return connect({ servers: services.natsUrl, authenticator: credsAuthenticator(readFileSync(services.nats.credsFile)) });
 }

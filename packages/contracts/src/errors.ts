@@ -18,6 +18,7 @@ export const ERRORS = {
   page_not_ready: { status: 404, title: "This page has not been processed yet" },
   queue_unavailable: { status: 503, title: "The work queue is unavailable; the document is stored and will be processed" },
   not_ready: { status: 503, title: "The service is not ready" },
+  realtime_unavailable: { status: 501, title: "Live updates are not configured on this server; poll the jobs instead" },
   internal: { status: 500, title: "Internal error" },
   // Job failure reasons (job.error.code); never returned as an HTTP status.
   pdf_invalid: { status: 422, title: "The file is not a readable PDF (it may be damaged or truncated)" },

@@ -8,9 +8,8 @@ export const sharedEnv = {
   DOCFLOW_AMQP_NAMESPACE: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("docflow"),
   /** NATS URL, comma-separated for several servers. */
   DOCFLOW_NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  /** Optional NATS credentials for the services (user/password). */
-  DOCFLOW_NATS_USER: z.string().optional(),
-  DOCFLOW_NATS_PASSWORD: z.string().optional(),
+  /** Path of the services' NATS credentials file (a user JWT and its seed; decentralised auth). */
+  DOCFLOW_NATS_CREDS: z.string().optional(),
   /** JetStream KV bucket holding job records. */
   DOCFLOW_JOBS_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default("docflow-jobs"),
   /** How many times a work message is delivered before it is dead-lettered and its job failed. */

@@ -1,12 +1,13 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "@docflow/telemetry";
 import { JobEvent, eventSubject, type TenantId } from "@docflow/contracts";
 
 export interface NatsOptions {
   url: string;
   name: string;
-  user?: string | undefined;
-  password?: string | undefined;
+  /** Path of a credentials file (user JWT + seed); unset connects without auth. */
+  credsFile?: string | undefined;
 }
 
 /** Connects and keeps reconnecting forever; state changes are logged. */
@@ -14,7 +15,7 @@ export async function connectNats(options: NatsOptions, log: Logger): Promise<Na
   const nc = await connect({
     servers: options.url.split(","),
     name: options.name,
-    ...(options.user ? { user: options.user, pass: options.password ?? "" } : {}),
+    ...(options.credsFile ? { authenticator: credsAuthenticator(readFileSync(options.credsFile)) } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
     waitOnFirstConnect: true,

@@ -9,6 +9,7 @@ import { errorHandler, requestDeadline } from "./problem.ts";
 import { documentsRouter } from "./routes/documents.ts";
 import { healthRouter } from "./routes/health.ts";
 import { jobsRouter } from "./routes/jobs.ts";
+import { realtimeRouter } from "./routes/realtime.ts";
 
 /** Builds the Express app. It does no I/O of its own: everything comes in through `ctx`. */
 export function createApp(ctx: AppContext): Express {
@@ -40,6 +41,7 @@ export function createApp(ctx: AppContext): Express {
   app.use("/v1", requireTenant(ctx.tokens));
   app.use(documentsRouter(ctx));
   app.use(jobsRouter(ctx));
+  app.use(realtimeRouter(ctx));
   app.all("/v1/{*rest}", () => {
     throw new DocflowError("route_not_found");
   });

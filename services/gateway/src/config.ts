@@ -17,6 +17,18 @@ export const gatewayEnv = {
   DOCFLOW_DEV_TOKENS: z.string().optional(),
   /** Largest accepted upload in bytes (default 512 MiB). */
   DOCFLOW_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * MiB),
+  /**
+   * Seed of the NATS account signing key the gateway signs browser credentials
+   * with (`SA...`). Unset: `POST /v1/realtime/credentials` answers 501 and the
+   * web app polls instead.
+   */
+  DOCFLOW_REALTIME_SIGNING_SEED: z.string().regex(/^SA[A-Z2-7]{56}$/, "must be a NATS account seed (SA...)").optional(),
+  /** Public key of the NATS account the signing key belongs to (`A...`). */
+  DOCFLOW_REALTIME_ACCOUNT: z.string().regex(/^A[A-Z2-7]{55}$/, "must be a NATS account public key (A...)").optional(),
+  /** NATS WebSocket URL as browsers reach it (ws:// or wss://). */
+  DOCFLOW_REALTIME_WS_URL: z.string().url().optional(),
+  /** Lifetime of browser credentials; the web app renews them before they expire. */
+  DOCFLOW_REALTIME_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
   /** Directory of the built web app to serve at `/` (local mode); unset serves the API only. */
   DOCFLOW_WEB_DIR: z.string().optional(),
   /**
@@ -46,6 +58,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const config = parseEnv(gatewayEnv, env);
   if (config.DOCFLOW_HEADERS_TIMEOUT_MS <= config.DOCFLOW_KEEP_ALIVE_TIMEOUT_MS) {
     throw new Error("invalid configuration:\n  DOCFLOW_HEADERS_TIMEOUT_MS must be greater than DOCFLOW_KEEP_ALIVE_TIMEOUT_MS");
+  }
+  const realtime = [config.DOCFLOW_REALTIME_SIGNING_SEED, config.DOCFLOW_REALTIME_ACCOUNT, config.DOCFLOW_REALTIME_WS_URL];
+  if (realtime.some(Boolean) && !realtime.every(Boolean)) {
+    throw new Error("invalid configuration:\n  DOCFLOW_REALTIME_SIGNING_SEED, DOCFLOW_REALTIME_ACCOUNT and DOCFLOW_REALTIME_WS_URL are set together or not at all");
   }
   return config;
 }

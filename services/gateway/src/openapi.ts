@@ -107,6 +107,22 @@ export function openApiDocument(maxUploadBytes: number) {
         parameters: [jobId, pageN],
         get: { summary: "Page preview at 150 DPI", responses: { "200": { description: "PNG", content: { "image/png": {} } }, ...problems("unauthorized", "not_found") } },
       },
+      "/v1/realtime/credentials": {
+        post: {
+          summary: "Short-lived NATS WebSocket credentials: subscribe to the caller's tenant events only",
+          responses: {
+            "200": {
+              description: "Connect with wsconnect({ servers: url, authenticator: jwtAuthenticator(jwt) }) and subscribe to subject",
+              content: json({
+                type: "object",
+                required: ["url", "jwt", "subject", "expiresAt"],
+                properties: { url: { type: "string" }, jwt: { type: "string" }, subject: { type: "string" }, expiresAt: { type: "string", format: "date-time" } },
+              }),
+            },
+            ...problems("unauthorized", "realtime_unavailable"),
+          },
+        },
+      },
       "/v1/config": {
         get: { summary: "Client configuration (limits)", security: [], responses: { "200": { description: "Configuration" } } },
       },

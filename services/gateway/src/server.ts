@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   }
 
   const store = await openObjectStore(config);
-  const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "gateway", user: config.DOCFLOW_NATS_USER, password: config.DOCFLOW_NATS_PASSWORD }, log);
+  const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "gateway", credsFile: config.DOCFLOW_NATS_CREDS }, log);
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
   const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
   const amqp = await AmqpConnection.open(

@@ -13,7 +13,7 @@ const log = createLogger("processor");
 async function main(): Promise<void> {
   const config = loadConfig();
   const store = await openObjectStore(config);
-  const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "processor", user: config.DOCFLOW_NATS_USER, password: config.DOCFLOW_NATS_PASSWORD }, log);
+  const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "processor", credsFile: config.DOCFLOW_NATS_CREDS }, log);
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
   const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
   const metrics = createMetrics();
