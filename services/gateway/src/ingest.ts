@@ -43,7 +43,9 @@ export async function ingest(source: Readable, options: IngestOptions): Promise<
       contentType = type;
     };
     try {
-      for await (const chunk of source as AsyncIterable<Buffer>) {
+      // On a refusal the source stays open: the error handler drains it, so the
+      // client can read the answer instead of failing on a closed socket.
+      for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > options.maxBytes) {
           throw new DocflowError("file_too_large", `The file is larger than the limit of ${options.maxBytes} bytes.`, { extra: { limit: options.maxBytes } });

@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler, Response } from "express";
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import { ZodError } from "zod";
 import { DocflowError, ERRORS, type ErrorCode } from "@docflow/contracts";
 import type { Logger } from "@docflow/telemetry";
@@ -16,8 +16,10 @@ export function sendProblem(res: Response, code: ErrorCode, detail?: string, ext
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
-    // A refused upload closes the connection, so the client stops sending at once.
-    if (!req.complete) res.set("Connection", "close");
+    // A refused upload: answer, and read (and drop) a bounded rest of the body so
+    // the client gets to read the answer rather than a reset; past the bound the
+    // connection is cut.
+    if (!req.complete) discardRest(req);
     if (err instanceof DocflowError) {
       if (err.status >= 500) log.warn({ err, path: req.path }, err.message);
       return sendProblem(res, err.code, err.message, err.extra);
@@ -54,4 +56,21 @@ export function requestDeadline(ms: number): RequestHandler {
     res.once("close", () => clearTimeout(timer));
     next();
   };
+}
+
+/** Bytes and time a refused upload may still send before its connection is cut. */
+const DISCARD_MAX_BYTES = 16 * 1024 * 1024;
+const DISCARD_MAX_MS = 5000;
+
+function discardRest(req: Request): void {
+  let seen = 0;
+  const timer = setTimeout(() => req.destroy(), DISCARD_MAX_MS);
+  timer.unref();
+  req.unpipe();
+  req.on("data", (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DISCARD_MAX_BYTES) req.destroy();
+  });
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
 }

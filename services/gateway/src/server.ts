@@ -68,6 +68,8 @@ async function main(): Promise<void> {
     },
     createApp(ctx),
   );
+  // Let the routes decide on `Expect: 100-continue` (Node would confirm at once).
+  server.on("checkContinue", (req, res) => server.emit("request", req, res));
   server.listen(config.DOCFLOW_PORT, config.DOCFLOW_HOST);
   await once(server, "listening");
   const address = server.address();

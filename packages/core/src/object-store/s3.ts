@@ -136,7 +136,12 @@ export class S3ObjectStore implements ObjectStore {
       await this.check();
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      try {
+        await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      } catch (createErr) {
+        // Another process (the gateway and a processor start together) won the race.
+        if ((createErr as Error).name !== "BucketAlreadyOwnedByYou") throw createErr;
+      }
     }
   }
 }

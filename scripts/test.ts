@@ -1,0 +1,285 @@
+/**
+ * `npm test` (via scripts/run.sh test [vitest args]):
+ *   1. type-check (`tsc --build`) and lint (`npm run lint`), while
+ *   2. the dependency services start (RabbitMQ, NATS, S3; scripts/lib/services.ts), then
+ *   3. `vitest run <args>` with DOCFLOW_TEST_* pointing at them, then the services are stopped.
+ * Exits with vitest's exit code (or the failing phase's). Each phase prints its duration.
+ *
+ * A service is not started when its variables are already set (it is used as given):
+ *   DOCFLOW_TEST_AMQP_URL (+ DOCFLOW_TEST_AMQP_MGMT_URL),
+ *   DOCFLOW_TEST_NATS_URL (+ _WS_URL, and for its operator-mode auth _CREDS, _SIGNING_SEED, _ACCOUNT),
+ *   DOCFLOW_TEST_S3_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY).
+ * Knobs: DOCFLOW_TEST_SKIP_TYPECHECK=1, DOCFLOW_TEST_SKIP_LINT=1, DOCFLOW_TEST_SKIP_SERVICES=1,
+ *   DOCFLOW_TEST_RABBITMQ_MANAGEMENT=0 (no management plugin: no DOCFLOW_TEST_AMQP_MGMT_URL, and
+ *   the broker stops ~5 s faster), DOCFLOW_TEST_S3_BUCKETS=a,b (buckets created up front),
+ *   DOCFLOW_KEEP_SERVICE_DIRS=1 (keep the services' data dirs and logs even on success).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { generateNatsAuth, type NatsAuth } from "./lib/nats-auth.ts";
+import { startNats, startRabbitMq, startS3, type NatsHandle, type RabbitMqHandle, type S3Handle } from "./lib/services.ts";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const vitestArgs = process.argv.slice(2);
+const env = process.env;
+
+function log(message: string): void {
+  process.stderr.write(`[test] ${message}\n`);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+async function timed<T>(phase: string, fn: () => Promise<T>, describe: (value: T) => string = () => "ok"): Promise<T> {
+  const t0 = performance.now();
+  try {
+    const value = await fn();
+    log(`${phase.padEnd(16)} ${describe(value)} (${seconds(performance.now() - t0)})`);
+    return value;
+  } catch (err) {
+    log(`${phase.padEnd(16)} FAILED (${seconds(performance.now() - t0)})`);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child commands (type-check, lint, vitest): foreground, output inherited, killed on a signal.
+
+const children = new Set<ChildProcess>();
+
+class PhaseFailed extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+function localBin(name: string): string {
+  const bin = join(root, "node_modules", ".bin", name);
+  return existsSync(bin) ? bin : name;
+}
+
+function runCommand(cmd: string, args: string[], extraEnv: Record<string, string> = {}): Promise<number> {
+  if (signalled) return Promise.resolve(130); // no new phase once we are shutting down
+  return new Promise((res) => {
+    // Own process group (detached), so that a signal reaches the whole tree: `npm run` does not
+    // forward SIGTERM to its script's children, and vitest's workers or the stack processes of the
+    // e2e tests must not outlive us. The terminal's Ctrl-C reaches us and is forwarded below.
+    const child = spawn(cmd, args, { cwd: root, stdio: "inherit", env: { ...env, ...extraEnv }, detached: true });
+    children.add(child);
+    child.once("error", (err) => {
+      children.delete(child);
+      log(`cannot run ${cmd}: ${err.message}`);
+      res(127);
+    });
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      if (child.pid !== undefined) signalGroup(child.pid, "SIGKILL"); // stragglers of the tree
+      res(code ?? (signal ? 128 + signalNumber(signal) : 1));
+    });
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 1;
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+  if (!Number.isInteger(pid) || pid <= 1) return false; // never -1 (everything) or PID 1
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM the child's process group, then SIGKILL what is left after 5 s. */
+async function killTree(child: ChildProcess): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  signalGroup(pid, "SIGTERM");
+  const deadline = Date.now() + 5_000;
+  while (signalGroup(pid, 0) && Date.now() < deadline) await sleep(100);
+  signalGroup(pid, "SIGKILL");
+}
+
+async function checked(phase: string, cmd: string, args: string[]): Promise<void> {
+  await timed(phase, async () => {
+    const code = await runCommand(cmd, args);
+    if (code !== 0) throw new PhaseFailed(`${phase} failed (exit ${code})`, code);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+interface Started {
+  env: Record<string, string>;
+  stops: (() => Promise<void>)[];
+  baseDir?: string;
+}
+
+async function startServices(): Promise<Started> {
+  const started: Started = { env: {}, stops: [] };
+  if (env.DOCFLOW_TEST_SKIP_SERVICES === "1") {
+    log("services         skipped (DOCFLOW_TEST_SKIP_SERVICES=1)");
+    return started;
+  }
+  const wantRabbit = !env.DOCFLOW_TEST_AMQP_URL;
+  const wantNats = !env.DOCFLOW_TEST_NATS_URL;
+  const wantS3 = !env.DOCFLOW_TEST_S3_ENDPOINT;
+  if (!wantRabbit) log("rabbitmq         using DOCFLOW_TEST_AMQP_URL from the environment");
+  if (!wantNats) log("nats             using DOCFLOW_TEST_NATS_URL from the environment");
+  if (!wantS3) log("s3               using DOCFLOW_TEST_S3_ENDPOINT from the environment");
+  if (!wantRabbit && !wantNats && !wantS3) return started;
+
+  const baseDir = await mkdtemp(join(tmpdir(), "docflow-test-services-"));
+  started.baseDir = baseDir;
+  const management = env.DOCFLOW_TEST_RABBITMQ_MANAGEMENT !== "0";
+  const buckets = (env.DOCFLOW_TEST_S3_BUCKETS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
+
+  const jobs: Promise<void>[] = [];
+  if (wantRabbit) {
+    jobs.push(
+      timed("rabbitmq", () => startRabbitMq({ dataDir: join(baseDir, "rabbitmq"), ...(management ? { managementPort: 0 } : {}) }), (h) => `ready at ${h.url.replace(/:[^:@/]*@/, ":***@")}`).then((h: RabbitMqHandle) => {
+        started.stops.push(h.stop);
+        started.env.DOCFLOW_TEST_AMQP_URL = h.url;
+        if (h.managementUrl !== undefined) started.env.DOCFLOW_TEST_AMQP_MGMT_URL = h.managementUrl;
+      }),
+    );
+  }
+  if (wantNats) {
+    // NATS runs with decentralised auth (operator mode), as in production: the suites connect with
+    // the services' credentials file and mint browser credentials with the account's signing key.
+    jobs.push(
+      timed(
+        "nats",
+        async () => {
+          const auth = await generateNatsAuth();
+          const credsFile = join(baseDir, "nats-service.creds");
+          await writeFile(credsFile, auth.serviceCreds, { mode: 0o600 });
+          const handle = await startNats({ dataDir: join(baseDir, "nats"), config: auth.serverConfig });
+          return { handle, auth, credsFile };
+        },
+        ({ handle }) => `ready at ${handle.url} ${handle.wsUrl} (operator-mode auth)`,
+      ).then(({ handle, auth, credsFile }: { handle: NatsHandle; auth: NatsAuth; credsFile: string }) => {
+        started.stops.push(handle.stop);
+        started.env.DOCFLOW_TEST_NATS_URL = handle.url;
+        started.env.DOCFLOW_TEST_NATS_WS_URL = handle.wsUrl;
+        started.env.DOCFLOW_TEST_NATS_CREDS = credsFile;
+        started.env.DOCFLOW_TEST_NATS_SIGNING_SEED = auth.signingSeed;
+        started.env.DOCFLOW_TEST_NATS_ACCOUNT = auth.account;
+      }),
+    );
+  }
+  if (wantS3) {
+    jobs.push(
+      timed("s3", () => startS3({ dataDir: join(baseDir, "s3"), buckets }), (h) => `ready at ${h.endpoint} (versitygw, ${h.metadata} metadata)`).then((h: S3Handle) => {
+        started.stops.push(h.stop);
+        started.env.DOCFLOW_TEST_S3_ENDPOINT = h.endpoint;
+        started.env.DOCFLOW_TEST_S3_ACCESS_KEY = h.accessKey;
+        started.env.DOCFLOW_TEST_S3_SECRET_KEY = h.secretKey;
+      }),
+    );
+  }
+  const results = await Promise.allSettled(jobs);
+  const failures = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (failures.length > 0) {
+    await stopServices(started, false);
+    for (const f of failures) log(f instanceof Error ? f.message : String(f));
+    throw new PhaseFailed("services failed to start", 1);
+  }
+  return started;
+}
+
+let servicesStopped: Promise<void> | undefined;
+
+function stopServices(started: Started, keepDir: boolean): Promise<void> {
+  servicesStopped ??= (async () => {
+    if (started.stops.length > 0) {
+      await timed("stop services", async () => {
+        await Promise.allSettled(started.stops.map((stop) => stop()));
+      });
+    }
+    if (started.baseDir !== undefined) {
+      if (keepDir || env.DOCFLOW_KEEP_SERVICE_DIRS === "1") log(`service data and logs kept in ${started.baseDir}`);
+      else await rm(started.baseDir, { recursive: true, force: true, maxRetries: 3 });
+    }
+  })();
+  return servicesStopped;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+let services: Promise<Started> | undefined;
+let signalled = false;
+
+async function shutdownOnSignal(signal: NodeJS.Signals): Promise<void> {
+  if (signalled) {
+    // Second signal: give up waiting. The 'exit' hook of services.ts SIGKILLs what is left.
+    log(`${signal} again: exiting now`);
+    process.exit(128 + signalNumber(signal));
+  }
+  signalled = true;
+  log(`${signal} received: stopping (services shut down cleanly; send it again to kill everything at once)`);
+  await Promise.all([...children].map((child) => killTree(child)));
+  try {
+    const started = await services;
+    if (started !== undefined) await stopServices(started, false);
+  } catch {
+    // start failure already reported
+  }
+  process.exit(128 + signalNumber(signal));
+}
+
+process.on("exit", () => {
+  for (const child of children) if (child.pid !== undefined) signalGroup(child.pid, "SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => void shutdownOnSignal(signal));
+}
+
+async function main(): Promise<number> {
+  const t0 = performance.now();
+  // Services boot (RabbitMQ: ~6-9 s) while the static checks run.
+  services = startServices();
+  services.catch(() => undefined); // handled below, after the checks
+  let exitCode = 1;
+  let keepLogs = false;
+  try {
+    if (env.DOCFLOW_TEST_SKIP_TYPECHECK !== "1") await checked("typecheck", localBin("tsc"), ["--build"]);
+    else log("typecheck        skipped (DOCFLOW_TEST_SKIP_TYPECHECK=1)");
+    if (env.DOCFLOW_TEST_SKIP_LINT !== "1") await checked("lint", "npm", ["run", "--silent", "lint"]);
+    else log("lint             skipped (DOCFLOW_TEST_SKIP_LINT=1)");
+    const started = await services;
+    if (signalled) throw new PhaseFailed("interrupted", 130);
+    const testEnv = started.env;
+    for (const [k, v] of Object.entries(testEnv)) if (!/_KEY$|_SEED$|AMQP_URL$/.test(k)) log(`  ${k}=${v}`);
+    exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], testEnv), (code) => `exit ${code}`);
+    keepLogs = exitCode !== 0; // the services' logs may explain a failing test
+  } catch (err) {
+    if (err instanceof PhaseFailed) exitCode = err.exitCode;
+    else log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  } finally {
+    try {
+      const started = await services;
+      await stopServices(started, keepLogs && !signalled);
+    } catch {
+      // start failure: already stopped and reported in startServices
+    }
+  }
+  log(`total            exit ${exitCode} (${seconds(performance.now() - t0)})`);
+  return exitCode;
+}
+
+const code = await main();
+if (!signalled) process.exit(code);
