@@ -13,9 +13,10 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, statSync, readdirSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { once } from "node:events";
+import { generateNatsAuth, type NatsAuth } from "./lib/nats-auth.ts";
 import { startNats, startRabbitMq, startS3, type ServiceHandle } from "./lib/services.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -81,14 +82,33 @@ async function stopAll(code: number): Promise<never> {
 process.once("SIGINT", () => void stopAll(0));
 process.once("SIGTERM", () => void stopAll(0));
 
+/**
+ * NATS auth material, generated once and kept in the data dir: JetStream data
+ * belongs to the account, so the account must survive restarts.
+ */
+async function natsAuth(): Promise<{ auth: NatsAuth; credsFile: string }> {
+  const file = join(dataDir, "nats-auth.json");
+  const credsFile = join(dataDir, "nats-service.creds");
+  let auth: NatsAuth;
+  if (existsSync(file)) {
+    auth = JSON.parse(await readFile(file, "utf8")) as NatsAuth;
+  } else {
+    auth = await generateNatsAuth();
+    await writeFile(file, JSON.stringify(auth), { mode: 0o600 });
+  }
+  await writeFile(credsFile, auth.serviceCreds, { mode: 0o600 });
+  return { auth, credsFile };
+}
+
 async function main(): Promise<void> {
   await mkdir(dataDir, { recursive: true });
+  const { auth, credsFile } = await natsAuth();
   const webDir = buildWeb();
   step("starting RabbitMQ, NATS" + (storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? " and the S3 server" : ""));
   const [rabbitmq, nats, s3] = await Promise.all([
     startRabbitMq({ dataDir: join(dataDir, "rabbitmq") }),
-    startNats({ dataDir: join(dataDir, "nats") }),
-    storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? startS3({ dataDir: join(dataDir, "s3"), buckets: [env.DOCFLOW_S3_BUCKET ?? "docflow"] }) : undefined,
+    startNats({ dataDir: join(dataDir, "nats"), config: auth.serverConfig, keepData: true }),
+    storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? startS3({ dataDir: join(dataDir, "s3"), buckets: [env.DOCFLOW_S3_BUCKET ?? "docflow"], keepData: true }) : undefined,
   ]);
   services.push(rabbitmq, nats, ...(s3 ? [s3] : []));
 
@@ -105,6 +125,7 @@ async function main(): Promise<void> {
     ...(env as Record<string, string>),
     DOCFLOW_AMQP_URL: rabbitmq.url,
     DOCFLOW_NATS_URL: nats.url,
+    DOCFLOW_NATS_CREDS: credsFile,
     DOCFLOW_DATA_DIR: dataDir,
     DOCFLOW_STORAGE: storage,
     ...(s3
@@ -121,7 +142,16 @@ async function main(): Promise<void> {
     });
     children.push(child);
   };
-  launch("gateway", { DOCFLOW_HOST: env.DOCFLOW_HOST ?? "127.0.0.1", DOCFLOW_PORT: String(port), DOCFLOW_DEV_TOKENS: tokens, ...(webDir ? { DOCFLOW_WEB_DIR: webDir } : {}) });
+  launch("gateway", {
+    DOCFLOW_HOST: env.DOCFLOW_HOST ?? "127.0.0.1",
+    DOCFLOW_PORT: String(port),
+    DOCFLOW_DEV_TOKENS: tokens,
+    DOCFLOW_REALTIME_SIGNING_SEED: auth.signingSeed,
+    DOCFLOW_REALTIME_ACCOUNT: auth.account,
+    // Browsers on this machine reach NATS's WebSocket listener directly.
+    DOCFLOW_REALTIME_WS_URL: nats.wsUrl.replace("127.0.0.1", "localhost"),
+    ...(webDir ? { DOCFLOW_WEB_DIR: webDir } : {}),
+  });
   for (let i = 0; i < processors; i++) launch("processor", { DOCFLOW_PROCESSOR_HOST: "127.0.0.1", DOCFLOW_PROCESSOR_PORT: "0" });
 
   const base = `http://localhost:${port}`;

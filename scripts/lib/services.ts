@@ -67,6 +67,8 @@ export interface RabbitMqHandle extends ServiceHandle {
 
 export interface NatsOptions {
   dataDir?: string;
+  /** Keep what an earlier run left in `dataDir` (JetStream data) instead of starting empty. */
+  keepData?: boolean;
   /** Client port; default (or 0): a free port. */
   port?: number;
   /** WebSocket port; default (or 0): a free port. */
@@ -91,6 +93,8 @@ export interface NatsHandle extends ServiceHandle {
 
 export interface S3Options {
   dataDir?: string;
+  /** Keep what an earlier run left in `dataDir` (stored objects) instead of starting empty. */
+  keepData?: boolean;
   /** HTTP port; default (or 0): a free port. */
   port?: number;
   /** Root access key; default: random. */
@@ -222,7 +226,7 @@ const MARKER = ".docflow-service-dir";
  * have been prepared by this module before (marker file), in which case its contents are wiped.
  * Returns the dir and whether it is a temp dir owned by the handle (removed on stop()).
  */
-async function prepareDataDir(dataDir: string | undefined, name: string): Promise<{ dir: string; temporary: boolean }> {
+async function prepareDataDir(dataDir: string | undefined, name: string, keepData = false): Promise<{ dir: string; temporary: boolean }> {
   if (dataDir === undefined) {
     const dir = await mkdtemp(join(tmpdir(), `docflow-${name}-`));
     await writeFile(join(dir, MARKER), `${name}\n`);
@@ -235,7 +239,7 @@ async function prepareDataDir(dataDir: string | undefined, name: string): Promis
     if (!entries.includes(MARKER)) {
       throw new Error(`${name}: data dir ${dir} is not empty and was not created by scripts/lib/services.ts; refusing to wipe it`);
     }
-    await Promise.all(entries.map((e) => rm(join(dir, e), { recursive: true, force: true })));
+    if (!keepData) await Promise.all(entries.map((e) => rm(join(dir, e), { recursive: true, force: true })));
   }
   await writeFile(join(dir, MARKER), `${name}\n`);
   return { dir, temporary: false };
@@ -616,7 +620,7 @@ async function startRabbitMqOnce(o: {
 
 export async function startNats(options: NatsOptions = {}): Promise<NatsHandle> {
   const bin = process.env.DOCFLOW_NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
-  const { dir, temporary } = await prepareDataDir(options.dataDir, "nats");
+  const { dir, temporary } = await prepareDataDir(options.dataDir, "nats", options.keepData);
   try {
     return await withRetry(async () => {
       const [port, wsPort] = (await resolvePorts([options.port, options.wsPort])) as [number, number];
@@ -669,7 +673,7 @@ function defaultVersitygwBin(): string {
 export async function startS3(options: S3Options = {}): Promise<S3Handle> {
   const bin = defaultVersitygwBin();
   if (!existsSync(bin)) throw new Error(`versitygw not found at ${bin}: run scripts/bootstrap.sh (or set DOCFLOW_VERSITYGW_BIN)`);
-  const { dir, temporary } = await prepareDataDir(options.dataDir, "s3");
+  const { dir, temporary } = await prepareDataDir(options.dataDir, "s3", options.keepData);
   const accessKey = options.accessKey ?? `docflow${randomHex(6)}`;
   const secretKey = options.secretKey ?? randomHex(20);
   const root = join(dir, "root"); // buckets are the sub-directories of the gateway root

@@ -23,6 +23,12 @@ export const processorEnv = {
   DOCFLOW_SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
   /** A job still queued this long after its last change gets its inspect message again. */
   DOCFLOW_REDISPATCH_AFTER_MS: z.coerce.number().int().positive().default(60_000),
+  /**
+   * A job still processing this long after its last progress gets its
+   * unfinished ranges dispatched again (their messages were lost, e.g. with a
+   * broker's data). Must exceed the task timeout times the delivery limit.
+   */
+  DOCFLOW_STALLED_AFTER_MS: z.coerce.number().int().positive().default(15 * 60_000),
   /** On SIGTERM, in-flight tasks get this long before they are abandoned (and redelivered elsewhere). */
   DOCFLOW_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(150_000),
 };
@@ -30,5 +36,9 @@ export const processorEnv = {
 export type ProcessorConfig = ReturnType<typeof loadConfig>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
-  return parseEnv(processorEnv, env);
+  const config = parseEnv(processorEnv, env);
+  if (config.DOCFLOW_STALLED_AFTER_MS <= config.DOCFLOW_TASK_TIMEOUT_MS * config.DOCFLOW_DELIVERY_LIMIT) {
+    throw new Error("invalid configuration:\n  DOCFLOW_STALLED_AFTER_MS must exceed DOCFLOW_TASK_TIMEOUT_MS x DOCFLOW_DELIVERY_LIMIT, or healthy work is dispatched twice");
+  }
+  return config;
 }
