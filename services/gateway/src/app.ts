@@ -10,6 +10,9 @@ import { documentsRouter } from "./routes/documents.ts";
 import { healthRouter } from "./routes/health.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { realtimeRouter } from "./routes/realtime.ts";
+import { uploadChunkBytes } from "./config.ts";
+import { uploadLimiter } from "./uploads/limiter.ts";
+import { TUS_PATH } from "./uploads/tus.ts";
 
 /** Builds the Express app. It does no I/O of its own: everything comes in through `ctx`. */
 export function createApp(ctx: AppContext): Express {
@@ -34,11 +37,27 @@ export function createApp(ctx: AppContext): Express {
   app.get("/v1/openapi.json", (_req, res) => {
     res.json(openapi);
   });
+  const clientConfig = {
+    maxUploadBytes: ctx.config.DOCFLOW_MAX_UPLOAD_BYTES,
+    uploadTransport: "tus",
+    uploadEndpoint: TUS_PATH,
+    // Every chunk fits in the edge timeout at the slowest supported bandwidth.
+    tusChunkBytes: uploadChunkBytes(ctx.config),
+  };
   app.get("/v1/config", (_req, res) => {
-    res.json({ maxUploadBytes: ctx.config.DOCFLOW_MAX_UPLOAD_BYTES, uploadTransport: "xhr" });
+    res.json(clientConfig);
   });
 
   app.use("/v1", requireTenant(ctx.tokens));
+  const limiter = uploadLimiter(
+    { perTenant: ctx.config.DOCFLOW_MAX_UPLOADS_PER_TENANT, total: ctx.config.DOCFLOW_MAX_UPLOADS, retryAfterSeconds: 5 },
+    (n) => ctx.metrics.uploadsInFlight.set(n),
+  );
+  const limitBodies: express.RequestHandler = (req, res, next) => (req.method === "POST" || req.method === "PATCH" ? limiter(req, res, next) : next());
+  app.post("/v1/documents", limitBodies);
+  app.all([TUS_PATH, `${TUS_PATH}/{*id}`], limitBodies, (req, res) => {
+    void ctx.tus.handle(req, res);
+  });
   app.use(documentsRouter(ctx));
   app.use(jobsRouter(ctx));
   app.use(realtimeRouter(ctx));

@@ -46,6 +46,27 @@ export const gatewayEnv = {
    * send in this time go through resumable uploads.
    */
   DOCFLOW_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(55_000),
+  /** The edge's (CDN or load balancer) origin response timeout: no single request may take longer. */
+  DOCFLOW_EDGE_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  /** The slowest client upload bandwidth to support, in bytes per second (default 1 Mbit/s). */
+  DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: z.coerce.number().int().positive().default(125_000),
+  /**
+   * tus chunk size in bytes. Default: what the slowest supported client sends
+   * in half the edge timeout, so every PATCH finishes well inside it.
+   */
+  DOCFLOW_UPLOAD_CHUNK_BYTES: z.coerce.number().int().min(64 * 1024).optional(),
+  /** Unfinished resumable uploads are removed this long after they were created. */
+  DOCFLOW_UPLOAD_EXPIRATION_MS: z.coerce.number().int().positive().default(24 * 3600_000),
+  /** How often expired uploads are cleaned up (S3 multipart uploads aborted, temporary objects removed). */
+  DOCFLOW_UPLOAD_CLEANUP_INTERVAL_MS: z.coerce.number().int().positive().default(15 * 60_000),
+  /** KV bucket of the upload locks shared by all gateway replicas. */
+  DOCFLOW_UPLOAD_LOCKS_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default("docflow-upload-locks"),
+  /** A lock whose holder died is free again after this long. */
+  DOCFLOW_UPLOAD_LOCK_TTL_MS: z.coerce.number().int().min(1000).default(10_000),
+  /** Uploads (single requests or chunks) streaming at once per tenant, per replica; more get 429. */
+  DOCFLOW_MAX_UPLOADS_PER_TENANT: z.coerce.number().int().positive().default(8),
+  /** Uploads streaming at once on this replica, all tenants; more get 429. */
+  DOCFLOW_MAX_UPLOADS: z.coerce.number().int().positive().default(64),
   /** After SIGTERM, readiness fails for this long before the server stops accepting (endpoint removal). */
   DOCFLOW_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
   /** In-flight requests get this long to finish after SIGTERM. */
@@ -59,9 +80,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   if (config.DOCFLOW_HEADERS_TIMEOUT_MS <= config.DOCFLOW_KEEP_ALIVE_TIMEOUT_MS) {
     throw new Error("invalid configuration:\n  DOCFLOW_HEADERS_TIMEOUT_MS must be greater than DOCFLOW_KEEP_ALIVE_TIMEOUT_MS");
   }
+  const chunk = uploadChunkBytes(config);
+  if ((chunk / config.DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS) * 1000 >= Math.min(config.DOCFLOW_EDGE_TIMEOUT_MS, config.DOCFLOW_REQUEST_TIMEOUT_MS)) {
+    throw new Error(
+      "invalid configuration:\n  DOCFLOW_UPLOAD_CHUNK_BYTES / DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS must be below DOCFLOW_EDGE_TIMEOUT_MS and DOCFLOW_REQUEST_TIMEOUT_MS: the slowest client could not send one chunk in time",
+    );
+  }
+  if (config.DOCFLOW_REQUEST_TIMEOUT_MS >= config.DOCFLOW_EDGE_TIMEOUT_MS) {
+    throw new Error("invalid configuration:\n  DOCFLOW_REQUEST_TIMEOUT_MS must be below DOCFLOW_EDGE_TIMEOUT_MS: the edge would cut requests the gateway still serves");
+  }
   const realtime = [config.DOCFLOW_REALTIME_SIGNING_SEED, config.DOCFLOW_REALTIME_ACCOUNT, config.DOCFLOW_REALTIME_WS_URL];
   if (realtime.some(Boolean) && !realtime.every(Boolean)) {
     throw new Error("invalid configuration:\n  DOCFLOW_REALTIME_SIGNING_SEED, DOCFLOW_REALTIME_ACCOUNT and DOCFLOW_REALTIME_WS_URL are set together or not at all");
   }
   return config;
+}
+
+const CHUNK_ALIGN = 256 * 1024;
+
+/**
+ * The tus chunk size: the configured one, or what the slowest supported client
+ * sends in half the edge timeout, rounded down to 256 KiB.
+ */
+export function uploadChunkBytes(config: { DOCFLOW_UPLOAD_CHUNK_BYTES?: number | undefined; DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: number; DOCFLOW_EDGE_TIMEOUT_MS: number }): number {
+  if (config.DOCFLOW_UPLOAD_CHUNK_BYTES) return config.DOCFLOW_UPLOAD_CHUNK_BYTES;
+  const budget = (config.DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS * config.DOCFLOW_EDGE_TIMEOUT_MS) / 1000 / 2;
+  return Math.max(CHUNK_ALIGN, Math.floor(budget / CHUNK_ALIGN) * CHUNK_ALIGN);
 }

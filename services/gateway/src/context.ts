@@ -1,4 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Server as TusServer } from "@tus/server";
 import type { JobStore, ObjectStore, WorkPublisher } from "@docflow/core";
 import type { Logger } from "@docflow/telemetry";
 import type { TokenRegistry } from "./auth.ts";
@@ -15,6 +16,8 @@ export interface AppContext {
   publisher: WorkPublisher;
   nats: NatsConnection;
   metrics: Metrics;
+  /** The resumable-upload server mounted at `/v1/uploads`. */
+  tus: TusServer;
   /** Dependency checks for readiness, by name. */
   readiness: Record<string, () => Promise<void> | void>;
   /** True once SIGTERM arrived: readiness fails, new work is refused. */

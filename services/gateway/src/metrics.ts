@@ -14,7 +14,7 @@ export function createMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
-    uploadsInFlight: new Gauge({ name: "docflow_uploads_in_flight", help: "Uploads currently streaming to object storage.", registers: [registry] }),
+    uploadsInFlight: new Gauge({ name: "docflow_uploads_in_flight", help: "Upload requests (single uploads and tus chunks) streaming on this replica.", registers: [registry] }),
     uploadBytes: new Counter({ name: "docflow_upload_bytes_total", help: "Bytes received in uploads.", registers: [registry] }),
     jobsCreated: new Counter({ name: "docflow_jobs_created_total", help: "Jobs created, by content type.", labelNames: ["content_type"] as const, registers: [registry] }),
     publishFailures: new Counter({ name: "docflow_queue_publish_failures_total", help: "Work messages the broker did not confirm.", registers: [registry] }),

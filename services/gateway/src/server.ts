@@ -7,6 +7,8 @@ import { TokenRegistry } from "./auth.ts";
 import { loadConfig } from "./config.ts";
 import type { AppContext } from "./context.ts";
 import { createMetrics } from "./metrics.ts";
+import { NatsKvLocker } from "./uploads/locker.ts";
+import { createTusServer } from "./uploads/tus.ts";
 
 const log = createLogger("gateway");
 
@@ -31,6 +33,20 @@ async function main(): Promise<void> {
     log,
   );
 
+  const locker = await NatsKvLocker.open(nats, {
+    bucket: config.DOCFLOW_UPLOAD_LOCKS_BUCKET,
+    ttlMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS,
+    acquireTimeoutMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS * 2,
+  });
+  const tus = createTusServer({ config, log, tokens, store, jobs, publisher, nats, locker });
+  const cleanup = setInterval(() => {
+    tus.cleanUpExpiredUploads().then(
+      (n) => n > 0 && log.info({ expired: n }, "removed expired uploads"),
+      (err: unknown) => log.warn({ err }, "cleaning up expired uploads failed"),
+    );
+  }, config.DOCFLOW_UPLOAD_CLEANUP_INTERVAL_MS);
+  cleanup.unref();
+
   let draining = false;
   let storeCheckedAt = 0;
   const ctx: AppContext = {
@@ -42,6 +58,7 @@ async function main(): Promise<void> {
     publisher,
     nats,
     metrics: createMetrics(),
+    tus,
     draining: () => draining,
     readiness: {
       rabbitmq: () => {
@@ -65,6 +82,8 @@ async function main(): Promise<void> {
       headersTimeout: config.DOCFLOW_HEADERS_TIMEOUT_MS,
       // Node insists on requestTimeout >= headersTimeout; the app's own deadline (app.ts) is the tighter one.
       requestTimeout: Math.max(config.DOCFLOW_REQUEST_TIMEOUT_MS, config.DOCFLOW_HEADERS_TIMEOUT_MS),
+      // How often Node enforces the two timeouts above (its default, 30 s, would let a slowloris linger).
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.DOCFLOW_HEADERS_TIMEOUT_MS / 4))),
     },
     createApp(ctx),
   );

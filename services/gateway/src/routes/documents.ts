@@ -43,13 +43,7 @@ export function documentsRouter(ctx: AppContext): Router {
       signal: aborted.signal,
       onBytes: (n: number) => ctx.metrics.uploadBytes.inc(n),
     };
-    ctx.metrics.uploadsInFlight.inc();
-    let stored: Ingested & { filename?: string | undefined };
-    try {
-      stored = multipart ? await ingestMultipart(req, options) : await ingest(req, options);
-    } finally {
-      ctx.metrics.uploadsInFlight.dec();
-    }
+    const stored: Ingested & { filename?: string | undefined } = multipart ? await ingestMultipart(req, options) : await ingest(req, options);
     const fallback = stored.contentType === "application/pdf" ? "document.pdf" : "presentation.pptx";
     const filename = cleanFilename(multipart ? stored.filename : (req.query.filename as string | undefined), fallback);
 

@@ -1,0 +1,246 @@
+import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { FileStore } from "@tus/file-store";
+import { S3Store } from "@tus/s3-store";
+import { Server } from "@tus/server";
+import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
+import { v7 as uuidv7 } from "uuid";
+import { ERRORS, JobId, objectKeys, type TenantId, toPublicJob, type ErrorCode, type JobRecord } from "@docflow/contracts";
+import { SNIFF_BYTES, publishEvent, sniffContentType, type JobStore, type ObjectStore, type WorkPublisher } from "@docflow/core";
+import type { Logger } from "@docflow/telemetry";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { TokenRegistry } from "../auth.ts";
+import type { GatewayConfig } from "../config.ts";
+import { cleanFilename } from "../ingest.ts";
+
+export const TUS_PATH = "/v1/uploads";
+
+/** Response header carrying the job id on the final PATCH (its body is the Job). */
+export const JOB_ID_HEADER = "Docflow-Job-Id";
+
+export interface TusDependencies {
+  config: GatewayConfig;
+  log: Logger;
+  tokens: TokenRegistry;
+  store: ObjectStore;
+  jobs: JobStore;
+  publisher: WorkPublisher;
+  nats: NatsConnection;
+  locker: Locker;
+}
+
+/** docflow codes for the statuses tus answers by itself. */
+const TUS_STATUS_CODES: Record<number, ErrorCode> = {
+  401: "unauthorized",
+  404: "not_found",
+  409: "upload_offset_mismatch",
+  410: "upload_expired",
+  413: "file_too_large",
+  415: "unsupported_media_type",
+};
+
+const KEY_PATTERN = /^tenants\/([a-z0-9][a-z0-9_-]{0,62})\/jobs\/([0-9a-f-]{36})\/source$/;
+
+const noCache: KvStore<never> = {
+  get: async () => undefined,
+  set: async () => {},
+  delete: async () => {},
+};
+
+/** tus error: thrown from hooks, written by @tus/server as the response. */
+function problem(code: ErrorCode, detail?: string): { status_code: number; body: string } {
+  const { status, title } = ERRORS[code];
+  return { status_code: status, body: JSON.stringify({ type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code }) };
+}
+
+/**
+ * The tus 1.0.0 server at `/v1/uploads` (creation, creation-with-upload,
+ * termination, expiration). Upload ids are the source's object key, so a
+ * finished upload is already where the processor reads it; in URLs the key is
+ * base64url-encoded. Every request is scoped to the caller's tenant; the
+ * first bytes are sniffed as they arrive and again when the upload completes;
+ * completion creates the job exactly once and answers with it.
+ */
+export function createTusServer(deps: TusDependencies): Server {
+  const { config } = deps;
+  const datastore: DataStore =
+    config.DOCFLOW_STORAGE === "s3"
+      ? new S3Store({
+          partSize: 8 * 1024 * 1024,
+          // Every replica reads an upload's state from S3: a per-process cache
+          // would go stale when another replica finishes, terminates or expires it.
+          cache: noCache,
+          expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS,
+          s3ClientConfig: {
+            bucket: config.DOCFLOW_S3_BUCKET,
+            region: config.AWS_REGION,
+            ...(config.DOCFLOW_S3_ENDPOINT ? { endpoint: config.DOCFLOW_S3_ENDPOINT, forcePathStyle: true } : {}),
+            ...(config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY
+              ? { credentials: { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } }
+              : {}),
+          },
+        })
+      : new FileStore({ directory: join(resolve(config.DOCFLOW_DATA_DIR), "objects"), expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS });
+  sniffFirstChunk(datastore);
+
+  const callerTenant = (req: Request): TenantId => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.get("authorization") ?? "");
+    const tenant = match?.[1] ? deps.tokens.tenantFor(match[1]) : undefined;
+    if (!tenant) throw problem("unauthorized");
+    return tenant;
+  };
+
+  return new Server({
+    path: TUS_PATH,
+    datastore,
+    locker: deps.locker,
+    maxSize: config.DOCFLOW_MAX_UPLOAD_BYTES,
+    relativeLocation: true,
+    // Same-origin only: the web app is served with the API.
+    allowedOrigins: [],
+    disableTerminationForFinishedUploads: true,
+    namingFunction: (req) => objectKeys.source(callerTenant(req), uuidv7()),
+    generateUrl: (_req, { path, id }) => `${path}/${Buffer.from(id).toString("base64url")}`,
+    getFileIdFromRequest: (_req, lastPath) => {
+      const key = lastPath ? Buffer.from(lastPath, "base64url").toString("utf8") : "";
+      return KEY_PATTERN.test(key) ? key : undefined;
+    },
+    onIncomingRequest: async (req, id) => {
+      const [, tenant, jobId] = KEY_PATTERN.exec(id) ?? [];
+      // Another tenant's upload does not exist, as far as this caller can tell.
+      if (tenant !== callerTenant(req)) throw problem("not_found", "No such upload.");
+      if (req.method === "PATCH") {
+        // A retried final chunk (its answer was lost) gets the job again, as the first one did.
+        const job = await deps.jobs.get(tenant, jobId!);
+        if (job) throw { status_code: 200, body: JSON.stringify(toPublicJob(job.record)) };
+      }
+    },
+    onUploadCreate: async (_req, upload) => {
+      if (upload.size === undefined) throw problem("validation_failed", "Upload-Length is required (deferred length is not supported).");
+      if (upload.size === 0) throw problem("empty_body", "The upload is empty.");
+      const type = upload.metadata?.filetype ?? "";
+      if (type && !/^application\/(pdf|vnd\.openxmlformats-officedocument\.presentationml\.presentation|octet-stream)$/.test(type)) {
+        throw problem("unsupported_media_type", `Files of type ${type} are not accepted: only PDF and PowerPoint (PPTX).`);
+      }
+      const jobId = KEY_PATTERN.exec(upload.id)?.[2] ?? "";
+      return { metadata: { ...upload.metadata, jobId } };
+    },
+    onUploadFinish: async (req, upload) => {
+      const job = await finishUpload(deps, upload);
+      return {
+        // 201 stays for creation-with-upload; a final PATCH carries the job as 200.
+        status_code: req.method === "POST" ? 201 : 200,
+        headers: { "Content-Type": "application/json", [JOB_ID_HEADER]: job.id, "Docflow-Job-Location": `/v1/jobs/${job.id}` },
+        body: JSON.stringify(job),
+      };
+    },
+    onResponseError: (_req, err) => {
+      if (!("status_code" in err)) {
+        deps.log.error({ err }, "upload request failed");
+        return undefined;
+      }
+      // tus's own errors are plain text: give them docflow's problem shape and codes.
+      if (err.body.startsWith("{")) return err;
+      const code = TUS_STATUS_CODES[err.status_code] ?? (err.status_code >= 500 ? "internal" : "validation_failed");
+      return { status_code: err.status_code, body: problem(code, err.body.trim()).body };
+    },
+  });
+}
+
+/**
+ * Creates the job of a completed upload, exactly once: a retried final PATCH
+ * finds the job already there and gets it back. The stored bytes are read once
+ * to hash them and to judge their type again.
+ */
+async function finishUpload(deps: TusDependencies, upload: Upload) {
+  const [, tenant, jobId] = KEY_PATTERN.exec(upload.id) ?? [];
+  if (!tenant || !JobId.safeParse(jobId).success) throw problem("not_found");
+  const existing = await deps.jobs.get(tenant, jobId!);
+  if (existing) return toPublicJob(existing.record);
+
+  const object = await deps.store.get(upload.id);
+  if (!object) throw problem("internal", "The finished upload could not be read back.");
+  const hash = createHash("sha256");
+  let head = Buffer.alloc(0);
+  for await (const chunk of object.body as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    if (head.length < SNIFF_BYTES) head = Buffer.concat([head, chunk.subarray(0, SNIFF_BYTES - head.length)]);
+  }
+  const contentType = sniffContentType(head);
+  if (!contentType) {
+    await deps.store.delete(upload.id).catch(() => {});
+    throw problem("unsupported_media_type", "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).");
+  }
+  const now = new Date().toISOString();
+  const record: JobRecord = {
+    id: jobId!,
+    tenant,
+    status: "queued",
+    filename: cleanFilename(upload.metadata?.filename ?? undefined, contentType === "application/pdf" ? "document.pdf" : "presentation.pptx"),
+    contentType,
+    size: upload.size ?? object.size,
+    sha256: hash.digest("hex"),
+    pageCount: null,
+    pagesDone: 0,
+    createdAt: now,
+    updatedAt: now,
+    sourceKey: upload.id,
+    ranges: [],
+    rangesDone: [],
+  };
+  let created;
+  try {
+    created = await deps.jobs.create(record);
+  } catch (err) {
+    // A concurrent final PATCH created it first.
+    const raced = await deps.jobs.get(tenant, jobId!);
+    if (raced) return toPublicJob(raced.record);
+    throw err;
+  }
+  publishEvent(deps.nats, tenant, { type: "job.queued", jobId: jobId!, revision: created.revision, at: now, job: toPublicJob(created.record) });
+  await deps.publisher.publish({ v: 1, stage: "inspect", jobId: jobId!, tenant }).catch((err: unknown) => {
+    deps.log.warn({ err, jobId }, "inspect message not confirmed; the sweeper will re-dispatch it");
+  });
+  return toPublicJob(created.record);
+}
+
+/**
+ * Judges the first bytes of an upload as they arrive (the first PATCH, or the
+ * body of creation-with-upload), so a file that is not a PDF or PPTX is
+ * refused before more of it is stored.
+ */
+function sniffFirstChunk(datastore: DataStore): void {
+  const write = datastore.write.bind(datastore);
+  datastore.write = (stream: Readable, id: string, offset: number) =>
+    offset === 0 ? write(Readable.from(sniffing(stream)), id, offset) : write(stream, id, offset);
+}
+
+async function* sniffing(source: Readable): AsyncGenerator<Buffer> {
+  const head: Buffer[] = [];
+  let size = 0;
+  let decided = false;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    if (decided) {
+      yield chunk;
+      continue;
+    }
+    head.push(chunk);
+    size += chunk.length;
+    if (size >= SNIFF_BYTES) {
+      judge(Buffer.concat(head));
+      decided = true;
+      yield* head.splice(0);
+    }
+  }
+  if (!decided && size > 0) {
+    judge(Buffer.concat(head));
+    yield* head.splice(0);
+  }
+}
+
+function judge(head: Buffer): void {
+  if (!sniffContentType(head)) {
+    throw problem("unsupported_media_type", "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).");
+  }
+}
