@@ -119,7 +119,8 @@ export function createTusServer(deps: TusDependencies): Server {
     onUploadCreate: async (_req, upload) => {
       if (upload.size === undefined) throw problem("validation_failed", "Upload-Length is required (deferred length is not supported).");
       if (upload.size === 0) throw problem("empty_body", "The upload is empty.");
-      const type = upload.metadata?.filetype ?? "";
+      // tus-js-client sends filename/filetype; Uppy also name/type.
+      const type = upload.metadata?.filetype ?? upload.metadata?.type ?? "";
       if (type && !/^application\/(pdf|vnd\.openxmlformats-officedocument\.presentationml\.presentation|octet-stream)$/.test(type)) {
         throw problem("unsupported_media_type", `Files of type ${type} are not accepted: only PDF and PowerPoint (PPTX).`);
       }
@@ -177,7 +178,7 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
     id: jobId!,
     tenant,
     status: "queued",
-    filename: cleanFilename(upload.metadata?.filename ?? undefined, contentType === "application/pdf" ? "document.pdf" : "presentation.pptx"),
+    filename: cleanFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined, contentType === "application/pdf" ? "document.pdf" : "presentation.pptx"),
     contentType,
     size: upload.size ?? object.size,
     sha256: hash.digest("hex"),
