@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       : {}),
   };
   const launch = (service: string, extra: Record<string, string>) => {
-    const child = spawn(process.execPath, [join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env: { ...common, ...extra }, stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env: { ...common, OTEL_SERVICE_NAME: service, ...extra }, stdio: ["ignore", "inherit", "inherit"] });
     child.once("exit", (code, signal) => {
       if (!stopping) {
         console.error(`docflow: the ${service} exited (${signal ?? code}); stopping the stack`);

@@ -53,7 +53,7 @@ export interface Gateway {
 /** One more gateway process on the stack's services (a second replica, or one with other settings). */
 export async function launchGateway(stack: Stack, env: Record<string, string> = {}): Promise<Gateway> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(ROOT, "services/gateway/src/server.ts")], {
+  const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services/gateway/src/server.ts")], {
     cwd: ROOT,
     env: { ...stack.env, DOCFLOW_PORT: String(port), ...env },
     stdio: ["ignore", "pipe", "pipe"],

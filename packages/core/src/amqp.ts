@@ -1,7 +1,7 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type RecoveringChannelModel } from "amqplib";
 import { randomUUID } from "node:crypto";
 import { DocflowError, STAGES, WorkMessage, type Stage } from "@docflow/contracts";
-import type { Logger } from "@docflow/telemetry";
+import { SpanKind, injectContext, withSpan, type Logger } from "@docflow/telemetry";
 
 /** Work queue of a stage; the namespace (default `docflow`) lets several installs or test runs share a broker. */
 export const workQueue = (namespace: string, stage: Stage) => `${namespace}.${stage}`;
@@ -136,6 +136,27 @@ export class WorkPublisher {
   }
 
   async publish(message: WorkMessage, options: PublishOptions = {}): Promise<void> {
+    const queue = workQueue(this.#namespace, message.stage);
+    const messageId = randomUUID();
+    // The producer span's context travels in the message headers: the consumer's span is its child.
+    await withSpan(
+      `send ${queue}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          "messaging.system": "rabbitmq",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "send",
+          "messaging.destination.name": queue,
+          "messaging.message.id": messageId,
+          "docflow.job.id": message.jobId,
+        },
+      },
+      () => this.#send(queue, messageId, message, { ...options, headers: injectContext({ ...options.headers }) }),
+    );
+  }
+
+  async #send(queue: string, messageId: string, message: WorkMessage, options: PublishOptions): Promise<void> {
     const ch = this.#channel;
     if (!ch) throw new DocflowError("queue_unavailable");
     const body = Buffer.from(JSON.stringify(WorkMessage.parse(message)));
@@ -143,12 +164,12 @@ export class WorkPublisher {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new DocflowError("queue_unavailable", `no publisher confirm within ${timeoutMs} ms`)), timeoutMs);
       ch.sendToQueue(
-        workQueue(this.#namespace, message.stage),
+        queue,
         body,
         {
           persistent: true,
           contentType: "application/json",
-          messageId: randomUUID(),
+          messageId,
           timestamp: Math.floor(Date.now() / 1000),
           headers: options.headers ?? {},
         },

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, headers, type NatsConnection } from "@nats-io/transport-node";
+import { injectContext } from "@docflow/telemetry";
 import type { Logger } from "@docflow/telemetry";
 import { JobEvent, eventSubject, type TenantId } from "@docflow/contracts";
 
@@ -30,5 +31,8 @@ export async function connectNats(options: NatsOptions, log: Logger): Promise<Na
 
 /** Publishes a live update on the job's subject (core NATS: fire and forget). */
 export function publishEvent(nc: NatsConnection, tenant: TenantId, event: JobEvent): void {
-  nc.publish(eventSubject(tenant, event.jobId), JSON.stringify(JobEvent.parse(event)));
+  // W3C trace context in NATS headers, so a subscriber can join the trace.
+  const h = headers();
+  for (const [k, v] of Object.entries(injectContext())) h.set(k, v);
+  nc.publish(eventSubject(tenant, event.jobId), JSON.stringify(JobEvent.parse(event)), { headers: h });
 }

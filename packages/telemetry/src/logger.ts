@@ -1,3 +1,4 @@
+import { trace } from "@opentelemetry/api";
 import { pino, type Logger } from "pino";
 
 export type { Logger };
@@ -12,6 +13,11 @@ export function createLogger(service: string): Logger {
     level: process.env.LOG_LEVEL ?? "info",
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // Every line written inside a request or task carries its trace.
+    mixin() {
+      const span = trace.getActiveSpan()?.spanContext();
+      return span ? { trace_id: span.traceId, span_id: span.spanId } : {};
+    },
     redact: { paths: ["req.headers.authorization", "headers.authorization"], censor: "[redacted]" },
   });
 }

@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
 import { once } from "node:events";
 import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
-import { createLogger } from "@docflow/telemetry";
+import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { createApp } from "./app.ts";
 import { TokenRegistry } from "./auth.ts";
 import { loadConfig } from "./config.ts";
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
     await amqp.close();
     await nats.drain().catch(() => {});
     log.info("stopped");
+    await shutdownTelemetry();
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

@@ -1,6 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { DocflowError, STAGES, WorkMessage, type Stage } from "@docflow/contracts";
 import { deadLetterQueue, workQueue } from "@docflow/core";
+import { SpanKind, extractContext, withSpan } from "@docflow/telemetry";
 import type { ProcessorContext } from "./context.ts";
 import { failJob, isPermanent, jobErrorOf } from "./job-events.ts";
 import { inspect } from "./stages/inspect.ts";
@@ -75,7 +76,25 @@ export class Consumers {
     const timer = setTimeout(() => deadline.abort(new DocflowError("processing_timeout")), config.DOCFLOW_TASK_TIMEOUT_MS);
     let outcome = "ok";
     try {
-      await (HANDLERS[stage] as (c: ProcessorContext, m: WorkMessage, s: AbortSignal) => Promise<void>)(this.#ctx, message, deadline.signal);
+      const queue = workQueue(config.DOCFLOW_AMQP_NAMESPACE, stage);
+      await withSpan(
+        `process ${queue}`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: extractContext(msg.properties.headers),
+          attributes: {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": queue,
+            "messaging.message.id": String(msg.properties.messageId ?? ""),
+            "messaging.rabbitmq.message.delivery_tag": msg.fields.deliveryTag,
+            "docflow.job.id": message.jobId,
+            ...(message.stage === "render" ? { "docflow.range.first": message.range.first, "docflow.range.last": message.range.last } : {}),
+          },
+        },
+        () => (HANDLERS[stage] as (c: ProcessorContext, m: WorkMessage, s: AbortSignal) => Promise<void>)(this.#ctx, message, deadline.signal),
+      );
       safe(() => ch.ack(msg));
     } catch (raw) {
       const err = deadline.signal.aborted && !isPermanent(raw) ? deadline.signal.reason : raw;

@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
 import { once } from "node:events";
 import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
-import { createLogger } from "@docflow/telemetry";
+import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { loadConfig } from "./config.ts";
 import { Consumers } from "./consumer.ts";
 import type { ProcessorContext } from "./context.ts";
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     await nats.drain().catch(() => {});
     probes.close();
     log.info("stopped");
+    await shutdownTelemetry();
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

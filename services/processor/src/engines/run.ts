@@ -6,7 +6,9 @@
  */
 import { spawn } from "node:child_process";
 import type { Writable } from "node:stream";
+import { basename } from "node:path";
 import { DocflowError } from "@docflow/contracts";
+import { withSpan } from "@docflow/telemetry";
 
 export interface RunOptions {
   /** Kill the child (SIGKILL) after this many milliseconds; the call fails with `processing_timeout`. */
@@ -57,6 +59,15 @@ export const DEFAULT_MAX_STDERR_BYTES = 16 * 1024;
  * reaped: nothing is left running.
  */
 export function runTool(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  // One span per child process: a trace shows which tool took the time.
+  return withSpan(`exec ${basename(command)}`, { attributes: { "process.executable.name": basename(command), "process.command_args": [command, ...args] } }, async (span) => {
+    const result = await runChild(command, args, options);
+    span.setAttributes({ "process.exit.code": result.code ?? -1, "process.pid": result.pid ?? -1 });
+    return result;
+  });
+}
+
+function runChild(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   const maxStdout = options.maxStdoutBytes ?? DEFAULT_MAX_STDOUT_BYTES;
   const maxStderr = options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES;
   const group = options.processGroup === true;

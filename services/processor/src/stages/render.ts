@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { TERMINAL_STATUSES, objectKeys, toPublicJob, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
+import { withSpan } from "@docflow/telemetry";
 import type { ProcessorContext } from "../context.ts";
 import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, extractText, pageSizes, renderPages, toWebp } from "../engines/index.ts";
 import { download, withWorkdir } from "../workdir.ts";
@@ -43,11 +44,13 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
       const turned = size?.rotation === 90 || size?.rotation === 270;
       const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[i] ?? "" };
       const keys = [objectKeys.pageJson(tenant, jobId, n), objectKeys.pageThumbnail(tenant, jobId, n), objectKeys.pagePreview(tenant, jobId, n)] as const;
-      await Promise.all([
-        ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
-        toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
-        readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
-      ]);
+      await withSpan(`page ${n}`, { attributes: { "docflow.job.id": jobId, "docflow.page": n } }, () =>
+        Promise.all([
+          ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
+          toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
+          readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
+        ]),
+      );
       written.push(...keys);
     }
   });
