@@ -1,7 +1,9 @@
 /**
  * `npm test` (via scripts/run.sh test [vitest args]):
  *   1. type-check (`tsc --build`) and lint (`npm run lint`), while
- *   2. the dependency services start (RabbitMQ, NATS, S3; scripts/lib/services.ts), then
+ *   2. the dependency services start (RabbitMQ, NATS, S3; scripts/lib/services.ts) and the web app
+ *      is built (`npm run build -w services/web`: vue-tsc, then vite into services/web/dist, which
+ *      the e2e browser tests have the gateway serve), then
  *   3. `vitest run <args>` with DOCFLOW_TEST_* pointing at them, then the services are stopped.
  * Exits with vitest's exit code (or the failing phase's). Each phase prints its duration.
  *
@@ -9,6 +11,9 @@
  *   DOCFLOW_TEST_AMQP_URL (+ DOCFLOW_TEST_AMQP_MGMT_URL),
  *   DOCFLOW_TEST_NATS_URL (+ _WS_URL, and for its operator-mode auth _CREDS, _SIGNING_SEED, _ACCOUNT),
  *   DOCFLOW_TEST_S3_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY).
+ * The web build is skipped with DOCFLOW_TEST_SKIP_WEB_BUILD=1 (the browser tests then use the
+ * services/web/dist already there), and when the vitest args select projects (`--project x`) of
+ * which none is e2e: only the e2e project needs it. Its output is shown only when it fails.
  * Knobs: DOCFLOW_TEST_SKIP_TYPECHECK=1, DOCFLOW_TEST_SKIP_LINT=1, DOCFLOW_TEST_SKIP_SERVICES=1,
  *   DOCFLOW_TEST_RABBITMQ_MANAGEMENT=0 (no management plugin: no DOCFLOW_TEST_AMQP_MGMT_URL, and
  *   the broker stops ~5 s faster), DOCFLOW_TEST_S3_BUCKETS=a,b (buckets created up front),
@@ -66,13 +71,16 @@ function localBin(name: string): string {
   return existsSync(bin) ? bin : name;
 }
 
-function runCommand(cmd: string, args: string[], extraEnv: Record<string, string> = {}): Promise<number> {
+/** Runs a command to its end. With `output`, its stdout and stderr are collected there instead of shown. */
+function runCommand(cmd: string, args: string[], extraEnv: Record<string, string> = {}, output?: string[]): Promise<number> {
   if (signalled) return Promise.resolve(130); // no new phase once we are shutting down
   return new Promise((res) => {
     // Own process group (detached), so that a signal reaches the whole tree: `npm run` does not
     // forward SIGTERM to its script's children, and vitest's workers or the stack processes of the
     // e2e tests must not outlive us. The terminal's Ctrl-C reaches us and is forwarded below.
-    const child = spawn(cmd, args, { cwd: root, stdio: "inherit", env: { ...env, ...extraEnv }, detached: true });
+    const child = spawn(cmd, args, { cwd: root, stdio: output ? ["ignore", "pipe", "pipe"] : "inherit", env: { ...env, ...extraEnv }, detached: true });
+    child.stdout?.on("data", (d: Buffer) => output?.push(d.toString()));
+    child.stderr?.on("data", (d: Buffer) => output?.push(d.toString()));
     children.add(child);
     child.once("error", (err) => {
       children.delete(child);
@@ -116,6 +124,33 @@ async function checked(phase: string, cmd: string, args: string[]): Promise<void
     const code = await runCommand(cmd, args);
     if (code !== 0) throw new PhaseFailed(`${phase} failed (exit ${code})`, code);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Web app build (for the e2e browser tests)
+
+/** The `--project` values among the vitest args (`--project x` or `--project=x`). */
+function selectedProjects(args: string[]): string[] {
+  const projects: string[] = [];
+  args.forEach((arg, i) => {
+    if (arg === "--project" && args[i + 1] !== undefined) projects.push(args[i + 1]!);
+    else if (arg.startsWith("--project=")) projects.push(arg.slice("--project=".length));
+  });
+  return projects;
+}
+
+/** Builds services/web/dist unless told not to, or unless no selected project needs it. Resolves with why it was skipped, if it was. */
+async function buildWeb(): Promise<string | undefined> {
+  if (env.DOCFLOW_TEST_SKIP_WEB_BUILD === "1") return "DOCFLOW_TEST_SKIP_WEB_BUILD=1";
+  const projects = selectedProjects(vitestArgs);
+  if (projects.length > 0 && !projects.some((p) => p.includes("e2e") || p.includes("*"))) return `projects ${projects.join(", ")} do not need it`;
+  const output: string[] = [];
+  const code = await runCommand("npm", ["run", "--silent", "build", "-w", "services/web"], {}, output);
+  if (code !== 0) {
+    process.stderr.write(output.join(""));
+    throw new PhaseFailed(`web build failed (exit ${code})`, code);
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,6 +288,9 @@ async function main(): Promise<number> {
   // Services boot (RabbitMQ: ~6-9 s) while the static checks run.
   services = startServices();
   services.catch(() => undefined); // handled below, after the checks
+  // The web app builds (~20 s: vue-tsc, vite) alongside the checks and the services.
+  const webBuild = timed("web build", buildWeb, (skipped) => (skipped ? `skipped (${skipped})` : "ok (services/web/dist)"));
+  webBuild.catch(() => undefined); // awaited below, before vitest
   let exitCode = 1;
   let keepLogs = false;
   try {
@@ -260,6 +298,7 @@ async function main(): Promise<number> {
     else log("typecheck        skipped (DOCFLOW_TEST_SKIP_TYPECHECK=1)");
     if (env.DOCFLOW_TEST_SKIP_LINT !== "1") await checked("lint", "npm", ["run", "--silent", "lint"]);
     else log("lint             skipped (DOCFLOW_TEST_SKIP_LINT=1)");
+    await webBuild;
     const started = await services;
     if (signalled) throw new PhaseFailed("interrupted", 130);
     const testEnv = started.env;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -7,6 +8,9 @@ import { once } from "node:events";
 import { testServices, uniqueName } from "./env.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+
+/** The built web app (`npm run build -w services/web`; `npm test` builds it before the e2e project). */
+export const WEB_DIST = join(ROOT, "services/web/dist");
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -31,6 +35,11 @@ export interface StackOptions {
   processors?: number;
   tenants?: string[];
   env?: Record<string, string>;
+  /**
+   * Have the gateway serve the built web app at `/` (DOCFLOW_WEB_DIR=services/web/dist), on the
+   * same origin as the API, as `npm start` does. Fails at once when the app has not been built.
+   */
+  web?: boolean;
 }
 
 /**
@@ -39,6 +48,9 @@ export interface StackOptions {
  */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const services = testServices();
+  if (options.web && !existsSync(join(WEB_DIST, "index.html"))) {
+    throw new Error(`the web app is not built (no ${join(WEB_DIST, "index.html")}): run the tests with 'npm test' (it builds it), or 'npm run build -w services/web' first`);
+  }
   const tenants = options.tenants ?? [uniqueName("acme"), uniqueName("globex")];
   const tokens = Object.fromEntries(tenants.map((t) => [t, `tok-${t}-${Math.random().toString(36).slice(2)}`]));
   const dataDir = await mkdtemp(join(tmpdir(), "docflow-e2e-"));
@@ -70,12 +82,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     DOCFLOW_PROCESSOR_PORT: "0",
     DOCFLOW_WORK_DIR: join(dataDir, "work"),
     DOCFLOW_DELIVERY_LIMIT: "2",
+    ...(options.web ? { DOCFLOW_WEB_DIR: WEB_DIST } : {}),
     ...options.env,
   };
   let output = "";
   const children: ChildProcess[] = [];
   const launch = (service: string) => {
-    const child = spawn(process.execPath, [join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], {
+      cwd: ROOT,
+      env: { OTEL_SERVICE_NAME: service, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     children.push(child);

@@ -12,3 +12,8 @@ export type TenantId = z.infer<typeof TenantId>;
 /** Job ids are UUIDv7: unique, and sortable by creation time. */
 export const JobId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "not a job id");
 export type JobId = z.infer<typeof JobId>;
+
+/** When a job was created: the millisecond timestamp in its UUIDv7 id (so list order and `createdAt` agree). */
+export function jobCreatedAt(id: JobId): string {
+  return new Date(Number.parseInt(id.replaceAll("-", "").slice(0, 12), 16)).toISOString();
+}

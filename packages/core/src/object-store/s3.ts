@@ -1,5 +1,10 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -9,7 +14,6 @@ import {
   S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { Readable } from "node:stream";
 import { assertValidKey, type ObjectStore, type PutOptions, type StoredObject } from "./types.ts";
 
@@ -20,7 +24,7 @@ export interface S3StoreOptions {
   region: string;
   /** Explicit credentials; otherwise the SDK's default chain (env, web identity, IMDS...). */
   credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
-  /** Multipart part size in bytes; memory per upload is about partSize * queueSize. */
+  /** Multipart part size in bytes (S3's minimum, 5 MiB, by default); memory per upload is about partSize * (queueSize + 1). */
   partSize?: number;
   queueSize?: number;
 }
@@ -35,47 +39,78 @@ export class S3ObjectStore implements ObjectStore {
 
   constructor(options: S3StoreOptions) {
     this.bucket = options.bucket;
-    this.#partSize = options.partSize ?? 8 * 1024 * 1024;
+    this.#partSize = Math.max(5 * 1024 * 1024, options.partSize ?? 5 * 1024 * 1024);
     this.#queueSize = options.queueSize ?? 2;
-    this.client = new S3Client({
-      region: options.region,
-      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
-      ...(options.credentials ? { credentials: options.credentials } : {}),
-      maxAttempts: 3,
-    });
+    this.client = new S3Client(s3ClientConfig(options));
+    lightenPayloads(this.client);
   }
 
+  /**
+   * Streams `body` to `key`: one PutObject for what fits in a part, else a
+   * multipart upload. Parts are sent as the list of chunks that arrived (no
+   * concatenation into one buffer) with at most `queueSize` in flight, and the
+   * source is not read while the queue is full: memory per upload stays about
+   * `partSize x (queueSize + 1)`, and no step holds the event loop for long.
+   * (lib-storage's Upload concatenates each part into one buffer and hashes
+   * it: tens of milliseconds of blocked event loop per 8 MiB part.)
+   */
   async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<{ size: number }> {
     assertValidKey(key);
-    let size = 0;
-    let input: Readable | Buffer = body;
-    if (Buffer.isBuffer(body)) {
-      size = body.length;
-    } else {
-      input = body.map((chunk: Buffer) => {
-        size += chunk.length;
-        return chunk;
-      }, { concurrency: 1 });
-    }
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: input, ContentType: options.contentType },
-      partSize: this.#partSize,
-      queueSize: this.#queueSize,
-      leavePartsOnError: false,
-    });
-    const onAbort = () => void upload.abort().catch(() => {});
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    const common = { Bucket: this.bucket, Key: key, ContentType: options.contentType };
+    const send = { abortSignal: abort.signal };
+    let uploadId: string | undefined;
+    const inflight = new Set<Promise<unknown>>();
     try {
       options.signal?.throwIfAborted();
-      await upload.done();
+      if (Buffer.isBuffer(body)) {
+        await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentLength: body.length }), send);
+        return { size: body.length };
+      }
+      const parts: { PartNumber: number; ETag: string }[] = [];
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      let size = 0;
+      const sendPart = async (chunks: Buffer[], bytes: number) => {
+        uploadId ??= (await this.client.send(new CreateMultipartUploadCommand(common), send)).UploadId;
+        const PartNumber = parts.length + inflight.size + 1;
+        const part = this.client
+          .send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber, Body: Readable.from(chunks), ContentLength: bytes }), send)
+          .then((out) => void parts.push({ PartNumber, ETag: out.ETag ?? "" }));
+        inflight.add(part);
+        part.then(() => inflight.delete(part), () => {});
+        if (inflight.size >= this.#queueSize) await Promise.race(inflight);
+      };
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        size += chunk.length;
+        if (pendingBytes >= this.#partSize) {
+          const [chunks, bytes] = [pending, pendingBytes];
+          [pending, pendingBytes] = [[], 0];
+          await sendPart(chunks, bytes);
+        }
+      }
+      if (uploadId === undefined) {
+        await this.client.send(new PutObjectCommand({ ...common, Body: Readable.from(pending), ContentLength: pendingBytes }), send);
+        return { size };
+      }
+      if (pendingBytes > 0) await sendPart(pending, pendingBytes);
+      await Promise.all(inflight);
+      parts.sort((a, b) => a.PartNumber - b.PartNumber);
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), send);
+      return { size };
     } catch (err) {
-      if (!Buffer.isBuffer(input)) input.destroy();
+      abort.abort(err);
+      await Promise.allSettled(inflight);
+      if (uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => {});
+      if (!Buffer.isBuffer(body)) body.destroy();
       throw options.signal?.aborted ? options.signal.reason : err;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
-    return { size };
   }
 
   async get(key: string): Promise<StoredObject | null> {
@@ -148,4 +183,36 @@ export class S3ObjectStore implements ObjectStore {
 
 function isNotFound(err: unknown): boolean {
   return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === "NoSuchKey" || err.name === "NotFound" || err.name === "NoSuchBucket");
+}
+
+/** S3 client settings shared by the object store and the tus S3 store. */
+export function s3ClientConfig(options: Pick<S3StoreOptions, "region" | "endpoint" | "credentials">) {
+  return {
+    region: options.region,
+    ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: 3,
+    // No whole-body CRC32 per request: computing it blocks the event loop for
+    // every part; integrity rides on TLS and S3's own MD5/ETag checks.
+    requestChecksumCalculation: "WHEN_REQUIRED" as const,
+    responseChecksumValidation: "WHEN_REQUIRED" as const,
+  };
+}
+
+/**
+ * Signs requests with `UNSIGNED-PAYLOAD` instead of hashing each body (SigV4's
+ * payload hash is one synchronous SHA-256 over the whole part on the event
+ * loop). The headers, and so the request, stay signed.
+ */
+export function lightenPayloads(client: S3Client): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      if (request.headers && request.body !== undefined && !Buffer.isBuffer(request.body) && typeof request.body !== "string") {
+        request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+      }
+      return next(args);
+    },
+    { step: "build", name: "docflowUnsignedPayload" },
+  );
 }

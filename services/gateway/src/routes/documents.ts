@@ -1,6 +1,6 @@
 import { Router } from "express";
 import { v7 as uuidv7 } from "uuid";
-import { DocflowError, objectKeys, toPublicJob, type JobRecord } from "@docflow/contracts";
+import { DocflowError, jobCreatedAt, objectKeys, toPublicJob, type JobRecord } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import type { AppContext } from "../context.ts";
 import { cleanFilename, ingest, ingestMultipart, type Ingested } from "../ingest.ts";
@@ -58,7 +58,7 @@ export function documentsRouter(ctx: AppContext): Router {
       sha256: stored.sha256,
       pageCount: null,
       pagesDone: 0,
-      createdAt: now,
+      createdAt: jobCreatedAt(id),
       updatedAt: now,
       sourceKey,
       ranges: [],

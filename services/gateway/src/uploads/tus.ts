@@ -6,8 +6,8 @@ import { S3Store } from "@tus/s3-store";
 import { Server } from "@tus/server";
 import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
 import { v7 as uuidv7 } from "uuid";
-import { ERRORS, JobId, objectKeys, type TenantId, toPublicJob, type ErrorCode, type JobRecord } from "@docflow/contracts";
-import { SNIFF_BYTES, publishEvent, sniffContentType, type JobStore, type ObjectStore, type WorkPublisher } from "@docflow/core";
+import { ERRORS, JobId, jobCreatedAt, objectKeys, type TenantId, toPublicJob, type ErrorCode, type JobRecord } from "@docflow/contracts";
+import { SNIFF_BYTES, lightenPayloads, publishEvent, s3ClientConfig, sniffContentType, type JobStore, type ObjectStore, type WorkPublisher } from "@docflow/core";
 import type { Logger } from "@docflow/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TokenRegistry } from "../auth.ts";
@@ -42,6 +42,14 @@ const TUS_STATUS_CODES: Record<number, ErrorCode> = {
 
 const KEY_PATTERN = /^tenants\/([a-z0-9][a-z0-9_-]{0,62})\/jobs\/([0-9a-f-]{36})\/source$/;
 
+/** The tus S3 store, signing part uploads without hashing their bodies on the event loop (see lightenPayloads). */
+class LightS3Store extends S3Store {
+  constructor(options: ConstructorParameters<typeof S3Store>[0]) {
+    super(options);
+    lightenPayloads(this.client);
+  }
+}
+
 const noCache: KvStore<never> = {
   get: async () => undefined,
   set: async () => {},
@@ -66,7 +74,7 @@ export function createTusServer(deps: TusDependencies): Server {
   const { config } = deps;
   const datastore: DataStore =
     config.DOCFLOW_STORAGE === "s3"
-      ? new S3Store({
+      ? new LightS3Store({
           partSize: 8 * 1024 * 1024,
           // Every replica reads an upload's state from S3: a per-process cache
           // would go stale when another replica finishes, terminates or expires it.
@@ -74,11 +82,12 @@ export function createTusServer(deps: TusDependencies): Server {
           expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS,
           s3ClientConfig: {
             bucket: config.DOCFLOW_S3_BUCKET,
-            region: config.AWS_REGION,
-            ...(config.DOCFLOW_S3_ENDPOINT ? { endpoint: config.DOCFLOW_S3_ENDPOINT, forcePathStyle: true } : {}),
-            ...(config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY
-              ? { credentials: { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } }
-              : {}),
+            ...s3ClientConfig({
+              region: config.AWS_REGION,
+              endpoint: config.DOCFLOW_S3_ENDPOINT,
+              credentials:
+                config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } : undefined,
+            }),
           },
         })
       : new FileStore({ directory: join(resolve(config.DOCFLOW_DATA_DIR), "objects"), expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS });
@@ -184,7 +193,7 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
     sha256: hash.digest("hex"),
     pageCount: null,
     pagesDone: 0,
-    createdAt: now,
+    createdAt: jobCreatedAt(jobId!),
     updatedAt: now,
     sourceKey: upload.id,
     ranges: [],

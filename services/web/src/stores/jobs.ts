@@ -11,10 +11,14 @@ const MAX_RESYNC_SINGLES = 20;
 
 type LoadState = "idle" | "loading" | "ready" | "error";
 
+/**
+ * Newest first, in the order of `GET /v1/jobs`: by id (UUIDv7, so by the moment the upload
+ * began), the order its cursor pages through. Not by `createdAt`: the gateway stamps that once
+ * the upload is stored, so for uploads that overlap (a large file started first, a small one
+ * finished first) the two orders differ, and the list would disagree with the API's and with
+ * the page boundary `loadFirstPage` prunes against.
+ */
 function newestFirst(a: Job, b: Job): number {
-  const byTime = Date.parse(b.createdAt) - Date.parse(a.createdAt);
-  if (byTime !== 0 && !Number.isNaN(byTime)) return byTime;
-  // Job ids are UUIDv7: they sort by creation time too.
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 

@@ -74,6 +74,22 @@ describe("JobList", () => {
     expect(rows[0]!.get("a").attributes("href")).toBe(`/jobs/${newer.id}`);
   });
 
+  it("keeps the API's order (by id) when uploads overlapped, and says '1 page' for one", async () => {
+    // The gateway stamps createdAt once the upload is stored: a large file started first can get
+    // a later createdAt than a small one started after it. GET /v1/jobs (and its cursor) go by id.
+    const bigStartedFirst = makeJob({ id: IDS[0], filename: "big.pdf", createdAt: "2026-01-01T10:00:05.000Z", status: "completed", pageCount: 1, pagesDone: 1 });
+    const smallStartedLater = makeJob({ id: IDS[1], filename: "small.pdf", createdAt: "2026-01-01T10:00:01.000Z", status: "completed", pageCount: 3, pagesDone: 3 });
+    stubApi((method, path) =>
+      method === "GET" && path.startsWith("/v1/jobs") ? jsonResponse({ items: [smallStartedLater, bigStartedFirst], nextCursor: null }) : problemResponse(404, "route_not_found", "No such endpoint"),
+    );
+    const wrapper = mountList();
+    await settle();
+
+    const rows = wrapper.findAll("ol li");
+    expect(rows.map((row) => row.get("a").text())).toEqual(["small.pdf", "big.pdf"]);
+    expect(rows[1]!.get('[data-testid="pages"]').text()).toBe("1/1 page");
+  });
+
   it("applies live events and ignores one with an older revision", async () => {
     stubApi((method, path) => {
       if (path === "/v1/realtime/credentials" && method === "POST") return credentials();
