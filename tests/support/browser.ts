@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page, type Request, type Response } from "playwright-core";
 import type { Stack } from "./stack.ts";
 
 /**
@@ -181,5 +181,161 @@ export function debuggable(name: string, get: () => { stack: Stack | undefined; 
       }
       throw new Error(`${String(error)}${details}`, { cause: error });
     }
+  };
+}
+
+/** Picks files the way a person does: "Choose files" opens the system file chooser. */
+export async function chooseFiles(page: Page, paths: string[]): Promise<void> {
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.getByRole("button", { name: "Choose files" }).click()]);
+  await chooser.setFiles(paths);
+}
+
+/** One tus request the page made (to `/v1/uploads` or an upload's URL), and what came of it. */
+export interface TusExchange {
+  method: string;
+  /** Path of the request URL (`/v1/uploads` for creation, `/v1/uploads/<id>` after). */
+  path: string;
+  /** When it was sent, in ms since the recording started. */
+  sentAt: number;
+  /** When it ended (answered or failed), in ms since the recording started; null while in flight. */
+  endedAt: number | null;
+  /** The request's `Upload-Offset` (PATCH) and `Upload-Length` (creation). */
+  uploadOffset: number | null;
+  uploadLength: number | null;
+  /** The body's size as sent (`Content-Length`), once known. */
+  bodyBytes: number | null;
+  /** The answer's status; null while in flight or when the request failed. */
+  status: number | null;
+  /** The answer's `Upload-Offset` (PATCH, HEAD), `Location` (creation) and `Docflow-Job-Id` (final PATCH). */
+  responseOffset: number | null;
+  location: string | null;
+  jobId: string | null;
+  /** Why the request failed (net::ERR_…), when it did. */
+  failure: string | null;
+}
+
+export interface TusRecording {
+  exchanges: TusExchange[];
+  /** Now, on the recording's clock (ms since it started), to compare with `sentAt` and `endedAt`. */
+  elapsed(): number;
+  /** The recorded PATCH requests, in the order they were sent. */
+  patches(): TusExchange[];
+  /** Stops recording and waits for the headers being read. */
+  stop(): Promise<void>;
+  /** Waits for the headers of the requests so far (Content-Length comes asynchronously). */
+  settled(): Promise<void>;
+}
+
+const header = (headers: Record<string, string>, name: string): string | null => headers[name.toLowerCase()] ?? null;
+const numberHeader = (headers: Record<string, string>, name: string): number | null => {
+  const value = header(headers, name);
+  return value === null || value === "" ? null : Number(value);
+};
+
+/**
+ * Records every tus request `page` makes (and the answers), in order: what a tus client did,
+ * from the network's point of view. Headers the browser adds itself (Content-Length) are read
+ * asynchronously: call `settled()` before reading `bodyBytes`.
+ */
+export function recordTus(page: Page, pathPrefix = "/v1/uploads"): TusRecording {
+  const t0 = Date.now();
+  const exchanges: TusExchange[] = [];
+  const byRequest = new Map<Request, TusExchange>();
+  const pending: Promise<unknown>[] = [];
+  const onRequest = (request: Request) => {
+    const url = new URL(request.url());
+    if (!url.pathname.startsWith(pathPrefix)) return;
+    const headers = request.headers();
+    const exchange: TusExchange = {
+      method: request.method(),
+      path: url.pathname,
+      sentAt: Date.now() - t0,
+      endedAt: null,
+      uploadOffset: numberHeader(headers, "Upload-Offset"),
+      uploadLength: numberHeader(headers, "Upload-Length"),
+      bodyBytes: null,
+      status: null,
+      responseOffset: null,
+      location: null,
+      jobId: null,
+      failure: null,
+    };
+    exchanges.push(exchange);
+    byRequest.set(request, exchange);
+    pending.push(
+      request.allHeaders().then(
+        (all) => {
+          const length = numberHeader(all, "Content-Length");
+          exchange.bodyBytes = length ?? (request.postDataBuffer()?.length || null);
+        },
+        () => undefined,
+      ),
+    );
+  };
+  const onResponse = (response: Response) => {
+    const exchange = byRequest.get(response.request());
+    if (!exchange) return;
+    const headers = response.headers();
+    exchange.endedAt = Date.now() - t0;
+    exchange.status = response.status();
+    exchange.responseOffset = numberHeader(headers, "Upload-Offset");
+    exchange.location = header(headers, "Location");
+    exchange.jobId = header(headers, "Docflow-Job-Id");
+  };
+  const onFailed = (request: Request) => {
+    const exchange = byRequest.get(request);
+    if (!exchange) return;
+    exchange.endedAt = Date.now() - t0;
+    exchange.failure = request.failure()?.errorText ?? "failed";
+  };
+  page.on("request", onRequest);
+  page.on("response", onResponse);
+  page.on("requestfailed", onFailed);
+  const settled = async () => {
+    await Promise.all(pending);
+  };
+  return {
+    exchanges,
+    elapsed: () => Date.now() - t0,
+    patches: () => exchanges.filter((e) => e.method === "PATCH"),
+    settled,
+    async stop() {
+      page.off("request", onRequest);
+      page.off("response", onResponse);
+      page.off("requestfailed", onFailed);
+      await settled();
+    },
+  };
+}
+
+/** A tus exchange as one line, for failure messages: `PATCH /v1/uploads/… @512 +256K -> 200 @768 (1203-2210 ms)`. */
+export function describeTus(exchanges: TusExchange[]): string {
+  return exchanges
+    .map((e) => {
+      const sent = e.uploadOffset === null ? "" : ` @${e.uploadOffset}`;
+      const body = e.bodyBytes === null ? "" : ` +${e.bodyBytes}`;
+      const answer = e.failure ?? (e.status === null ? "(in flight)" : `${e.status}${e.responseOffset === null ? "" : ` @${e.responseOffset}`}`);
+      return `${e.method} ${e.path.replace(/\/v1\/uploads\/(.{8}).*/, "/v1/uploads/$1…")}${sent}${body} -> ${answer} (${e.sentAt}-${e.endedAt ?? "…"} ms)`;
+    })
+    .join("\n");
+}
+
+/**
+ * Slows the page's uploads (and only them) to `bytesPerSecond` through the DevTools protocol, as a
+ * slow uplink would; `undefined` lifts the limit. Returns a function that lifts it and detaches.
+ */
+export async function throttleUploads(context: BrowserContext, page: Page, bytesPerSecond: number): Promise<{ set(bytesPerSecond: number | undefined): Promise<void>; release(): Promise<void> }> {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  const set = async (rate: number | undefined) => {
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: rate === undefined ? 0 : 10, downloadThroughput: -1, uploadThroughput: rate ?? -1 });
+  };
+  await set(bytesPerSecond);
+  return {
+    set,
+    async release() {
+      await set(undefined).catch(() => undefined);
+      await cdp.detach().catch(() => undefined);
+    },
   };
 }

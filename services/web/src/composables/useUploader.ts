@@ -26,12 +26,25 @@ export interface UploadEntry {
   retryable: boolean;
   /** The job the upload created. */
   jobId: string | null;
+  /** Where the upload went on from (bytes the server already had), when it resumed. */
+  resumedFrom: number | null;
+  /** The browser is offline: the upload waits for the connection and then goes on by itself. */
+  waitingForNetwork: boolean;
 }
 
 /** Speed is measured over this window (ms). */
 const SPEED_WINDOW_MS = 4_000;
 
-let instances = 0;
+/**
+ * Uppy's id, part of every file id and so of the fingerprint under which a tus upload is kept
+ * for resuming: the same on every page load and every mount of the upload panel, so that a file
+ * picked again after a reload (or after visiting another screen) continues its upload.
+ */
+export const UPPY_ID = "docflow-upload";
+
+function browserOnline(): boolean {
+  return typeof navigator === "undefined" || navigator.onLine !== false;
+}
 
 /**
  * Uploads through Uppy: validation before anything is sent, per-file progress,
@@ -47,7 +60,7 @@ export function useUploader() {
   let counter = 0;
 
   const uppy: UploadUppy = new Uppy<Meta, Body>({
-    id: `docflow-upload-${++instances}`,
+    id: UPPY_ID,
     autoProceed: false,
     allowMultipleUploadBatches: true,
     restrictions: {
@@ -68,7 +81,7 @@ export function useUploader() {
     const next = await createUploadTransport(runtimeConfig);
     if (transport) transport.uninstall(uppy);
     transport = next;
-    transport.install(uppy);
+    transport.install(uppy, { resumed: onResumed });
   }
 
   const active = computed(() => entries.some((entry) => entry.state === "waiting" || entry.state === "uploading"));
@@ -98,6 +111,38 @@ export function useUploader() {
     return id === undefined ? undefined : entries.find((entry) => entry.fileId === id);
   }
 
+  function onResumed(fileId: string, offset: number): void {
+    const entry = byFileId(fileId);
+    if (!entry || entry.state === "canceled" || offset >= entry.size) return;
+    const first = entry.resumedFrom === null;
+    entry.resumedFrom = offset;
+    entry.bytesUploaded = offset;
+    entry.waitingForNetwork = false;
+    samples.delete(entry.key);
+    if (first) void announce(`Resuming ${entry.name} from ${formatBytes(offset)} already uploaded.`);
+  }
+
+  // Offline, tus uploads wait for the connection (and then go on by themselves): say so. (A
+  // multipart POST just fails, and says so.)
+  const resumable = () => transport?.kind === "tus";
+  function onOffline(): void {
+    if (!resumable()) return;
+    const waiting = entries.filter((entry) => entry.state === "waiting" || entry.state === "uploading");
+    for (const entry of waiting) {
+      entry.waitingForNetwork = true;
+      entry.speed = null;
+      samples.delete(entry.key);
+    }
+    if (waiting.length > 0) void announce("Connection lost. Uploads go on when you are back online.", "assertive");
+  }
+  function onOnline(): void {
+    for (const entry of entries) entry.waitingForNetwork = false;
+  }
+  if (typeof window !== "undefined") {
+    window.addEventListener("offline", onOffline);
+    window.addEventListener("online", onOnline);
+  }
+
   function measure(entry: UploadEntry, bytes: number): void {
     const now = performance.now();
     const list = samples.get(entry.key) ?? [];
@@ -113,6 +158,7 @@ export function useUploader() {
     const entry = byFileId(file?.id);
     if (!entry || entry.state === "canceled") return;
     entry.state = "uploading";
+    if (browserOnline()) entry.waitingForNetwork = false;
     entry.bytesUploaded = Math.min(progress.bytesUploaded || 0, entry.size);
     measure(entry, entry.bytesUploaded);
   });
@@ -124,11 +170,11 @@ export function useUploader() {
     entry.bytesUploaded = entry.size;
     entry.speed = null;
     entry.message = null;
+    entry.waitingForNetwork = false;
     const job = transport?.jobFromSuccess(response) ?? null;
-    if (job) {
-      jobs.upsert(job, null);
-      entry.jobId = job.id;
-    }
+    if (job) jobs.upsert(job, null);
+    // Without the job itself (the answer to the last chunk was lost), its id still links to it.
+    entry.jobId = job?.id ?? transport?.jobIdFromSuccess(response) ?? null;
     void announce(`${entry.name} uploaded. Processing starts shortly.`);
   });
 
@@ -138,6 +184,7 @@ export function useUploader() {
     const failure = transport?.describeFailure(error, response) ?? { message: "The upload failed.", status: 0, retryable: true };
     entry.state = "failed";
     entry.speed = null;
+    entry.waitingForNetwork = false;
     entry.message = failure.message;
     entry.retryable = failure.retryable;
     void announce(`${entry.name} could not be uploaded: ${failure.message}`, "assertive");
@@ -170,6 +217,8 @@ export function useUploader() {
         message: null,
         retryable: false,
         jobId: null,
+        resumedFrom: null,
+        waitingForNetwork: false,
       };
       const reason = refusalReason(file, runtimeConfig.maxUploadBytes);
       if (reason) {
@@ -218,6 +267,7 @@ export function useUploader() {
     entry.state = "waiting";
     entry.message = null;
     entry.bytesUploaded = 0;
+    entry.waitingForNetwork = resumable() && !browserOnline();
     samples.delete(entry.key);
     void uppy.retryUpload(entry.fileId).catch(() => undefined);
   }
@@ -237,6 +287,12 @@ export function useUploader() {
   }
 
   onScopeDispose(() => {
+    if (typeof window !== "undefined") {
+      window.removeEventListener("offline", onOffline);
+      window.removeEventListener("online", onOnline);
+    }
+    // Leaving the screen is not canceling: a resumable upload stays resumable.
+    transport?.detach(uppy);
     uppy.cancelAll();
     uppy.destroy();
   });

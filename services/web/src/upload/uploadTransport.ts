@@ -13,6 +13,15 @@ export interface UploadFailure {
   retryable: boolean;
 }
 
+/** What a transport tells the uploader beyond Uppy's own events. */
+export interface UploadTransportEvents {
+  /**
+   * The upload of `fileId` goes on from `offset` bytes the server already has: after a page
+   * reload (the same file picked again), a dropped connection or a retry.
+   */
+  resumed?(fileId: string, offset: number): void;
+}
+
 /**
  * How files travel to the gateway. The upload panel talks to Uppy only; which
  * Uppy uploader plugin does the work (and how its answers are read) lives here,
@@ -22,11 +31,18 @@ export interface UploadFailure {
 export interface UploadTransport {
   readonly kind: UploadTransportKind;
   /** Adds the uploader plugin to `uppy`. */
-  install(uppy: UploadUppy): void;
+  install(uppy: UploadUppy, events?: UploadTransportEvents): void;
   /** Removes it again. */
   uninstall(uppy: UploadUppy): void;
+  /**
+   * Stops the uploads in flight without ending them on the server, before `uppy` is destroyed
+   * (the upload panel goes away): a resumable upload can then go on when the file is picked again.
+   */
+  detach(uppy: UploadUppy): void;
   /** The job a finished upload created, when the answer carries it (otherwise live events bring it). */
   jobFromSuccess(response: { body?: unknown }): Job | null;
+  /** The id of that job, also when the answer carries only the id (a tus upload found finished on resuming). */
+  jobIdFromSuccess(response: { body?: unknown }): string | null;
   /** Turns Uppy's `upload-error` arguments into a message for people. */
   describeFailure(error: unknown, response: unknown): UploadFailure;
 }
@@ -95,8 +111,14 @@ export function createXhrTransport(): UploadTransport {
       const plugin = uppy.getPlugin(XHR_PLUGIN_ID);
       if (plugin) uppy.removePlugin(plugin);
     },
+    detach() {
+      // Nothing to keep: a POST cannot go on later.
+    },
     jobFromSuccess(response) {
       return looksLikeJob(response.body) ? response.body : null;
+    },
+    jobIdFromSuccess(response) {
+      return looksLikeJob(response.body) ? response.body.id : null;
     },
     describeFailure(error, response) {
       const fallback = error instanceof Error ? error.message : "The upload failed.";
@@ -107,24 +129,64 @@ export function createXhrTransport(): UploadTransport {
 }
 
 /**
+ * Waits between retries of a failed tus request (ms). tus-js-client starts again from the first
+ * delay once a retry has made progress, so these add up only while nothing gets through: about
+ * 2 minutes before an upload is reported failed (when the browser knows it is offline, the
+ * upload waits for the connection instead and does not use them up). A failed upload can then be
+ * retried by hand, and it resumes too.
+ */
+export const TUS_RETRY_DELAYS: readonly number[] = [0, 1_000, 3_000, 5_000, 10_000, 20_000, 30_000, 60_000];
+
+/** `Upload-Metadata` (`key base64value,...`) as a record. */
+function parseUploadMetadata(header: string | null): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const pair of (header ?? "").split(",")) {
+    const [key, value] = pair.trim().split(" ");
+    if (!key) continue;
+    try {
+      metadata[key] = value ? new TextDecoder().decode(Uint8Array.from(atob(value), (c) => c.charCodeAt(0))) : "";
+    } catch {
+      // Not base64: not ours.
+    }
+  }
+  return metadata;
+}
+
+/**
  * Resumable tus 1.0.0 uploads to `/v1/uploads`, in chunks of `tusChunkBytes`.
  * The plugin is loaded only when this transport is chosen.
+ *
+ * Resuming: tus-js-client keeps each upload's URL in localStorage under a fingerprint of the
+ * file (Uppy's file id, made of the Uppy instance id, the file's name, type, size and
+ * modification time, and the endpoint), until the upload succeeds or is canceled. The same file
+ * picked again, after a reload too, continues where the server is (a `HEAD` for its offset, then
+ * `PATCH` from there). So the endpoint and the Uppy id must stay the same from page to page.
  */
 export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBytes">): Promise<UploadTransport> {
   const { default: Tus } = await import("@uppy/tus");
   return {
     kind: "tus",
-    install(uppy) {
+    install(uppy, events = {}) {
+      // Which file each request is for: tus-js-client's own callbacks do not say.
+      const fileOfRequest = new WeakMap<object, string>();
       uppy.use(Tus, {
         id: TUS_PLUGIN_ID,
         endpoint: `${API_BASE}/uploads`,
         chunkSize: config.tusChunkBytes,
         limit: 3,
-        retryDelays: [0, 1_000, 3_000, 5_000, 10_000],
+        retryDelays: [...TUS_RETRY_DELAYS],
         removeFingerprintOnSuccess: true,
         allowedMetaFields: ["name", "type"],
-        async onBeforeRequest(request) {
+        async onBeforeRequest(request, file) {
+          fileOfRequest.set(request, file.id);
           for (const [name, value] of Object.entries(await authorizationHeader())) request.setHeader(name, value);
+        },
+        onAfterResponse(request, response) {
+          // A HEAD is how tus-js-client asks where to go on (a stored upload, a retry).
+          if (request.getMethod() !== "HEAD" || response.getStatus() < 200 || response.getStatus() >= 300) return;
+          const fileId = fileOfRequest.get(request);
+          const offset = Number(response.getHeader("Upload-Offset"));
+          if (fileId && Number.isSafeInteger(offset) && offset > 0) events.resumed?.(fileId, offset);
         },
       });
     },
@@ -132,11 +194,29 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
       const plugin = uppy.getPlugin(TUS_PLUGIN_ID);
       if (plugin) uppy.removePlugin(plugin);
     },
+    detach(uppy) {
+      // Destroying Uppy cancels every file, and the tus plugin ends (DELETE) a canceled upload
+      // and forgets it. Dropping its references first only aborts the requests: the upload
+      // stays on the server (until it expires) and in localStorage, ready to resume.
+      const plugin = uppy.getPlugin(TUS_PLUGIN_ID) as InstanceType<typeof Tus> | undefined;
+      if (!plugin) return;
+      for (const fileId of Object.keys(plugin.uploaders)) plugin.resetUploaderReferences(fileId);
+    },
     jobFromSuccess(response) {
       // The final PATCH may answer with the Job as JSON.
       const xhr = (response.body as { xhr?: unknown } | undefined)?.xhr;
       const body = isXhr(xhr) ? parseJson(xhr.responseText) : null;
       return looksLikeJob(body) ? body : null;
+    },
+    jobIdFromSuccess(response) {
+      const xhr = (response.body as { xhr?: unknown } | undefined)?.xhr;
+      if (!isXhr(xhr)) return null;
+      const body = parseJson(xhr.responseText);
+      if (looksLikeJob(body)) return body.id;
+      // The final PATCH names it in a header; a HEAD that found the upload finished (the
+      // final answer was lost) in the upload's metadata.
+      const id = xhr.getResponseHeader("Docflow-Job-Id") ?? parseUploadMetadata(xhr.getResponseHeader("Upload-Metadata")).jobId;
+      return id || null;
     },
     describeFailure(error) {
       const original = (error as { originalResponse?: { getStatus(): number; getBody(): string } | null })?.originalResponse;

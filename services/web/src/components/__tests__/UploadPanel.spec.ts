@@ -5,6 +5,7 @@ import UploadPanel from "@/components/UploadPanel.vue";
 import { applyRuntimeConfig, resetRuntimeConfig } from "@/config";
 import { useJobsStore } from "@/stores/jobs";
 import { makeJob, settle, setupApp, testRouter } from "@/__tests__/helpers";
+import type { UploadTransportEvents } from "@/upload/uploadTransport";
 
 /**
  * A fake transport: the real error and response handling of the XHR transport,
@@ -14,6 +15,9 @@ import { makeJob, settle, setupApp, testRouter } from "@/__tests__/helpers";
 const fake = vi.hoisted(() => ({
   uppy: null as Uppy<Meta, Body> | null,
   uploads: [] as string[][],
+  events: {} as UploadTransportEvents,
+  /** Files Uppy still held when the transport was detached (the panel going away). */
+  detached: [] as string[][],
 }));
 
 vi.mock("@/upload/uploadTransport", async (importOriginal) => {
@@ -24,14 +28,19 @@ vi.mock("@/upload/uploadTransport", async (importOriginal) => {
   };
   return {
     ...real,
-    createUploadTransport: async () => ({
+    createUploadTransport: async (config: { uploadTransport: "xhr" | "tus" }) => ({
       ...real.createXhrTransport(),
-      install(uppy: Uppy<Meta, Body>) {
+      kind: config.uploadTransport,
+      install(uppy: Uppy<Meta, Body>, events: UploadTransportEvents = {}) {
         fake.uppy = uppy;
+        fake.events = events;
         uppy.addUploader(uploader);
       },
       uninstall(uppy: Uppy<Meta, Body>) {
         uppy.removeUploader(uploader);
+      },
+      detach(uppy: Uppy<Meta, Body>) {
+        fake.detached.push(uppy.getFiles().map((file) => file.id));
       },
     }),
   };
@@ -61,9 +70,14 @@ function answeredXhr(status: number, body: unknown): XMLHttpRequest {
   return xhr;
 }
 
+/** Mounted panels, unmounted after each test (a live one would follow the next test's runtime config). */
+const mounted: VueWrapper[] = [];
+
 function mountPanel(): VueWrapper {
   const { pinia } = setupApp();
-  return mount(UploadPanel, { global: { plugins: [pinia, testRouter()] }, attachTo: document.body });
+  const wrapper = mount(UploadPanel, { global: { plugins: [pinia, testRouter()] }, attachTo: document.body });
+  mounted.push(wrapper);
+  return wrapper;
 }
 
 describe("UploadPanel", () => {
@@ -72,12 +86,15 @@ describe("UploadPanel", () => {
   beforeEach(() => {
     fake.uppy = null;
     fake.uploads = [];
+    fake.events = {};
+    fake.detached = [];
     resetRuntimeConfig();
     now = 1_000;
     vi.spyOn(performance, "now").mockImplementation(() => now);
   });
 
   afterEach(() => {
+    for (const wrapper of mounted.splice(0)) wrapper.unmount();
     document.body.innerHTML = "";
   });
 
@@ -192,5 +209,70 @@ describe("UploadPanel", () => {
     expect(row).toContain("The file looks like a ZIP archive, not a PDF.");
     // A refusal will not change by trying again.
     expect(wrapper.find('button[aria-label="Retry upload of fake.pdf"]').exists()).toBe(false);
+  });
+
+  it("says when an upload goes on from bytes the server already had, and once done that it resumed", async () => {
+    const wrapper = mountPanel();
+    const file = pdf("big.pdf", 4 * 1024 * 1024);
+    await pick(wrapper, [file]);
+    const [fileId] = fake.uploads[0]!;
+    const uppy = fake.uppy!;
+
+    fake.events.resumed!(fileId!, 1024 * 1024);
+    uppy.emit("upload-progress", uppy.getFile(fileId!), { uploadStarted: Date.now(), bytesUploaded: 2 * 1024 * 1024, bytesTotal: file.size });
+    await settle();
+    expect(wrapper.get(".uploads li").text()).toContain("50% · 2 MB of 4 MB · resumed from 1 MB");
+
+    uppy.emit("upload-success", uppy.getFile(fileId!), { status: 200, body: {} as never, uploadURL: undefined });
+    await settle();
+    expect(wrapper.get(".uploads li").text()).toContain("Uploaded. Resumed from 1 MB.");
+  });
+
+  it("says the connection is lost while offline, without failing the upload, and goes back to progress when online", async () => {
+    applyRuntimeConfig({ uploadTransport: "tus" });
+    const wrapper = mountPanel();
+    const file = pdf("trip.pdf", 4 * 1024 * 1024);
+    await pick(wrapper, [file]);
+    const [fileId] = fake.uploads[0]!;
+    const uppy = fake.uppy!;
+    uppy.emit("upload-progress", uppy.getFile(fileId!), { uploadStarted: Date.now(), bytesUploaded: 1024 * 1024, bytesTotal: file.size });
+    await settle();
+
+    window.dispatchEvent(new Event("offline"));
+    await settle();
+    const row = wrapper.get(".uploads li");
+    expect(row.text()).toContain("25% · Connection lost. The upload goes on when you are back online.");
+    expect(row.text()).not.toContain("Upload failed");
+    expect(row.find('button[aria-label="Cancel upload of trip.pdf"]').exists()).toBe(true);
+
+    window.dispatchEvent(new Event("online"));
+    await settle();
+    expect(wrapper.get(".uploads li").text()).toContain("25% · 1 MB of 4 MB");
+    expect(wrapper.get(".uploads li").text()).not.toContain("Connection lost");
+  });
+
+  it("promises nothing while offline when files go as one POST (it cannot go on later)", async () => {
+    const wrapper = mountPanel();
+    await pick(wrapper, [pdf("post.pdf", 1_000)]);
+    window.dispatchEvent(new Event("offline"));
+    await settle();
+    expect(wrapper.get(".uploads li").text()).not.toContain("Connection lost");
+    window.dispatchEvent(new Event("online"));
+  });
+
+  it("gives a file the same id on every mount, and leaving does not cancel its upload before the transport lets go", async () => {
+    const file = pdf("same.pdf", 1_000);
+    const first = mountPanel();
+    await pick(first, [file]);
+    const [firstId] = fake.uploads[0]!;
+    mounted.splice(mounted.indexOf(first), 1);
+    first.unmount();
+    // The transport was detached while Uppy still held the file (so it could keep the upload).
+    expect(fake.detached).toEqual([[firstId]]);
+
+    const second = mountPanel();
+    await pick(second, [file]);
+    // Same file, same id: the fingerprint a resumable upload is stored under does not change.
+    expect(fake.uploads[1]).toEqual([firstId]);
   });
 });

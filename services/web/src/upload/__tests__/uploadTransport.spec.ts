@@ -1,0 +1,112 @@
+import { Uppy, type Body, type Meta } from "@uppy/core";
+import type Tus from "@uppy/tus";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { setupApp } from "@/__tests__/helpers";
+import { UPPY_ID } from "@/composables/useUploader";
+import { createTusTransport, TUS_RETRY_DELAYS, type UploadTransport } from "@/upload/uploadTransport";
+
+type TusPlugin = Tus<Meta, Body>;
+
+/** A request as tus-js-client hands it to the hooks. */
+function request(method: string) {
+  const headers: Record<string, string> = {};
+  return {
+    headers,
+    getMethod: () => method,
+    getURL: () => "/v1/uploads/abc",
+    setHeader: (name: string, value: string) => {
+      headers[name] = value;
+    },
+  };
+}
+
+function response(status: number, headers: Record<string, string>) {
+  return { getStatus: () => status, getHeader: (name: string) => headers[name], getBody: () => "" };
+}
+
+/** A finished XMLHttpRequest as Uppy's tus plugin hands it to `upload-success`. */
+function answeredXhr(body: string, headers: Record<string, string> = {}): XMLHttpRequest {
+  const xhr = Object.create(XMLHttpRequest.prototype) as XMLHttpRequest;
+  Object.defineProperties(xhr, {
+    status: { value: 200 },
+    responseText: { value: body },
+    getResponseHeader: { value: (name: string) => headers[name] ?? null },
+  });
+  return xhr;
+}
+
+const b64 = (text: string) => btoa(text);
+const JOB_ID = "01890a5d-ac96-7000-8000-000000000001";
+
+describe("tus upload transport", () => {
+  let uppy: Uppy<Meta, Body>;
+  let transport: UploadTransport;
+  let resumed: ReturnType<typeof vi.fn<(fileId: string, offset: number) => void>>;
+  let plugin: TusPlugin;
+
+  beforeEach(async () => {
+    setupApp();
+    uppy = new Uppy<Meta, Body>({ id: UPPY_ID });
+    transport = await createTusTransport({ tusChunkBytes: 262_144 });
+    resumed = vi.fn<(fileId: string, offset: number) => void>();
+    transport.install(uppy, { resumed });
+    plugin = uppy.getPlugin("docflow-tus") as unknown as TusPlugin;
+  });
+
+  it("sends chunks of the advertised size to a fixed endpoint, retries with growing delays, and forgets finished uploads", () => {
+    expect(plugin.opts).toMatchObject({ endpoint: "/v1/uploads", chunkSize: 262_144, removeFingerprintOnSuccess: true, retryDelays: [...TUS_RETRY_DELAYS] });
+    // Each wait at least as long as the one before, about two minutes in all before giving up.
+    expect([...TUS_RETRY_DELAYS].sort((a, b) => a - b)).toEqual([...TUS_RETRY_DELAYS]);
+    expect(TUS_RETRY_DELAYS.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(120_000);
+  });
+
+  it("says an upload resumed when a HEAD finds bytes of it on the server, and for which file", async () => {
+    const { onBeforeRequest, onAfterResponse } = plugin.opts;
+    const file = { id: "docflow-upload-report/pdf-1e-application/pdf-1000-1" } as never;
+
+    const head = request("HEAD");
+    await onBeforeRequest!(head as never, file);
+    expect(head.headers).toEqual({ Authorization: "Bearer test-token" });
+    await onAfterResponse!(head as never, response(200, { "Upload-Offset": "524288", "Upload-Length": "1000000" }) as never);
+    expect(resumed).toHaveBeenCalledExactlyOnceWith("docflow-upload-report/pdf-1e-application/pdf-1000-1", 524_288);
+
+    // Nothing there yet, gone, or not a HEAD at all: no resume.
+    for (const [method, status, offset] of [["HEAD", 200, "0"], ["HEAD", 404, "10"], ["PATCH", 204, "786432"]] as const) {
+      const other = request(method);
+      await onBeforeRequest!(other as never, file);
+      await onAfterResponse!(other as never, response(status, { "Upload-Offset": offset }) as never);
+    }
+    expect(resumed).toHaveBeenCalledTimes(1);
+  });
+
+  it("finds the job in the final answer, or its id in a header or in the upload's metadata", () => {
+    const job = { id: JOB_ID, status: "queued", filename: "report.pdf" };
+    const success = (xhr: XMLHttpRequest) => ({ body: { xhr } });
+
+    expect(transport.jobFromSuccess(success(answeredXhr(JSON.stringify(job))))).toEqual(job);
+    expect(transport.jobIdFromSuccess(success(answeredXhr(JSON.stringify(job))))).toBe(JOB_ID);
+    expect(transport.jobIdFromSuccess(success(answeredXhr("", { "Docflow-Job-Id": JOB_ID })))).toBe(JOB_ID);
+    // A HEAD that found the upload finished (the answer to the last chunk was lost).
+    const head = answeredXhr("", { "Upload-Metadata": `filename ${b64("report.pdf")},jobId ${b64(JOB_ID)},empty` });
+    expect(transport.jobFromSuccess(success(head))).toBeNull();
+    expect(transport.jobIdFromSuccess(success(head))).toBe(JOB_ID);
+    expect(transport.jobIdFromSuccess(success(answeredXhr("", { "Upload-Metadata": `filename ${b64("report.pdf")}` })))).toBeNull();
+    expect(transport.jobIdFromSuccess({ body: {} })).toBeNull();
+  });
+
+  it("on detach, stops the uploads in flight without ending them on the server", () => {
+    const upload = { abort: vi.fn(async () => undefined) };
+    const events = { remove: vi.fn() };
+    plugin.uploaders["f1"] = upload as never;
+    plugin.uploaderEvents["f1"] = events as never;
+
+    transport.detach(uppy);
+    uppy.cancelAll();
+    uppy.destroy();
+
+    // abort(true) would also DELETE the upload and forget it: only the requests stop.
+    expect(upload.abort.mock.calls).toEqual([[]]);
+    expect(events.remove).toHaveBeenCalledOnce();
+    expect(plugin.uploaders["f1"]).toBeNull();
+  });
+});
