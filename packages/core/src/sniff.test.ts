@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PDF, PPTX } from "@docflow/contracts";
-import { sniffContentType } from "./sniff.ts";
+import { SNIFF_BYTES, sniffAhead, sniffContentType } from "./sniff.ts";
 
 /** A minimal ZIP local file header for an entry name (no data). */
 function zipEntry(name: string): Buffer {
@@ -33,5 +33,44 @@ describe("sniffContentType", () => {
   it("does not read past a truncated header", () => {
     const cut = zipEntry("ppt/presentation.xml").subarray(0, 40);
     expect(sniffContentType(cut)).toBeNull();
+  });
+});
+
+describe("sniffAhead", () => {
+  async function* chunks(sizes: number[]) {
+    for (const n of sizes) yield Buffer.alloc(n, 0x25);
+  }
+  const collect = async (it: AsyncIterable<Buffer>) => {
+    const out: Buffer[] = [];
+    for await (const c of it) out.push(c);
+    return Buffer.concat(out);
+  };
+
+  it("shows the judge the first SNIFF_BYTES before anything passes, then passes everything", async () => {
+    const seen: number[] = [];
+    const out = await collect(sniffAhead(chunks([40_000, 40_000, 10]), (head) => void seen.push(head.length)));
+    expect(seen).toEqual([80_000]);
+    expect(seen[0]).toBeGreaterThanOrEqual(SNIFF_BYTES);
+    expect(out.length).toBe(80_010);
+  });
+
+  it("judges a short file at its end, and nothing at all for an empty one", async () => {
+    const seen: number[] = [];
+    await collect(sniffAhead(chunks([100]), (head) => void seen.push(head.length)));
+    await collect(sniffAhead(chunks([]), (head) => void seen.push(head.length)));
+    expect(seen).toEqual([100]);
+  });
+
+  it("lets no byte through when the judge refuses", async () => {
+    const passed: Buffer[] = [];
+    const refuse = () => {
+      throw new Error("not a document");
+    };
+    await expect(
+      (async () => {
+        for await (const c of sniffAhead(chunks([70_000, 5]), refuse)) passed.push(c);
+      })(),
+    ).rejects.toThrow("not a document");
+    expect(passed).toEqual([]);
   });
 });

@@ -32,3 +32,31 @@ function zipEntryNames(head: Buffer): string[] {
   }
   return names;
 }
+
+/**
+ * Passes `source` through, holding back only its first `SNIFF_BYTES` (fewer
+ * at the end of a short file) until `judge` has seen them: a judge that
+ * throws stops the stream before any byte reaches the consumer.
+ */
+export async function* sniffAhead(source: AsyncIterable<Buffer>, judge: (head: Buffer) => void): AsyncGenerator<Buffer> {
+  const head: Buffer[] = [];
+  let bytes = 0;
+  let judged = false;
+  for await (const chunk of source) {
+    if (judged) {
+      yield chunk;
+      continue;
+    }
+    head.push(chunk);
+    bytes += chunk.length;
+    if (bytes >= SNIFF_BYTES) {
+      judge(Buffer.concat(head, bytes));
+      judged = true;
+      yield* head.splice(0);
+    }
+  }
+  if (!judged && bytes > 0) {
+    judge(Buffer.concat(head, bytes));
+    yield* head.splice(0);
+  }
+}

@@ -3,7 +3,9 @@ import { Readable } from "node:stream";
 import type { IncomingHttpHeaders } from "node:http";
 import busboy from "busboy";
 import { DocflowError, type ContentType } from "@docflow/contracts";
-import { SNIFF_BYTES, sniffContentType, type ObjectStore } from "@docflow/core";
+import { sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
+
+export const NOT_A_DOCUMENT = "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).";
 
 export interface IngestOptions {
   store: ObjectStore;
@@ -34,40 +36,27 @@ export async function ingest(source: Readable, options: IngestOptions): Promise<
   let contentType: ContentType | null = null;
   let failure: unknown;
 
+  async function* measured(): AsyncGenerator<Buffer> {
+    // On a refusal the source stays open: the error handler drains it, so the
+    // client can read the answer instead of failing on a closed socket.
+    for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > options.maxBytes) {
+        throw new DocflowError("file_too_large", `The file is larger than the limit of ${options.maxBytes} bytes.`, { extra: { limit: options.maxBytes } });
+      }
+      hash.update(chunk);
+      options.onBytes?.(chunk.length);
+      yield chunk;
+    }
+    if (size === 0) throw new DocflowError("empty_body", "The upload contained no bytes.");
+  }
+
   async function* inspect(): AsyncGenerator<Buffer> {
-    const head: Buffer[] = [];
-    let headBytes = 0;
-    const decide = () => {
-      const type = sniffContentType(Buffer.concat(head, headBytes));
-      if (!type) throw new DocflowError("unsupported_media_type", "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).");
-      contentType = type;
-    };
     try {
-      // On a refusal the source stays open: the error handler drains it, so the
-      // client can read the answer instead of failing on a closed socket.
-      for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > options.maxBytes) {
-          throw new DocflowError("file_too_large", `The file is larger than the limit of ${options.maxBytes} bytes.`, { extra: { limit: options.maxBytes } });
-        }
-        hash.update(chunk);
-        options.onBytes?.(chunk.length);
-        if (contentType) {
-          yield chunk;
-          continue;
-        }
-        head.push(chunk);
-        headBytes += chunk.length;
-        if (headBytes >= SNIFF_BYTES) {
-          decide();
-          yield* head.splice(0);
-        }
-      }
-      if (size === 0) throw new DocflowError("empty_body", "The upload contained no bytes.");
-      if (!contentType) {
-        decide();
-        yield* head.splice(0);
-      }
+      yield* sniffAhead(measured(), (head) => {
+        contentType = sniffContentType(head);
+        if (!contentType) throw new DocflowError("unsupported_media_type", NOT_A_DOCUMENT);
+      });
     } catch (err) {
       failure = options.signal.aborted ? new DocflowError("upload_aborted") : err;
       throw failure;

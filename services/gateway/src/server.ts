@@ -38,7 +38,8 @@ async function main(): Promise<void> {
     ttlMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS,
     acquireTimeoutMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS * 2,
   });
-  const tus = createTusServer({ config, log, tokens, store, jobs, publisher, nats, locker });
+  const metrics = createMetrics();
+  const tus = createTusServer({ config, log, tokens, store, jobs, publisher, nats, locker, metrics });
   const cleanup = setInterval(() => {
     tus.cleanUpExpiredUploads().then(
       (n) => n > 0 && log.info({ expired: n }, "removed expired uploads"),
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
     jobs,
     publisher,
     nats,
-    metrics: createMetrics(),
+    metrics,
     tus,
     draining: () => draining,
     readiness: {

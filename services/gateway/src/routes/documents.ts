@@ -1,8 +1,8 @@
 import { Router } from "express";
 import { v7 as uuidv7 } from "uuid";
-import { DocflowError, jobCreatedAt, objectKeys, toPublicJob, type JobRecord } from "@docflow/contracts";
-import { publishEvent } from "@docflow/core";
+import { DocflowError, objectKeys } from "@docflow/contracts";
 import type { AppContext } from "../context.ts";
+import { defaultFilename, enqueueJob } from "../enqueue.ts";
 import { cleanFilename, ingest, ingestMultipart, type Ingested } from "../ingest.ts";
 import { jobLocation, sendJob } from "./jobs.ts";
 
@@ -44,42 +44,13 @@ export function documentsRouter(ctx: AppContext): Router {
       onBytes: (n: number) => ctx.metrics.uploadBytes.inc(n),
     };
     const stored: Ingested & { filename?: string | undefined } = multipart ? await ingestMultipart(req, options) : await ingest(req, options);
-    const fallback = stored.contentType === "application/pdf" ? "document.pdf" : "presentation.pptx";
-    const filename = cleanFilename(multipart ? stored.filename : (req.query.filename as string | undefined), fallback);
-
-    const now = new Date().toISOString();
-    const record: JobRecord = {
-      id,
-      tenant,
-      status: "queued",
-      filename,
-      contentType: stored.contentType,
-      size: stored.size,
-      sha256: stored.sha256,
-      pageCount: null,
-      pagesDone: 0,
-      createdAt: jobCreatedAt(id),
-      updatedAt: now,
-      sourceKey,
-      ranges: [],
-      rangesDone: [],
-    };
+    const filename = cleanFilename(multipart ? stored.filename : (req.query.filename as string | undefined), defaultFilename(stored.contentType));
     let created;
     try {
-      created = await ctx.jobs.create(record);
+      created = await enqueueJob(ctx, { id, tenant, sourceKey, filename, contentType: stored.contentType, size: stored.size, sha256: stored.sha256 });
     } catch (err) {
       await ctx.store.delete(sourceKey).catch(() => {});
       throw new DocflowError("not_ready", "The job could not be recorded; nothing was kept. Retry shortly.", { cause: err });
-    }
-    ctx.metrics.jobsCreated.inc({ content_type: stored.contentType });
-    publishEvent(ctx.nats, tenant, { type: "job.queued", jobId: id, revision: created.revision, at: now, job: toPublicJob(created.record) });
-    try {
-      await ctx.publisher.publish({ v: 1, stage: "inspect", jobId: id, tenant });
-    } catch (err) {
-      // The bytes and the record are safe: the processors' sweeper re-dispatches
-      // queued jobs whose message never arrived. The client still gets its job.
-      ctx.metrics.publishFailures.inc();
-      ctx.log.warn({ err, jobId: id }, "inspect message not confirmed; the sweeper will re-dispatch it");
     }
     res.status(202).location(jobLocation(id));
     sendJob(res, created);

@@ -6,27 +6,22 @@ import { S3Store } from "@tus/s3-store";
 import { Server } from "@tus/server";
 import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
 import { v7 as uuidv7 } from "uuid";
-import { ERRORS, JobId, jobCreatedAt, objectKeys, type TenantId, toPublicJob, type ErrorCode, type JobRecord } from "@docflow/contracts";
-import { SNIFF_BYTES, lightenPayloads, publishEvent, s3ClientConfig, sniffContentType, type JobStore, type ObjectStore, type WorkPublisher } from "@docflow/core";
-import type { Logger } from "@docflow/telemetry";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { ERRORS, JobId, objectKeys, toPublicJob, type ErrorCode, type TenantId } from "@docflow/contracts";
+import { SNIFF_BYTES, lightenPayloads, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
 import type { TokenRegistry } from "../auth.ts";
 import type { GatewayConfig } from "../config.ts";
-import { cleanFilename } from "../ingest.ts";
+import { defaultFilename, enqueueJob, type EnqueueDependencies } from "../enqueue.ts";
+import { NOT_A_DOCUMENT, cleanFilename } from "../ingest.ts";
 
 export const TUS_PATH = "/v1/uploads";
 
 /** Response header carrying the job id on the final PATCH (its body is the Job). */
 export const JOB_ID_HEADER = "Docflow-Job-Id";
 
-export interface TusDependencies {
+export interface TusDependencies extends EnqueueDependencies {
   config: GatewayConfig;
-  log: Logger;
   tokens: TokenRegistry;
   store: ObjectStore;
-  jobs: JobStore;
-  publisher: WorkPublisher;
-  nats: NatsConnection;
   locker: Locker;
 }
 
@@ -180,39 +175,25 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
   const contentType = sniffContentType(head);
   if (!contentType) {
     await deps.store.delete(upload.id).catch(() => {});
-    throw problem("unsupported_media_type", "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).");
+    throw problem("unsupported_media_type", NOT_A_DOCUMENT);
   }
-  const now = new Date().toISOString();
-  const record: JobRecord = {
-    id: jobId!,
-    tenant,
-    status: "queued",
-    filename: cleanFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined, contentType === "application/pdf" ? "document.pdf" : "presentation.pptx"),
-    contentType,
-    size: upload.size ?? object.size,
-    sha256: hash.digest("hex"),
-    pageCount: null,
-    pagesDone: 0,
-    createdAt: jobCreatedAt(jobId!),
-    updatedAt: now,
-    sourceKey: upload.id,
-    ranges: [],
-    rangesDone: [],
-  };
-  let created;
   try {
-    created = await deps.jobs.create(record);
+    const created = await enqueueJob(deps, {
+      id: jobId!,
+      tenant,
+      sourceKey: upload.id,
+      filename: cleanFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined, defaultFilename(contentType)),
+      contentType,
+      size: upload.size ?? object.size,
+      sha256: hash.digest("hex"),
+    });
+    return toPublicJob(created.record);
   } catch (err) {
     // A concurrent final PATCH created it first.
     const raced = await deps.jobs.get(tenant, jobId!);
     if (raced) return toPublicJob(raced.record);
     throw err;
   }
-  publishEvent(deps.nats, tenant, { type: "job.queued", jobId: jobId!, revision: created.revision, at: now, job: toPublicJob(created.record) });
-  await deps.publisher.publish({ v: 1, stage: "inspect", jobId: jobId!, tenant }).catch((err: unknown) => {
-    deps.log.warn({ err, jobId }, "inspect message not confirmed; the sweeper will re-dispatch it");
-  });
-  return toPublicJob(created.record);
 }
 
 /**
@@ -223,34 +204,9 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
 function sniffFirstChunk(datastore: DataStore): void {
   const write = datastore.write.bind(datastore);
   datastore.write = (stream: Readable, id: string, offset: number) =>
-    offset === 0 ? write(Readable.from(sniffing(stream)), id, offset) : write(stream, id, offset);
-}
-
-async function* sniffing(source: Readable): AsyncGenerator<Buffer> {
-  const head: Buffer[] = [];
-  let size = 0;
-  let decided = false;
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    if (decided) {
-      yield chunk;
-      continue;
-    }
-    head.push(chunk);
-    size += chunk.length;
-    if (size >= SNIFF_BYTES) {
-      judge(Buffer.concat(head));
-      decided = true;
-      yield* head.splice(0);
-    }
-  }
-  if (!decided && size > 0) {
-    judge(Buffer.concat(head));
-    yield* head.splice(0);
-  }
+    offset === 0 ? write(Readable.from(sniffAhead(stream, judge)), id, offset) : write(stream, id, offset);
 }
 
 function judge(head: Buffer): void {
-  if (!sniffContentType(head)) {
-    throw problem("unsupported_media_type", "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).");
-  }
+  if (!sniffContentType(head)) throw problem("unsupported_media_type", NOT_A_DOCUMENT);
 }
