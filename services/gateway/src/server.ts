@@ -1,4 +1,4 @@
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { once } from "node:events";
 import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
@@ -22,6 +22,33 @@ async function main(): Promise<void> {
     tokens = generated.registry;
     log.warn({ tenant: "dev" }, `DOCFLOW_DEV_TOKENS is unset; generated a token for tenant 'dev': ${generated.token}`);
   }
+
+  // Listen before the dependencies are connected: liveness answers from the
+  // start, readiness says "not ready" until the app is built, so a broker that
+  // is slow to come up delays traffic instead of restarting the pod.
+  let handle: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => {
+    const live = req.url === "/healthz";
+    res.writeHead(live ? 200 : 503, { "Content-Type": live ? "application/json" : "application/problem+json", "Cache-Control": "no-store" });
+    res.end(JSON.stringify(live ? { status: "starting" } : { type: "urn:docflow:problem:not_ready", title: "The service is not ready", status: 503, detail: "starting: connecting to its dependencies", code: "not_ready" }));
+  };
+  const server = createServer(
+    {
+      keepAliveTimeout: config.DOCFLOW_KEEP_ALIVE_TIMEOUT_MS,
+      headersTimeout: config.DOCFLOW_HEADERS_TIMEOUT_MS,
+      // Node insists on requestTimeout >= headersTimeout; the app's own deadline (app.ts) is the tighter one.
+      requestTimeout: Math.max(config.DOCFLOW_REQUEST_TIMEOUT_MS, config.DOCFLOW_HEADERS_TIMEOUT_MS),
+      // How often Node enforces the two timeouts above (its default, 30 s, would let a slowloris linger).
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.DOCFLOW_HEADERS_TIMEOUT_MS / 4))),
+    },
+    (req, res) => handle(req, res),
+  );
+  // Let the routes decide on `Expect: 100-continue` (Node would confirm at once).
+  server.on("checkContinue", (req, res) => server.emit("request", req, res));
+  server.listen(config.DOCFLOW_PORT, config.DOCFLOW_HOST);
+  await once(server, "listening");
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.DOCFLOW_PORT;
+  log.info({ port }, `gateway listening on http://${config.DOCFLOW_HOST}:${port}`);
 
   const store = await openObjectStore(config);
   const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "gateway", credsFile: config.DOCFLOW_NATS_CREDS }, log);
@@ -77,24 +104,8 @@ async function main(): Promise<void> {
     },
   };
 
-  const server = createServer(
-    {
-      keepAliveTimeout: config.DOCFLOW_KEEP_ALIVE_TIMEOUT_MS,
-      headersTimeout: config.DOCFLOW_HEADERS_TIMEOUT_MS,
-      // Node insists on requestTimeout >= headersTimeout; the app's own deadline (app.ts) is the tighter one.
-      requestTimeout: Math.max(config.DOCFLOW_REQUEST_TIMEOUT_MS, config.DOCFLOW_HEADERS_TIMEOUT_MS),
-      // How often Node enforces the two timeouts above (its default, 30 s, would let a slowloris linger).
-      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.DOCFLOW_HEADERS_TIMEOUT_MS / 4))),
-    },
-    createApp(ctx),
-  );
-  // Let the routes decide on `Expect: 100-continue` (Node would confirm at once).
-  server.on("checkContinue", (req, res) => server.emit("request", req, res));
-  server.listen(config.DOCFLOW_PORT, config.DOCFLOW_HOST);
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : config.DOCFLOW_PORT;
-  log.info({ port, storage: store.kind }, `gateway listening on http://${config.DOCFLOW_HOST}:${port}`);
+  handle = createApp(ctx);
+  log.info({ storage: store.kind }, "gateway ready to serve");
 
   const shutdown = async (signal: string) => {
     if (draining) return;
