@@ -25,7 +25,12 @@ export const Job = z.object({
   filename: z.string(),
   contentType: ContentType,
   size: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /**
+   * SHA-256 of the source. Known at once for `POST /v1/documents` (hashed as it
+   * streams); for resumable uploads it is filled in when processing starts, so
+   * that finishing an upload never takes time proportional to its size.
+   */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   pageCount: z.number().int().nonnegative().nullable(),
   pagesDone: z.number().int().nonnegative(),
   createdAt: z.iso.datetime(),

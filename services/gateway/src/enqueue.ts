@@ -12,7 +12,8 @@ export interface StoredSource {
   filename: string;
   contentType: ContentType;
   size: number;
-  sha256: string;
+  /** null when not hashed yet (resumable uploads: the processor fills it in). */
+  sha256: string | null;
 }
 
 export interface EnqueueDependencies {

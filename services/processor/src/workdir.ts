@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,4 +22,22 @@ export async function download(store: ObjectStore, key: string, path: string): P
   if (!object) throw new Error(`object ${key} is missing`);
   await pipeline(object.body, createWriteStream(path));
   return path;
+}
+
+/** Like `download`, hashing the bytes on the way: the source's SHA-256. */
+export async function downloadHashed(store: ObjectStore, key: string, path: string): Promise<string> {
+  const object = await store.get(key);
+  if (!object) throw new Error(`object ${key} is missing`);
+  const hash = createHash("sha256");
+  await pipeline(
+    object.body,
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    },
+    createWriteStream(path),
+  );
+  return hash.digest("hex");
 }

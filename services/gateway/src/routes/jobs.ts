@@ -115,8 +115,8 @@ export function jobsRouter(ctx: AppContext): Router {
       "Content-Type": record.contentType,
       "Content-Length": String(object.size),
       "Content-Disposition": `attachment; filename="${record.filename.replace(/[^\x20-\x7e]|["\\]/g, "_")}"; filename*=UTF-8''${encodeURIComponent(record.filename)}`,
-      "Digest": `sha-256=${Buffer.from(record.sha256, "hex").toString("base64")}`,
     });
+    if (record.sha256) res.set("Digest", `sha-256=${Buffer.from(record.sha256, "hex").toString("base64")}`);
     await pipeline(object.body, res);
   });
 

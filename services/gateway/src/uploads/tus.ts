@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { FileStore } from "@tus/file-store";
@@ -63,7 +62,8 @@ function problem(code: ErrorCode, detail?: string): { status_code: number; body:
  * finished upload is already where the processor reads it; in URLs the key is
  * base64url-encoded. Every request is scoped to the caller's tenant; the
  * first bytes are sniffed as they arrive and again when the upload completes;
- * completion creates the job exactly once and answers with it.
+ * completion creates the job exactly once and answers with it (its sha256 is
+ * null until the processor has read the source).
  */
 export function createTusServer(deps: TusDependencies): Server {
   const { config } = deps;
@@ -86,7 +86,7 @@ export function createTusServer(deps: TusDependencies): Server {
           },
         })
       : new FileStore({ directory: join(resolve(config.DOCFLOW_DATA_DIR), "objects"), expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS });
-  sniffFirstChunk(datastore);
+  watchWrites(datastore, (n) => deps.metrics.uploadBytes.inc(n));
 
   const callerTenant = (req: Request): TenantId => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.get("authorization") ?? "");
@@ -164,14 +164,17 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
   const existing = await deps.jobs.get(tenant, jobId!);
   if (existing) return toPublicJob(existing.record);
 
+  // Only the head is read back (to judge the type again): reading or hashing
+  // the whole object here would make the final PATCH as slow as the file is big.
+  // The processor records the SHA-256 as it reads the source.
   const object = await deps.store.get(upload.id);
   if (!object) throw problem("internal", "The finished upload could not be read back.");
-  const hash = createHash("sha256");
   let head = Buffer.alloc(0);
   for await (const chunk of object.body as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    if (head.length < SNIFF_BYTES) head = Buffer.concat([head, chunk.subarray(0, SNIFF_BYTES - head.length)]);
+    head = Buffer.concat([head, chunk.subarray(0, SNIFF_BYTES - head.length)]);
+    if (head.length >= SNIFF_BYTES) break;
   }
+  object.body.destroy();
   const contentType = sniffContentType(head);
   if (!contentType) {
     await deps.store.delete(upload.id).catch(() => {});
@@ -185,7 +188,7 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
       filename: cleanFilename(upload.metadata?.filename ?? upload.metadata?.name ?? undefined, defaultFilename(contentType)),
       contentType,
       size: upload.size ?? object.size,
-      sha256: hash.digest("hex"),
+      sha256: null,
     });
     return toPublicJob(created.record);
   } catch (err) {
@@ -199,12 +202,18 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
 /**
  * Judges the first bytes of an upload as they arrive (the first PATCH, or the
  * body of creation-with-upload), so a file that is not a PDF or PPTX is
- * refused before more of it is stored.
+ * refused before more of it is stored; counts every byte received.
  */
-function sniffFirstChunk(datastore: DataStore): void {
+function watchWrites(datastore: DataStore, onBytes: (n: number) => void): void {
   const write = datastore.write.bind(datastore);
+  async function* counted(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      onBytes(chunk.length);
+      yield chunk;
+    }
+  }
   datastore.write = (stream: Readable, id: string, offset: number) =>
-    offset === 0 ? write(Readable.from(sniffAhead(stream, judge)), id, offset) : write(stream, id, offset);
+    write(Readable.from(offset === 0 ? sniffAhead(counted(stream), judge) : counted(stream)), id, offset);
 }
 
 function judge(head: Buffer): void {

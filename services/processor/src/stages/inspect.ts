@@ -4,7 +4,7 @@ import { PDF, TERMINAL_STATUSES, objectKeys, toPublicJob, type InspectMessage, t
 import { publishEvent } from "@docflow/core";
 import type { ProcessorContext } from "../context.ts";
 import { convertPptxToPdf, inspectPdf } from "../engines/index.ts";
-import { download, withWorkdir } from "../workdir.ts";
+import { downloadHashed, withWorkdir } from "../workdir.ts";
 import { splitRanges } from "./split.ts";
 
 /**
@@ -23,7 +23,13 @@ export async function inspect(ctx: ProcessorContext, message: InspectMessage, si
   if (record.ranges.length === 0) {
     const timeoutMs = ctx.config.DOCFLOW_TASK_TIMEOUT_MS;
     const found = await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, async (dir) => {
-      const source = await download(ctx.store, record.sourceKey, join(dir, record.contentType === PDF ? "source.pdf" : "source.pptx"));
+      const source = join(dir, record.contentType === PDF ? "source.pdf" : "source.pptx");
+      const sha256 = await downloadHashed(ctx.store, record.sourceKey, source);
+      if (record.sha256 === null) {
+        // Resumable uploads are hashed here, not in the gateway's final request; recorded
+        // before the engines run, so a document that fails still has its hash.
+        await ctx.jobs.update(tenant, jobId, (r) => (r.sha256 === null ? { ...r, sha256 } : null));
+      }
       signal.throwIfAborted();
       let pdfPath = source;
       let pdfKey = record.sourceKey;
