@@ -27,6 +27,8 @@ export interface Stack {
   tokens: Record<string, string>;
   env: Record<string, string>;
   logs: () => string;
+  /** Process ids of the gateway and of the first processor. */
+  pids: { gateway: number; processor: number };
   stop: () => Promise<void>;
 }
 
@@ -129,5 +131,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { baseUrl, tokens, env, logs: () => output, stop };
+  const pids = { gateway: children[0]?.pid ?? 0, processor: children[1]?.pid ?? 0 };
+  return { baseUrl, tokens, env, logs: () => output, pids, stop };
 }

@@ -1,3 +1,4 @@
+import { registerEventLoopMetrics } from "@docflow/telemetry";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** Prometheus metrics of the gateway (default Node metrics include event-loop lag percentiles). */
@@ -5,6 +6,8 @@ export function createMetrics() {
   const registry = new Registry();
   registry.setDefaultLabels({ service: "gateway" });
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  // The event-loop delay that shows a blocked loop (see registerEventLoopMetrics).
+  registerEventLoopMetrics(registry);
   return {
     registry,
     httpDuration: new Histogram({

@@ -1,9 +1,12 @@
+import { registerEventLoopMetrics } from "@docflow/telemetry";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export function createMetrics() {
   const registry = new Registry();
   registry.setDefaultLabels({ service: "processor" });
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  // The event-loop delay that shows a blocked loop (see registerEventLoopMetrics).
+  registerEventLoopMetrics(registry);
   return {
     registry,
     taskDuration: new Histogram({
