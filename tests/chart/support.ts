@@ -1,6 +1,7 @@
 /**
  * Shared pieces of the chart tests: paths, rendering (`helm template`) into objects, the
- * kubernetes-models validator of every kind the chart renders, merged values.
+ * kubernetes-models validator of every kind the chart renders (and ./prometheus-operator.ts for the
+ * Prometheus Operator kinds), merged values.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -15,6 +16,7 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { ConfigMap, Pod, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { ScaledObject, TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1";
+import { validatePrometheusRule, validateServiceMonitor } from "./prometheus-operator.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CHART = join(ROOT, "charts", "docflow");
@@ -78,6 +80,8 @@ export const VALIDATORS: Record<string, Validator> = {
   "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding": model(ValidatingAdmissionPolicyBinding),
   "keda.sh/v1alpha1/ScaledObject": model(ScaledObject),
   "keda.sh/v1alpha1/TriggerAuthentication": model(TriggerAuthentication),
+  "monitoring.coreos.com/v1/ServiceMonitor": validateServiceMonitor,
+  "monitoring.coreos.com/v1/PrometheusRule": validatePrometheusRule,
 };
 
 export function parseObjects(text: string): K8sObject[] {

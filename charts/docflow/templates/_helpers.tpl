@@ -310,3 +310,22 @@ affinity:
 {{- printf "%s://%s" $u.scheme $u.host -}}
 {{- end -}}
 {{- end -}}
+
+{{/* A string as a regular expression matching it literally, inside a PromQL string ("..."). */}}
+{{- define "docflow.promRegexLiteral" -}}
+{{- regexQuoteMeta . | replace "\\" "\\\\" -}}
+{{- end -}}
+
+{{/*
+PromQL label matchers of the release's gateway and processor series, as the ServiceMonitors scrape
+them (job = Service name).
+*/}}
+{{- define "docflow.metricsSelector" -}}
+{{- $fullname := include "docflow.promRegexLiteral" (include "docflow.fullname" .) -}}
+namespace="{{ .Release.Namespace }}", job=~"{{ $fullname }}-(gateway|processor)"
+{{- end -}}
+
+{{/* PromQL regex (inside "...") of the release's RabbitMQ queues: <rabbitmq.namespace>.* */}}
+{{- define "docflow.queueRegex" -}}
+{{- include "docflow.promRegexLiteral" .Values.rabbitmq.namespace }}\\..*
+{{- end -}}
