@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocflowError } from "@docflow/contracts";
 import sharp from "sharp";
 import { extractText, inspectPdf, pageSizes, PREVIEW_DPI, renderPages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
-import { loadFixtures, processesMentioning } from "./test-support.ts";
+import { expectCode, loadFixtures, processesMentioning, rejection } from "./test-support.ts";
 
 const { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, makeZeroPagePdf, pageWords } =
   await loadFixtures();
@@ -14,21 +14,6 @@ const T = { timeoutMs: 20_000 };
 let dir: string;
 const f = (name: string): string => join(dir, name);
 
-/** The rejection of `promise`, failing the test if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await rejection(promise);
-  expect(error).toBeInstanceOf(DocflowError);
-  expect((error as DocflowError).code).toBe(code);
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "docflow-pdf-test-"));

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocflowError } from "@docflow/contracts";
 import { extractText, inspectPdf } from "./pdf.ts";
 import { convertPptxToPdf } from "./pptx.ts";
-import { loadFixtures, processesMentioning } from "./test-support.ts";
+import { expectCode, loadFixtures, processesMentioning, rejection } from "./test-support.ts";
 
 const { makePptx, makeTextPdf } = await loadFixtures();
 
@@ -17,20 +17,6 @@ let profiles = 0;
 /** A fresh profile dir per call: concurrent conversions must never share one. */
 const profile = (): string => join(dir, `profile-${++profiles}`);
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await rejection(promise);
-  expect(error).toBeInstanceOf(DocflowError);
-  expect((error as DocflowError).code).toBe(code);
-}
 
 /** A minimal ZIP (stored entries) with the given files, to build near-PPTX inputs. */
 function zip(files: Record<string, string>): Buffer {

@@ -2,6 +2,8 @@
  * Helpers for the engine tests (not used by production code).
  */
 import { readdir, readFile } from "node:fs/promises";
+import { expect } from "vitest";
+import { DocflowError } from "@docflow/contracts";
 
 export interface LiveProcess {
   pid: number;
@@ -68,4 +70,21 @@ export async function loadFixtures(): Promise<Fixtures> {
     if (typeof fixtures[name] !== "function") throw new Error(`tests/fixtures/generate.ts does not export ${name}`);
   }
   return fixtures as Fixtures;
+}
+
+/** The rejection of `promise`, failing the test if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+/** Asserts that `promise` rejects with a DocflowError of `code`. */
+export async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await rejection(promise);
+  expect(error).toBeInstanceOf(DocflowError);
+  expect((error as DocflowError).code).toBe(code);
 }
