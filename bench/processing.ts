@@ -51,6 +51,7 @@ import {
   type Processor,
 } from "./lib/docflow.ts";
 import { buildRealPdf, provenance } from "./lib/real-pdf.ts";
+import { treeState } from "./lib/tree-state.ts";
 
 interface LoopFigures {
   processor: number;
@@ -123,6 +124,7 @@ async function main(): Promise<number> {
   try {
     console.log(`processing: docflow vs the poppler CLI baseline (issue 5, benchmark 1)`);
     console.log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? "?"}), Node ${process.version}, load average ${load0.map((l) => l.toFixed(2)).join(" ")}`);
+    console.log(await treeState());
     const doc = await buildRealPdf(pages);
     console.log(provenance(doc));
     console.log(`docflow: ${processors} processor(s) x concurrency ${concurrency}; baseline: ${lanes} parallel process(es), ranges of ${range} pages; ${rounds} interleaved round(s)\n`);
