@@ -8,6 +8,12 @@ export const workQueue = (namespace: string, stage: Stage) => `${namespace}.${st
 export const deadLetterQueue = (namespace: string, stage: Stage) => `${namespace}.${stage}.dlq`;
 /** Dead-lettered work is routed through this exchange to `<queue>.dlq`. */
 export const deadLetterExchange = (namespace: string) => `${namespace}.dlx`;
+/**
+ * Where a failed message waits `delayMs` before it returns to its work queue.
+ * One queue per delay: a queue-wide TTL expires messages in order, whereas
+ * per-message TTLs of different lengths would wait behind each other.
+ */
+export const retryQueue = (namespace: string, stage: Stage, delayMs: number) => `${namespace}.${stage}.retry.${delayMs}ms`;
 
 export interface TopologyOptions {
   /** Prefix of every queue and exchange name. */
@@ -17,6 +23,11 @@ export interface TopologyOptions {
    * queue's `x-delivery-limit` counts redeliveries, so it is set one lower.
    */
   deliveryLimit: number;
+  /**
+   * Back-off delays of the retry queues to declare (one per failed attempt, in
+   * order); none when absent (the gateway only publishes first attempts).
+   */
+  retryDelaysMs?: readonly number[] | undefined;
 }
 
 /**
@@ -39,6 +50,22 @@ export async function assertTopology(ch: Channel, options: TopologyOptions): Pro
         "x-dead-letter-routing-key": dlq,
       },
     });
+    for (const delayMs of new Set(options.retryDelaysMs ?? [])) {
+      // Expired messages go back to the work queue through the default exchange.
+      // At-least-once dead-lettering (needs reject-publish overflow) so a retry is
+      // not dropped when the work queue briefly cannot take it.
+      await ch.assertQueue(retryQueue(options.namespace, stage, delayMs), {
+        durable: true,
+        arguments: {
+          "x-queue-type": "quorum",
+          "x-message-ttl": delayMs,
+          "x-overflow": "reject-publish",
+          "x-dead-letter-strategy": "at-least-once",
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": workQueue(options.namespace, stage),
+        },
+      });
+    }
   }
 }
 
@@ -136,7 +163,29 @@ export class WorkPublisher {
   }
 
   async publish(message: WorkMessage, options: PublishOptions = {}): Promise<void> {
-    const queue = workQueue(this.#namespace, message.stage);
+    await this.#publishTo(workQueue(this.#namespace, message.stage), message, options);
+  }
+
+  /**
+   * Publishes `message` to its stage's retry queue of `delayMs` (declared by
+   * `assertTopology` with `retryDelaysMs`); RabbitMQ moves it back to the work
+   * queue when the delay has passed. With confirms, like `publish`.
+   */
+  async publishRetry(message: WorkMessage, delayMs: number, options: PublishOptions = {}): Promise<void> {
+    await this.#publishTo(retryQueue(this.#namespace, message.stage, delayMs), message, options);
+  }
+
+  /**
+   * Sets `message` aside in its stage's dead-letter queue, through the
+   * dead-letter exchange as RabbitMQ itself does (so whatever is bound there
+   * sees both kinds). Put the reason in `options.headers`.
+   */
+  async publishDeadLetter(message: WorkMessage, options: PublishOptions = {}): Promise<void> {
+    const dlq = deadLetterQueue(this.#namespace, message.stage);
+    await this.#publishTo(dlq, message, options, deadLetterExchange(this.#namespace));
+  }
+
+  async #publishTo(queue: string, message: WorkMessage, options: PublishOptions, exchange = ""): Promise<void> {
     const messageId = randomUUID();
     // The producer span's context travels in the message headers: the consumer's span is its child.
     await withSpan(
@@ -152,19 +201,20 @@ export class WorkPublisher {
           "docflow.job.id": message.jobId,
         },
       },
-      () => this.#send(queue, messageId, message, { ...options, headers: injectContext({ ...options.headers }) }),
+      () => this.#send(exchange, queue, messageId, message, { ...options, headers: injectContext({ ...options.headers }) }),
     );
   }
 
-  async #send(queue: string, messageId: string, message: WorkMessage, options: PublishOptions): Promise<void> {
+  async #send(exchange: string, routingKey: string, messageId: string, message: WorkMessage, options: PublishOptions): Promise<void> {
     const ch = this.#channel;
     if (!ch) throw new DocflowError("queue_unavailable");
     const body = Buffer.from(JSON.stringify(WorkMessage.parse(message)));
     const timeoutMs = options.timeoutMs ?? 10_000;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new DocflowError("queue_unavailable", `no publisher confirm within ${timeoutMs} ms`)), timeoutMs);
-      ch.sendToQueue(
-        queue,
+      ch.publish(
+        exchange,
+        routingKey,
         body,
         {
           persistent: true,

@@ -17,6 +17,34 @@ export const processorEnv = {
   DOCFLOW_RANGE_SIZE: z.coerce.number().int().min(1).max(1000).default(8),
   /** Pages in the first range, kept small so page 1 shows at once. */
   DOCFLOW_FIRST_RANGE_SIZE: z.coerce.number().int().min(1).max(1000).default(1),
+  /**
+   * Ranges of one job in flight at once (dispatched, not yet done). A finished
+   * range releases the next, so a 2,000-page document keeps at most this many
+   * render messages queued and a small job of another tenant is not stuck behind it.
+   */
+  DOCFLOW_RANGE_WINDOW: z.coerce.number().int().min(1).max(1000).default(4),
+  /** Prefetch (tasks at once per process) of the `inspect` queue. Default: DOCFLOW_PROCESSOR_CONCURRENCY. */
+  DOCFLOW_INSPECT_PREFETCH: z.coerce.number().int().min(1).max(64).optional(),
+  /** Prefetch of the `convert` queue (LibreOffice; each conversion uses about a core and 0.5-1 GB). */
+  DOCFLOW_CONVERT_PREFETCH: z.coerce.number().int().min(1).max(16).default(1),
+  /** Prefetch of the `render` queue. Default: DOCFLOW_PROCESSOR_CONCURRENCY. */
+  DOCFLOW_RENDER_PREFETCH: z.coerce.number().int().min(1).max(64).optional(),
+  /** Prefetch of the `finish` queue (cheap bookkeeping). */
+  DOCFLOW_FINISH_PREFETCH: z.coerce.number().int().min(1).max(64).default(8),
+  /** Back-off before the first retry of a task that failed for a transient reason; doubled for each further attempt. */
+  DOCFLOW_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
+  /** Upper bound of the back-off. */
+  DOCFLOW_RETRY_MAX_MS: z.coerce.number().int().min(10).max(3_600_000).default(60_000),
+  /** How often a running task checks that its job still exists and is not canceled (then it stops). */
+  DOCFLOW_CANCEL_CHECK_MS: z.coerce.number().int().min(50).max(60_000).default(500),
+  /** Documents with more pages fail with `document_too_many_pages`. */
+  DOCFLOW_MAX_PAGES: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
+  /** Pixels of the largest image rendered for one page (the 150 DPI preview); larger pages fail with `page_too_large`. */
+  DOCFLOW_MAX_RENDER_PIXELS: z.coerce.number().int().min(1).max(2_000_000_000).default(50_000_000),
+  /** Sum of the uncompressed sizes of a PPTX's ZIP entries; beyond it: `pptx_too_large` (zip bombs). */
+  DOCFLOW_PPTX_MAX_UNCOMPRESSED_BYTES: z.coerce.number().int().min(1).default(512 * 1024 * 1024),
+  /** ZIP entries in a PPTX; beyond it: `pptx_too_large`. */
+  DOCFLOW_PPTX_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
   /** Scratch space for downloads and renders (an emptyDir in Kubernetes). */
   DOCFLOW_WORK_DIR: z.string().default(join(tmpdir(), "docflow-processor")),
   /** How often queued jobs are checked for a lost dispatch. */
@@ -35,10 +63,27 @@ export const processorEnv = {
 
 export type ProcessorConfig = ReturnType<typeof loadConfig>;
 
+/**
+ * Back-off before retry k (k = 1 .. deliveryLimit - 1): base x 2^(k-1), capped.
+ * One retry queue exists per distinct delay.
+ */
+export function retryDelays(config: { DOCFLOW_DELIVERY_LIMIT: number; DOCFLOW_RETRY_BASE_MS: number; DOCFLOW_RETRY_MAX_MS: number }): number[] {
+  return Array.from({ length: config.DOCFLOW_DELIVERY_LIMIT - 1 }, (_, i) => Math.min(config.DOCFLOW_RETRY_MAX_MS, config.DOCFLOW_RETRY_BASE_MS * 2 ** i));
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
-  const config = parseEnv(processorEnv, env);
-  if (config.DOCFLOW_STALLED_AFTER_MS <= config.DOCFLOW_TASK_TIMEOUT_MS * config.DOCFLOW_DELIVERY_LIMIT) {
-    throw new Error("invalid configuration:\n  DOCFLOW_STALLED_AFTER_MS must exceed DOCFLOW_TASK_TIMEOUT_MS x DOCFLOW_DELIVERY_LIMIT, or healthy work is dispatched twice");
+  const parsed = parseEnv(processorEnv, env);
+  const config = {
+    ...parsed,
+    DOCFLOW_INSPECT_PREFETCH: parsed.DOCFLOW_INSPECT_PREFETCH ?? parsed.DOCFLOW_PROCESSOR_CONCURRENCY,
+    DOCFLOW_RENDER_PREFETCH: parsed.DOCFLOW_RENDER_PREFETCH ?? parsed.DOCFLOW_PROCESSOR_CONCURRENCY,
+  };
+  const backoff = retryDelays(config).reduce((a, b) => a + b, 0);
+  if (config.DOCFLOW_STALLED_AFTER_MS <= config.DOCFLOW_TASK_TIMEOUT_MS * config.DOCFLOW_DELIVERY_LIMIT + backoff) {
+    throw new Error(
+      "invalid configuration:\n  DOCFLOW_STALLED_AFTER_MS must exceed DOCFLOW_TASK_TIMEOUT_MS x DOCFLOW_DELIVERY_LIMIT plus the retry back-offs (DOCFLOW_RETRY_BASE_MS, DOCFLOW_RETRY_MAX_MS), or healthy work is dispatched twice",
+    );
   }
+  if (config.DOCFLOW_RETRY_MAX_MS < config.DOCFLOW_RETRY_BASE_MS) throw new Error("invalid configuration:\n  DOCFLOW_RETRY_MAX_MS must be at least DOCFLOW_RETRY_BASE_MS");
   return config;
 }

@@ -1,31 +1,48 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import { DocflowError, STAGES, WorkMessage, type Stage } from "@docflow/contracts";
+import { DocflowError, STAGES, WORK_HEADERS, WorkMessage, objectKeys, type Stage } from "@docflow/contracts";
 import { deadLetterQueue, workQueue } from "@docflow/core";
 import { SpanKind, extractContext, withSpan } from "@docflow/telemetry";
-import type { ProcessorContext } from "./context.ts";
+import { JobEnded, watchJob } from "./cancel.ts";
+import { retryDelays } from "./config.ts";
+import type { ProcessorContext, TaskInfo } from "./context.ts";
 import { failJob, isPermanent, jobErrorOf } from "./job-events.ts";
+import { convert } from "./stages/convert.ts";
+import { finish } from "./stages/finish.ts";
 import { inspect } from "./stages/inspect.ts";
 import { render } from "./stages/render.ts";
 
-const HANDLERS = { inspect, render } as const;
+type Handler = (ctx: ProcessorContext, message: WorkMessage, signal: AbortSignal, task: TaskInfo) => Promise<void>;
+const HANDLERS = { inspect, convert, render, finish } as Record<Stage, Handler>;
+
+/** Stages whose tasks watch their job and stop when it is canceled (finish is a single quick update). */
+const WATCHED: ReadonlySet<Stage> = new Set(["inspect", "convert", "render"]);
 
 /**
- * Consumes the work queues with manual acks and prefetch = concurrency, and
- * the dead-letter queues. Outcomes: success -> ack; a problem with the
- * document -> the job fails now, ack; anything else -> requeue, and after the
- * queue's delivery limit RabbitMQ dead-letters the message and the DLQ
- * consumer fails the job. A message can therefore never loop forever.
+ * Consumes each stage's work queue on its own channel with its own prefetch
+ * (`DOCFLOW_<STAGE>_PREFETCH`), with manual acks, and the dead-letter queues.
+ * Outcomes of a task:
+ * - success -> ack;
+ * - a problem with the document -> the job fails now, ack;
+ * - its job was canceled or deleted meanwhile -> its outputs are removed, ack;
+ * - anything else (transient) -> retried after a back-off through the stage's
+ *   retry queue (base x 2^(attempt-1)); once `DOCFLOW_DELIVERY_LIMIT` attempts
+ *   have failed, the message goes to the DLQ with the reason in its headers.
+ * A processor killed mid-task never acks: RabbitMQ redelivers the message, and
+ * its delivery limit dead-letters a message that keeps killing processors. A
+ * message can therefore never loop forever. The DLQ consumer fails the job.
  */
 export class Consumers {
   readonly #ctx: ProcessorContext;
-  #channel: Channel | null = null;
-  #tags: string[] = [];
+  #channels: Channel[] = [];
+  #tags = new Map<Channel, string[]>();
   #inFlight = 0;
   #idle: (() => void)[] = [];
   #stopping = false;
+  readonly #delays: number[];
 
   constructor(ctx: ProcessorContext) {
     this.#ctx = ctx;
+    this.#delays = retryDelays(ctx.config);
   }
 
   get inFlight(): number {
@@ -33,29 +50,43 @@ export class Consumers {
   }
 
   get consuming(): boolean {
-    return this.#channel !== null && this.#tags.length > 0;
+    return this.#channels.length === STAGES.length + 1;
+  }
+
+  #prefetch(stage: Stage): number {
+    const c = this.#ctx.config;
+    return { inspect: c.DOCFLOW_INSPECT_PREFETCH, convert: c.DOCFLOW_CONVERT_PREFETCH, render: c.DOCFLOW_RENDER_PREFETCH, finish: c.DOCFLOW_FINISH_PREFETCH }[stage];
   }
 
   /** Pass to `AmqpConnection.open({ setup })`: (re)subscribes after every (re)connect. */
   readonly setup = async (model: ChannelModel): Promise<void> => {
     if (this.#stopping) return;
-    const ch = await model.createChannel();
-    ch.on("error", (err: Error) => this.#ctx.log.warn({ err }, "consumer channel error"));
-    ch.on("close", () => {
-      if (this.#channel === ch) {
-        this.#channel = null;
-        this.#tags = [];
-      }
-    });
-    await ch.prefetch(this.#ctx.config.DOCFLOW_PROCESSOR_CONCURRENCY);
-    const tags: string[] = [];
     const namespace = this.#ctx.config.DOCFLOW_AMQP_NAMESPACE;
+    const open = async (prefetch: number): Promise<Channel> => {
+      const ch = await model.createChannel();
+      ch.on("error", (err: Error) => this.#ctx.log.warn({ err }, "consumer channel error"));
+      ch.on("close", () => {
+        this.#channels = this.#channels.filter((c) => c !== ch);
+        this.#tags.delete(ch);
+      });
+      await ch.prefetch(prefetch);
+      return ch;
+    };
+    // One channel per stage: a stage's prefetch is its own, so a backlog of heavy
+    // conversions never takes the places of quick inspections or renders.
     for (const stage of STAGES) {
-      tags.push((await ch.consume(workQueue(namespace, stage), (m) => void this.#onWork(ch, stage, m), { noAck: false })).consumerTag);
-      tags.push((await ch.consume(deadLetterQueue(namespace, stage), (m) => void this.#onDeadLetter(ch, stage, m), { noAck: false })).consumerTag);
+      const ch = await open(this.#prefetch(stage));
+      const { consumerTag } = await ch.consume(workQueue(namespace, stage), (m) => void this.#onWork(ch, stage, m), { noAck: false });
+      this.#tags.set(ch, [consumerTag]);
+      this.#channels.push(ch);
     }
-    this.#channel = ch;
-    this.#tags = tags;
+    const dl = await open(4);
+    const tags: string[] = [];
+    for (const stage of STAGES) {
+      tags.push((await dl.consume(deadLetterQueue(namespace, stage), (m) => void this.#onDeadLetter(dl, stage, m), { noAck: false })).consumerTag);
+    }
+    this.#tags.set(dl, tags);
+    this.#channels.push(dl);
   };
 
   async #onWork(ch: Channel, stage: Stage, msg: ConsumeMessage | null): Promise<void> {
@@ -69,11 +100,17 @@ export class Consumers {
       safe(() => ch.nack(msg, false, false));
       return;
     }
+    const headers = msg.properties.headers ?? {};
+    const redelivered = msg.fields.redelivered || Number(headers["x-delivery-count"] ?? 0) > 0;
+    if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (its processor stopped before acking it)");
     this.#inFlight++;
     metrics.tasksInFlight.inc();
     const started = process.hrtime.bigint();
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DocflowError("processing_timeout")), config.DOCFLOW_TASK_TIMEOUT_MS);
+    const watcher = new AbortController();
+    const stopWatching = WATCHED.has(stage) ? watchJob(this.#ctx, message.tenant, message.jobId, watcher) : () => {};
+    const signal = AbortSignal.any([deadline.signal, watcher.signal]);
     let outcome = "ok";
     try {
       const queue = workQueue(config.DOCFLOW_AMQP_NAMESPACE, stage);
@@ -81,7 +118,7 @@ export class Consumers {
         `process ${queue}`,
         {
           kind: SpanKind.CONSUMER,
-          parent: extractContext(msg.properties.headers),
+          parent: extractContext(headers),
           attributes: {
             "messaging.system": "rabbitmq",
             "messaging.operation.type": "process",
@@ -93,10 +130,17 @@ export class Consumers {
             ...(message.stage === "render" ? { "docflow.range.first": message.range.first, "docflow.range.last": message.range.last } : {}),
           },
         },
-        () => (HANDLERS[stage] as (c: ProcessorContext, m: WorkMessage, s: AbortSignal) => Promise<void>)(this.#ctx, message, deadline.signal),
+        () => HANDLERS[stage](this.#ctx, message, signal, { redelivered }),
       );
       safe(() => ch.ack(msg));
     } catch (raw) {
+      stopWatching();
+      if (watcher.signal.aborted && watcher.signal.reason instanceof JobEnded) {
+        outcome = "stopped";
+        await this.#stopped(message, watcher.signal.reason);
+        safe(() => ch.ack(msg));
+        return;
+      }
       const err = deadline.signal.aborted && !isPermanent(raw) ? deadline.signal.reason : raw;
       if (isPermanent(err)) {
         outcome = "failed";
@@ -109,17 +153,60 @@ export class Consumers {
         }
       } else {
         outcome = "retry";
-        const deliveries = Number(msg.properties.headers?.["x-delivery-count"] ?? 0) + 1;
-        log.warn({ err, jobId: message.jobId, stage, deliveries }, "task failed; requeueing (dead-lettered after the delivery limit)");
-        safe(() => ch.nack(msg, false, true));
+        await this.#retry(ch, stage, msg, message, err);
       }
     } finally {
+      stopWatching();
       clearTimeout(timer);
       metrics.taskDuration.observe({ stage, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
       metrics.tasksInFlight.dec();
       this.#inFlight--;
       if (this.#inFlight === 0) this.#idle.splice(0).forEach((resolve) => resolve());
     }
+  }
+
+  /**
+   * A task failed for a reason that may pass. Attempts so far = the failures
+   * carried in our header (earlier copies) + this copy's deliveries. Below the
+   * limit: a copy goes to the retry queue of the next back-off, and this one is
+   * acked. At the limit: the message goes to the DLQ with the reason. If the
+   * broker refuses either, the message is requeued as before (its own delivery
+   * limit still bounds that).
+   */
+  async #retry(ch: Channel, stage: Stage, msg: ConsumeMessage, message: WorkMessage, err: unknown): Promise<void> {
+    const { log, config, publisher } = this.#ctx;
+    const headers = msg.properties.headers ?? {};
+    const attempts = Number(headers[WORK_HEADERS.attempts] ?? 0) + Number(headers["x-delivery-count"] ?? 0) + 1;
+    const reason = err instanceof Error ? err.message : String(err);
+    try {
+      if (attempts >= config.DOCFLOW_DELIVERY_LIMIT) {
+        log.warn({ err, jobId: message.jobId, stage, attempts }, "task failed at the attempt limit; dead-lettering it");
+        await publisher.publishDeadLetter(message, {
+          headers: {
+            [WORK_HEADERS.attempts]: String(attempts),
+            [WORK_HEADERS.errorCode]: err instanceof DocflowError ? err.code : "processing_failed",
+            [WORK_HEADERS.error]: reason.slice(0, 1000),
+          },
+        });
+      } else {
+        const delayMs = this.#delays[attempts - 1] ?? this.#delays.at(-1) ?? config.DOCFLOW_RETRY_BASE_MS;
+        log.warn({ err, jobId: message.jobId, stage, attempts, delayMs }, `task failed; retrying in ${delayMs} ms`);
+        await publisher.publishRetry(message, delayMs, { headers: { [WORK_HEADERS.attempts]: String(attempts) } });
+      }
+      safe(() => ch.ack(msg));
+    } catch (publishErr) {
+      log.warn({ err: publishErr, jobId: message.jobId, stage }, "could not schedule the retry; requeueing");
+      safe(() => ch.nack(msg, false, true));
+    }
+  }
+
+  /** A task stopped because its job ended: when the job was canceled or deleted, nothing it wrote may stay. */
+  async #stopped(message: WorkMessage, reason: JobEnded): Promise<void> {
+    this.#ctx.log.info({ jobId: message.jobId, stage: message.stage, reason: reason.message }, "task stopped: its job ended");
+    if (!reason.removed) return;
+    await this.#ctx.store.deletePrefix(objectKeys.jobPrefix(message.tenant, message.jobId)).catch((err: unknown) => {
+      this.#ctx.log.warn({ err, jobId: message.jobId }, "could not remove the objects of a canceled job");
+    });
   }
 
   async #onDeadLetter(ch: Channel, stage: Stage, msg: ConsumeMessage | null): Promise<void> {
@@ -132,10 +219,16 @@ export class Consumers {
       safe(() => ch.ack(msg));
       return;
     }
+    const headers = msg.properties.headers ?? {};
+    const attempts = Number(headers[WORK_HEADERS.attempts] ?? this.#ctx.config.DOCFLOW_DELIVERY_LIMIT);
+    // Our own dead letters carry the last error; RabbitMQ's (its delivery limit) mean the
+    // processors holding the message stopped each time: it crashes or exhausts them.
+    const why = headers[WORK_HEADERS.error] !== undefined ? "it failed" : "the processor working on it stopped";
+    this.#ctx.log.warn({ jobId: message.jobId, stage, attempts, error: headers[WORK_HEADERS.error], code: headers[WORK_HEADERS.errorCode] }, "dead letter: failing its job");
     try {
       await failJob(this.#ctx, message.tenant, message.jobId, {
         code: "processing_failed",
-        message: `Processing failed ${this.#ctx.config.DOCFLOW_DELIVERY_LIMIT} times at the ${stage} stage; the document was set aside.`,
+        message: `Processing stopped at the ${stage} stage: ${why} ${attempts} times, so the document was set aside.`,
       });
       safe(() => ch.ack(msg));
     } catch (err) {
@@ -147,12 +240,12 @@ export class Consumers {
   /** Stops taking messages, then waits (bounded) for in-flight tasks; unfinished ones are redelivered elsewhere. */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
-    const ch = this.#channel;
-    if (ch) await Promise.all(this.#tags.map((t) => ch.cancel(t).catch(() => {})));
+    const channels = [...this.#channels];
+    await Promise.all(channels.map((ch) => Promise.all((this.#tags.get(ch) ?? []).map((t) => ch.cancel(t).catch(() => {})))));
     if (this.#inFlight > 0) {
       await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     }
-    await ch?.close().catch(() => {});
+    await Promise.all(channels.map((ch) => ch.close().catch(() => {})));
   }
 }
 

@@ -3,6 +3,7 @@ import type { JobStore, ObjectStore, WorkPublisher } from "@docflow/core";
 import type { Logger } from "@docflow/telemetry";
 import type { ProcessorConfig } from "./config.ts";
 import type { Metrics } from "./metrics.ts";
+import type { OfficeSlots } from "./office-slots.ts";
 
 export interface ProcessorContext {
   config: ProcessorConfig;
@@ -12,4 +13,12 @@ export interface ProcessorContext {
   publisher: WorkPublisher;
   nats: NatsConnection;
   metrics: Metrics;
+  /** LibreOffice profile slots, one per concurrent conversion. */
+  office: OfficeSlots;
+}
+
+/** What the consumer knows about one delivery of a work message. */
+export interface TaskInfo {
+  /** RabbitMQ delivered this message before (a processor died or its channel closed while holding it). */
+  redelivered: boolean;
 }

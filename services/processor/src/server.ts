@@ -2,10 +2,12 @@ import { createServer } from "node:http";
 import { once } from "node:events";
 import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
-import { loadConfig } from "./config.ts";
+import { join } from "node:path";
+import { loadConfig, retryDelays } from "./config.ts";
 import { Consumers } from "./consumer.ts";
 import type { ProcessorContext } from "./context.ts";
 import { createMetrics } from "./metrics.ts";
+import { OfficeSlots } from "./office-slots.ts";
 import { startSweeper } from "./sweeper.ts";
 
 const log = createLogger("processor");
@@ -17,7 +19,8 @@ async function main(): Promise<void> {
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
   const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
   const metrics = createMetrics();
-  const ctx: ProcessorContext = { config, log, store, jobs, publisher, nats, metrics };
+  const office = new OfficeSlots(join(config.DOCFLOW_WORK_DIR, `office-${process.pid}`), config.DOCFLOW_CONVERT_PREFETCH);
+  const ctx: ProcessorContext = { config, log, store, jobs, publisher, nats, metrics, office };
   const consumers = new Consumers(ctx);
   const amqp = await AmqpConnection.open(
     {
@@ -25,6 +28,7 @@ async function main(): Promise<void> {
       connectionName: `processor-${process.pid}`,
       namespace: config.DOCFLOW_AMQP_NAMESPACE,
       deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT,
+      retryDelaysMs: retryDelays(config),
       setup: async (model) => {
         await publisher.setup(model);
         await consumers.setup(model);

@@ -1,7 +1,7 @@
 import { Router, type Response } from "express";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { DocflowError, JobId, PageResult, objectKeys, toPublicJob, type JobRecord, type TenantId } from "@docflow/contracts";
+import { DocflowError, DocumentDetails, JobId, PageResult, documentKey, objectKeys, toPublicJob, type JobRecord, type TenantId } from "@docflow/contracts";
 import { publishEvent, type ObjectStore, type Versioned } from "@docflow/core";
 import type { AppContext } from "../context.ts";
 
@@ -76,7 +76,9 @@ export function jobsRouter(ctx: AppContext): Router {
       if (!page) throw new Error(`job ${record.id} is completed but page ${n} is missing`);
       return { ...page, ...pageUrls(record.id, n) };
     });
-    res.set("ETag", `"${found.revision}"`).json({ job: toPublicJob(record), pages });
+    // What inspection found in full (e.g. a presentation's slide titles and notes); absent for jobs inspected before it was stored.
+    const document = await readJson(ctx.store, documentKey(tenant, record.id), DocumentDetails);
+    res.set("ETag", `"${found.revision}"`).json({ job: toPublicJob(record), pages, ...(document ? { document } : {}) });
   });
 
   router.get("/v1/jobs/:id/pages/:n", async (req, res) => {
@@ -124,11 +126,15 @@ export function jobsRouter(ctx: AppContext): Router {
 }
 
 async function readPage(store: ObjectStore, tenant: TenantId, id: string, n: number): Promise<PageResult | null> {
-  const object = await store.get(objectKeys.pageJson(tenant, id, n));
+  return readJson(store, objectKeys.pageJson(tenant, id, n), PageResult);
+}
+
+async function readJson<T>(store: ObjectStore, key: string, schema: z.ZodType<T>): Promise<T | null> {
+  const object = await store.get(key);
   if (!object) return null;
   const chunks: Buffer[] = [];
   for await (const chunk of object.body) chunks.push(chunk as Buffer);
-  return PageResult.parse(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+  return schema.parse(JSON.parse(Buffer.concat(chunks).toString("utf8")));
 }
 
 /** Maps with at most `limit` calls in flight, keeping order. */

@@ -64,6 +64,9 @@ export interface PdfInfo {
   /** True when the file is encrypted but opens without a password (owner password only). */
   encrypted: boolean;
   title?: string;
+  author?: string;
+  /** The document carries JavaScript (pdfinfo's "JavaScript: yes"). Poppler never runs it. */
+  javascript: boolean;
   pdfVersion?: string;
   /** Every page's size, when asked for with `pageSizes: true`. */
   pages?: PdfPageSize[];
@@ -118,9 +121,11 @@ export async function inspectPdf(path: string, opts: PdfCallOptions & { pageSize
   const pageCount = Number(pagesMatch[1]);
   if (pageCount === 0) throw new DocflowError("pdf_no_pages");
 
-  const info: PdfInfo = { pageCount, encrypted: /^Encrypted:\s+yes\b/m.test(text) };
+  const info: PdfInfo = { pageCount, encrypted: /^Encrypted:\s+yes\b/m.test(text), javascript: /^JavaScript:\s+yes\b/m.test(text) };
   const title = /^Title:[ \t]*(.*)$/m.exec(text)?.[1]?.trim();
   if (title !== undefined && title !== "") info.title = title;
+  const author = /^Author:[ \t]*(.*)$/m.exec(text)?.[1]?.trim();
+  if (author !== undefined && author !== "") info.author = author;
   const version = /^PDF version:\s+(\S+)/m.exec(text)?.[1];
   if (version !== undefined) info.pdfVersion = version;
   if (opts.pageSizes === true) info.pages = parsePageSizes(text);

@@ -1,16 +1,30 @@
 import { join } from "node:path";
-import { createReadStream } from "node:fs";
-import { PDF, TERMINAL_STATUSES, objectKeys, toPublicJob, type InspectMessage, type JobRecord } from "@docflow/contracts";
+import {
+  DocflowError,
+  PDF,
+  TERMINAL_STATUSES,
+  DocumentDetails,
+  documentKey,
+  toPublicJob,
+  type DocumentInfo,
+  type InspectMessage,
+  type JobRecord,
+} from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import type { ProcessorContext } from "../context.ts";
-import { convertPptxToPdf, inspectPdf } from "../engines/index.ts";
-import { downloadHashed, withWorkdir } from "../workdir.ts";
+import { advanceWindow, publishRanges, resumeDispatch } from "../dispatch.ts";
+import { PREVIEW_DPI, inspectPdf, pageSizes, type PdfPageSize } from "../engines/index.ts";
+import { readPptx } from "../engines/pptx-info.ts";
+import { download, downloadHashed, withWorkdir } from "../workdir.ts";
 import { splitRanges } from "./split.ts";
 
 /**
- * Inspect a stored document: convert a PPTX to PDF, count the pages, record
- * the page ranges, then fan them out as render messages. Safe to redeliver:
- * a job that already has its ranges only gets its unfinished ranges again.
+ * Inspect a stored document. A PPTX not yet converted: read its OOXML under
+ * the zip-bomb limits (title, author, slide titles and notes) and send it to
+ * `convert`, which comes back here with its PDF. A PDF: page count, sizes,
+ * metadata, encryption, JavaScript; enforce the page and pixel limits; record
+ * the ranges and dispatch the first window of them. Safe to redeliver: a job
+ * that already has its ranges only gets its dispatch repaired.
  */
 export async function inspect(ctx: ProcessorContext, message: InspectMessage, signal: AbortSignal): Promise<void> {
   const { tenant, jobId } = message;
@@ -19,51 +33,115 @@ export async function inspect(ctx: ProcessorContext, message: InspectMessage, si
     ctx.log.info({ jobId, status: current?.record.status ?? "deleted" }, "inspect skipped: job gone or finished");
     return;
   }
-  let record = current.record;
-  if (record.ranges.length === 0) {
-    const timeoutMs = ctx.config.DOCFLOW_TASK_TIMEOUT_MS;
-    const found = await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, async (dir) => {
-      const source = join(dir, record.contentType === PDF ? "source.pdf" : "source.pptx");
-      const sha256 = await downloadHashed(ctx.store, record.sourceKey, source);
-      if (record.sha256 === null) {
-        // Resumable uploads are hashed here, not in the gateway's final request; recorded
-        // before the engines run, so a document that fails still has its hash.
-        await ctx.jobs.update(tenant, jobId, (r) => (r.sha256 === null ? { ...r, sha256 } : null));
-      }
-      signal.throwIfAborted();
-      let pdfPath = source;
-      let pdfKey = record.sourceKey;
-      if (record.contentType !== PDF) {
-        pdfPath = await convertPptxToPdf(source, dir, { timeoutMs, profileDir: join(dir, "lo-profile"), signal });
-        pdfKey = objectKeys.convertedPdf(tenant, jobId);
-        await ctx.store.put(pdfKey, createReadStream(pdfPath), { contentType: PDF });
-      }
-      const info = await inspectPdf(pdfPath, { timeoutMs, signal });
-      return { pdfKey, pageCount: info.pageCount };
-    });
-    const ranges = splitRanges(found.pageCount, ctx.config.DOCFLOW_FIRST_RANGE_SIZE, ctx.config.DOCFLOW_RANGE_SIZE);
-    const updated = await ctx.jobs.update(tenant, jobId, (r): JobRecord | null =>
-      TERMINAL_STATUSES.has(r.status) || r.ranges.length > 0
-        ? null
-        : { ...r, status: "processing", pdfKey: found.pdfKey, pageCount: found.pageCount, ranges, rangesDone: [], pagesDone: 0 },
-    );
-    if (!updated) return;
-    record = updated.record;
-    if (updated.changed) {
-      publishEvent(ctx.nats, tenant, {
-        type: "job.started",
-        jobId,
-        revision: updated.revision,
-        at: new Date().toISOString(),
-        job: toPublicJob(record),
-        pageCount: record.pageCount,
-      });
+  const record = current.record;
+  if (record.ranges.length > 0) return resumeDispatch(ctx, tenant, jobId);
+  if (record.contentType !== PDF && record.pdfKey === undefined) return inspectPresentation(ctx, record, signal);
+  return inspectDocument(ctx, record, signal);
+}
+
+/** Records the source's SHA-256 where the upload did not (resumable uploads), before any engine runs. */
+async function recordHash(ctx: ProcessorContext, record: JobRecord, sha256: string): Promise<void> {
+  if (record.sha256 !== null) return;
+  await ctx.jobs.update(record.tenant, record.id, (r) => (r.sha256 === null ? { ...r, sha256 } : null));
+}
+
+async function inspectPresentation(ctx: ProcessorContext, record: JobRecord, signal: AbortSignal): Promise<void> {
+  const { tenant, id: jobId } = record;
+  const { config } = ctx;
+  const info = await withWorkdir(config.DOCFLOW_WORK_DIR, async (dir) => {
+    const source = join(dir, "source.pptx");
+    await recordHash(ctx, record, await downloadHashed(ctx.store, record.sourceKey, source));
+    signal.throwIfAborted();
+    return readPptx(source, { maxUncompressedBytes: config.DOCFLOW_PPTX_MAX_UNCOMPRESSED_BYTES, maxEntries: config.DOCFLOW_PPTX_MAX_ENTRIES, signal });
+  });
+  if (info.slides.length > config.DOCFLOW_MAX_PAGES) {
+    throw new DocflowError("document_too_many_pages", `The presentation has ${info.slides.length} slides; at most ${config.DOCFLOW_MAX_PAGES} are allowed.`);
+  }
+  const document: DocumentInfo = {
+    ...(info.title !== undefined ? { title: info.title } : {}),
+    ...(info.author !== undefined ? { author: info.author } : {}),
+    encrypted: false,
+    javascript: false,
+    slideCount: info.slides.length,
+  };
+  // Slide titles and notes can be long: they live in an object, not in the KV record.
+  const details: DocumentDetails = { ...document, slides: info.slides };
+  await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse(details))), { contentType: "application/json" });
+  const updated = await ctx.jobs.update(tenant, jobId, (r) => (TERMINAL_STATUSES.has(r.status) || r.pdfKey !== undefined ? null : { ...r, status: "processing", document }));
+  if (!updated || updated.record.status === "canceled") return; // deleted meanwhile: the consumer removes the objects
+  if (updated.changed && record.status === "queued") {
+    publishEvent(ctx.nats, tenant, { type: "job.started", jobId, revision: updated.revision, at: new Date().toISOString(), job: toPublicJob(updated.record), pageCount: null });
+  }
+  if (TERMINAL_STATUSES.has(updated.record.status)) return;
+  await ctx.publisher.publish({ v: 1, stage: "convert", tenant, jobId });
+  ctx.log.info({ jobId, slides: info.slides.length, hidden: info.hiddenSlides }, "presentation inspected; sent to convert");
+}
+
+async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal: AbortSignal): Promise<void> {
+  const { tenant, id: jobId } = record;
+  const { config } = ctx;
+  const pdfKey = record.pdfKey ?? record.sourceKey;
+  const info = await withWorkdir(config.DOCFLOW_WORK_DIR, async (dir) => {
+    const path = join(dir, "document.pdf");
+    if (pdfKey === record.sourceKey) await recordHash(ctx, record, await downloadHashed(ctx.store, pdfKey, path));
+    else await download(ctx.store, pdfKey, path);
+    signal.throwIfAborted();
+    const call = { timeoutMs: config.DOCFLOW_TASK_TIMEOUT_MS, signal };
+    // The page count first: a document over the limit is refused before its pages are listed.
+    const summary = await inspectPdf(path, call);
+    checkLimits(ctx, summary.pageCount, []);
+    const sizes = await pageSizes(path, 1, summary.pageCount, { ...call, maxOutputBytes: 128 * summary.pageCount + 64 * 1024 });
+    checkLimits(ctx, summary.pageCount, sizes);
+    return summary;
+  });
+
+  const fromPdf: DocumentInfo = {
+    ...(info.title !== undefined ? { title: info.title.slice(0, 1000) } : {}),
+    ...(info.author !== undefined ? { author: info.author.slice(0, 1000) } : {}),
+    ...(info.pdfVersion !== undefined ? { pdfVersion: info.pdfVersion } : {}),
+    encrypted: info.encrypted,
+    javascript: info.javascript,
+  };
+  // A presentation's own title and author (core properties) win over what LibreOffice put in the PDF.
+  const document: DocumentInfo = { ...fromPdf, ...record.document, pdfVersion: fromPdf.pdfVersion, encrypted: info.encrypted, javascript: info.javascript };
+  if (document.pdfVersion === undefined) delete document.pdfVersion;
+  if (record.contentType === PDF) {
+    await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse(document))), { contentType: "application/json" });
+  }
+
+  const ranges = splitRanges(info.pageCount, config.DOCFLOW_FIRST_RANGE_SIZE, config.DOCFLOW_RANGE_SIZE);
+  const updated = await ctx.jobs.update(tenant, jobId, (r): JobRecord | null => {
+    if (TERMINAL_STATUSES.has(r.status) || r.ranges.length > 0) return null;
+    const next: JobRecord = { ...r, status: "processing", pdfKey, pageCount: info.pageCount, ranges, rangesDone: [], pagesDone: 0, rangesDispatched: 0, document };
+    next.rangesDispatched = advanceWindow(next, config.DOCFLOW_RANGE_WINDOW);
+    return next;
+  });
+  if (!updated || TERMINAL_STATUSES.has(updated.record.status)) return;
+  if (!updated.changed) return resumeDispatch(ctx, tenant, jobId); // another delivery split it first
+  const at = new Date().toISOString();
+  if (record.status === "queued") {
+    publishEvent(ctx.nats, tenant, { type: "job.started", jobId, revision: updated.revision, at, job: toPublicJob(updated.record), pageCount: info.pageCount });
+  } else {
+    publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision: updated.revision, at, job: toPublicJob(updated.record), pagesDone: 0, pageCount: info.pageCount });
+  }
+  await publishRanges(ctx, tenant, jobId, updated.record.ranges.slice(0, updated.record.rangesDispatched));
+  ctx.log.info({ jobId, pageCount: info.pageCount, ranges: ranges.length, dispatched: updated.record.rangesDispatched }, "inspected; first window of ranges dispatched");
+}
+
+/** The document limits: page count, and the pixels of the largest image rendered for a page (the preview). */
+function checkLimits(ctx: ProcessorContext, pageCount: number, pages: PdfPageSize[]): void {
+  const { DOCFLOW_MAX_PAGES: maxPages, DOCFLOW_MAX_RENDER_PIXELS: maxPixels } = ctx.config;
+  if (pageCount > maxPages) {
+    throw new DocflowError("document_too_many_pages", `The document has ${pageCount} pages; at most ${maxPages} are allowed.`);
+  }
+  for (const page of pages) {
+    const pixels = Math.ceil((page.width * PREVIEW_DPI) / 72) * Math.ceil((page.height * PREVIEW_DPI) / 72);
+    if (pixels > maxPixels) {
+      const inches = (pt: number) => (pt / 72).toFixed(0);
+      throw new DocflowError(
+        "page_too_large",
+        `Page ${page.page} measures ${inches(page.width)} x ${inches(page.height)} inches: ${(pixels / 1e6).toFixed(0)} million pixels at ${PREVIEW_DPI} DPI, more than the ${(maxPixels / 1e6).toFixed(0)} million allowed.`,
+      );
     }
   }
-  const done = new Set(record.rangesDone);
-  for (const range of record.ranges) {
-    if (done.has(range.first)) continue;
-    await ctx.publisher.publish({ v: 1, stage: "render", tenant, jobId, range });
-  }
-  ctx.log.info({ jobId, pageCount: record.pageCount, ranges: record.ranges.length }, "inspected; ranges dispatched");
 }

@@ -1,22 +1,31 @@
 import { join } from "node:path";
 import { readFile } from "node:fs/promises";
-import { TERMINAL_STATUSES, objectKeys, toPublicJob, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
+import { TERMINAL_STATUSES, objectKeys, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import { withSpan } from "@docflow/telemetry";
-import type { ProcessorContext } from "../context.ts";
+import type { ProcessorContext, TaskInfo } from "../context.ts";
+import { advanceWindow, allRangesDone, publishRanges, resumeDispatch } from "../dispatch.ts";
 import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, extractText, pageSizes, renderPages, toWebp } from "../engines/index.ts";
 import { download, withWorkdir } from "../workdir.ts";
 
 /**
  * Render and extract one page range: text, a thumbnail and a preview per page,
  * written to the object store; then the range is marked done with
- * compare-and-set, so a redelivered message never counts twice. The update
- * that finishes the last range completes the job.
+ * compare-and-set, so a redelivered or duplicated message never counts twice.
+ * The same update releases the next range(s) of the job's window, and the
+ * update that marks the last range sends `finish`.
  */
-export async function render(ctx: ProcessorContext, message: RenderMessage, signal: AbortSignal): Promise<void> {
+export async function render(ctx: ProcessorContext, message: RenderMessage, signal: AbortSignal, task: TaskInfo = { redelivered: false }): Promise<void> {
   const { tenant, jobId, range } = message;
   const current = await ctx.jobs.get(tenant, jobId);
-  if (!current || TERMINAL_STATUSES.has(current.record.status) || current.record.rangesDone.includes(range.first)) return;
+  if (!current || TERMINAL_STATUSES.has(current.record.status)) return;
+  if (current.record.rangesDone.includes(range.first)) {
+    // A duplicate: nothing to do. A redelivery may mean the processor that marked
+    // this range died before publishing what the mark released: repair that.
+    // (Only on redelivery: repairing on every duplicate would multiply messages.)
+    if (task.redelivered) await resumeDispatch(ctx, tenant, jobId);
+    return;
+  }
   const pdfKey = current.record.pdfKey;
   if (!pdfKey) throw new Error(`job ${jobId} has ranges but no pdfKey`);
   const timeoutMs = ctx.config.DOCFLOW_TASK_TIMEOUT_MS;
@@ -44,25 +53,30 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
       const turned = size?.rotation === 90 || size?.rotation === 270;
       const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[i] ?? "" };
       const keys = [objectKeys.pageJson(tenant, jobId, n), objectKeys.pageThumbnail(tenant, jobId, n), objectKeys.pagePreview(tenant, jobId, n)] as const;
+      written.push(...keys);
       await withSpan(`page ${n}`, { attributes: { "docflow.job.id": jobId, "docflow.page": n } }, () =>
-        Promise.all([
+        settleAll([
           ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
           toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
           readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
         ]),
       );
-      written.push(...keys);
+      signal.throwIfAborted();
     }
   });
 
+  const window = ctx.config.DOCFLOW_RANGE_WINDOW;
+  let released: { from: number; to: number } = { from: 0, to: 0 };
   const updated = await ctx.jobs.update(tenant, jobId, (r): JobRecord | null => {
     if (TERMINAL_STATUSES.has(r.status) || r.rangesDone.includes(range.first)) return null;
-    const rangesDone = [...r.rangesDone, range.first];
-    const next: JobRecord = { ...r, rangesDone, pagesDone: r.pagesDone + pages.length };
-    if (rangesDone.length === r.ranges.length) Object.assign(next, { status: "completed", completedAt: new Date().toISOString() });
+    const next: JobRecord = { ...r, rangesDone: [...r.rangesDone, range.first], pagesDone: r.pagesDone + pages.length };
+    // The finished range frees a place in the window: the next range(s) go out.
+    const from = r.rangesDispatched ?? r.ranges.length;
+    next.rangesDispatched = advanceWindow(next, window);
+    released = { from, to: next.rangesDispatched };
     return next;
   });
-  if (!updated) {
+  if (!updated || updated.record.status === "canceled") {
     // The job was deleted while we worked: leave nothing of ours behind.
     await Promise.all(written.map((k) => ctx.store.delete(k).catch(() => {})));
     return;
@@ -73,9 +87,14 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
   const { record, revision } = updated;
   for (const n of pages) publishEvent(ctx.nats, tenant, { type: "page.ready", jobId, revision, at, page: n, pagesDone: record.pagesDone, pageCount: record.pageCount });
   publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision, at, pagesDone: record.pagesDone, pageCount: record.pageCount });
-  if (record.status === "completed") {
-    ctx.metrics.jobOutcomes.inc({ status: "completed" });
-    ctx.log.info({ jobId, pageCount: record.pageCount }, "job completed");
-    publishEvent(ctx.nats, tenant, { type: "job.completed", jobId, revision, at, job: toPublicJob(record) });
-  }
+  const done = new Set(record.rangesDone);
+  await publishRanges(ctx, tenant, jobId, record.ranges.slice(released.from, released.to).filter((r) => !done.has(r.first)));
+  if (allRangesDone(record)) await ctx.publisher.publish({ v: 1, stage: "finish", tenant, jobId });
+}
+
+/** Like Promise.all, but settles only when every promise has: no write is still landing when we return (or clean up). */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }

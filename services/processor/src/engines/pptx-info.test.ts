@@ -1,0 +1,62 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readPptx } from "./pptx-info.ts";
+import { expectCode, loadFixtures } from "./test-support.ts";
+
+interface DeckFixtures {
+  makePptxDeck(path: string, slides: { title: string; body?: string; notes?: string; hidden?: boolean }[]): Promise<void>;
+  makeZipBombPptx(src: string, dst: string, opts: { inflatedBytes: number; declaredBytes?: number }): Promise<void>;
+}
+
+const LIMITS = { maxUncompressedBytes: 64 * 1024 * 1024, maxEntries: 1000 };
+
+describe("readPptx: facts straight from the OOXML, under limits", () => {
+  let dir: string;
+  let deck: string;
+  let fx: DeckFixtures;
+
+  beforeAll(async () => {
+    await loadFixtures();
+    fx = (await import(new URL("../../../../tests/fixtures/generate.ts", import.meta.url).href)) as DeckFixtures;
+    dir = await mkdtemp(join(tmpdir(), "docflow-pptx-info-"));
+    deck = join(dir, "deck.pptx");
+    await fx.makePptxDeck(deck, [
+      { title: "Intro & goals", body: "Why we are here", notes: "Greet everyone\nthen the goals" },
+      { title: "Backup slide", notes: "never shown", hidden: true },
+      { title: "Roadmap <2027>", body: "Q1 Q2" },
+    ]);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reads title, author, and each shown slide's title and notes in order, skipping hidden slides", async () => {
+    const info = await readPptx(deck, LIMITS);
+    expect(info).toMatchObject({ title: "Deck fixture", author: "Deck Author", hiddenSlides: 1 });
+    expect(info.slides).toEqual([
+      { n: 1, title: "Intro & goals", notes: "Greet everyone\nthen the goals" },
+      { n: 2, title: "Roadmap <2027>", notes: "" },
+    ]);
+  });
+
+  it("refuses an archive that unpacks beyond the limit (pptx_too_large)", async () => {
+    const bomb = join(dir, "bomb.pptx");
+    await fx.makeZipBombPptx(deck, bomb, { inflatedBytes: 80 * 1024 * 1024 });
+    await expectCode(readPptx(bomb, LIMITS), "pptx_too_large");
+  });
+
+  it("refuses an entry that inflates beyond the size its header declares (pptx_too_large)", async () => {
+    const liar = join(dir, "liar.pptx");
+    await fx.makeZipBombPptx(deck, liar, { inflatedBytes: 80 * 1024 * 1024, declaredBytes: 1000 });
+    await expectCode(readPptx(liar, LIMITS), "pptx_too_large");
+  });
+
+  it("refuses more entries than allowed, and non-archives (pptx_invalid)", async () => {
+    await expectCode(readPptx(deck, { ...LIMITS, maxEntries: 5 }), "pptx_too_large");
+    const junk = join(dir, "junk.pptx");
+    await writeFile(junk, Buffer.from("PK\u0003\u0004 not really a zip"));
+    await expectCode(readPptx(junk, LIMITS), "pptx_invalid");
+  });
+});
