@@ -27,7 +27,8 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
   const objects = render({ valuesFiles: [file] });
   const values = mergedValues([file]);
   const deployments = objects.filter((o) => o.kind === "Deployment");
-  const pods = [...deployments.map((d) => ({ name: d.metadata.name, spec: d.spec.template.spec, labels: d.spec.template.metadata.labels })), ...objects.filter((o) => o.kind === "Pod").map((p) => ({ name: p.metadata.name, spec: p.spec, labels: p.metadata.labels }))];
+  const workloads = objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+  const pods = [...workloads.map((d) => ({ name: d.metadata.name, spec: d.spec.template.spec, labels: d.spec.template.metadata.labels })), ...objects.filter((o) => o.kind === "Pod").map((p) => ({ name: p.metadata.name, spec: p.spec, labels: p.metadata.labels }))];
 
   it("renders only objects that validate against their schema", () => {
     expect(objects.length).toBeGreaterThan(5);
@@ -126,7 +127,9 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     const processor = find(objects, "NetworkPolicy", "docflow-processor");
     expect(processor.spec.ingress ?? []).toHaveLength(values.networkPolicy.metricsFrom.length > 0 ? 1 : 0);
     const egressPorts = processor.spec.egress.flatMap((rule: { ports: { port: number }[] }) => rule.ports.map((p) => p.port));
-    for (const port of [53, ...values.networkPolicy.rabbitmq.ports, ...values.networkPolicy.nats.ports, ...values.networkPolicy.s3.ports]) expect(egressPorts).toContain(port);
+    // the brokers' ports, or with the evaluation dependencies exactly theirs (tests/chart/evaluation.test.ts)
+    const depPorts = values.evaluation.enabled ? [5672, 4222, 7070] : [...values.networkPolicy.rabbitmq.ports, ...values.networkPolicy.nats.ports, ...values.networkPolicy.s3.ports];
+    for (const port of [53, ...depPorts]) expect(egressPorts).toContain(port);
   });
 
   it("passes the timeout chain to the services as env (ms in env, seconds in values)", () => {
@@ -222,7 +225,7 @@ describe("NOTES.txt", () => {
 
 describe("secrets and credentials", () => {
   it("with existing secrets, creates no Secret and reads every credential from the named ones", () => {
-    const objects = render({ valuesFiles: [join(CHART, "ci", "external-values.yaml")] });
+    const objects = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")] });
     expect(objects.filter((o) => o.kind === "Secret")).toEqual([]);
     const gateway = find(objects, "Deployment", "docflow-gateway");
     const env = containerEnv(gateway);
@@ -257,7 +260,7 @@ describe("secrets and credentials", () => {
 
 describe("telemetry", () => {
   it("gives the services their pod's identity as trace resource attributes, and the collector when set", () => {
-    for (const [file, endpoint] of [[undefined, undefined], [join(CHART, "ci", "external-values.yaml"), "http://otel-collector.observability.svc:4318"]] as const) {
+    for (const [file, endpoint] of [[undefined, undefined], [join(CHART, "ci", "production-values.yaml"), "http://otel-collector.observability.svc:4318"]] as const) {
       const objects = render({ valuesFiles: file ? [file] : [] });
       for (const name of ["docflow-gateway", "docflow-processor"]) {
         const names = [...containerEnv(find(objects, "Deployment", name)).keys()];
@@ -314,12 +317,12 @@ describe("processor autoscaling", () => {
     expect(scaled.spec.triggers.map((t: { metadata: { queueName: string } }) => t.metadata.queueName)).toEqual(["prod.inspect", "prod.render"]);
     const auth = find(objects, "TriggerAuthentication", scaled.spec.triggers[0].authenticationRef.name);
     expect(auth.spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-credentials", key: "amqp-url" }]);
-    const external = render({ valuesFiles: [join(CHART, "ci", "external-values.yaml")], set: { "processor.autoscaling.engine": "keda" } });
+    const external = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")], set: { "processor.autoscaling.engine": "keda" } });
     expect(find(external, "TriggerAuthentication", "docflow-processor-rabbitmq").spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-rabbitmq", key: "url" }]);
   });
 
   it("lets a processor get and patch pods of its namespace only, and learn its own name", () => {
-    const objects = render({ valuesFiles: [join(CHART, "ci", "external-values.yaml")] });
+    const objects = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")] });
     expect(find(objects, "Role", "docflow-processor").rules).toEqual([{ apiGroups: [""], resources: ["pods"], verbs: ["get", "patch"] }]);
     expect(find(objects, "RoleBinding", "docflow-processor").subjects).toEqual([{ kind: "ServiceAccount", name: "docflow-processor", namespace: "docflow" }]);
     expect(containerEnv(find(objects, "Deployment", "docflow-processor")).get("DOCFLOW_POD_NAME")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.name" });

@@ -9,7 +9,7 @@ import { homedir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from "kubernetes-models/admissionregistration.k8s.io/v1";
-import { Deployment } from "kubernetes-models/apps/v1";
+import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Ingress, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
@@ -65,6 +65,7 @@ type Validator = (obj: K8sObject) => void;
 const model = (Model: new (data: any) => { validate(): void }): Validator => (obj) => new Model(obj).validate();
 export const VALIDATORS: Record<string, Validator> = {
   "apps/v1/Deployment": model(Deployment),
+  "apps/v1/StatefulSet": model(StatefulSet),
   "v1/Service": model(Service),
   "v1/ServiceAccount": model(ServiceAccount),
   "v1/ConfigMap": model(ConfigMap),

@@ -6,7 +6,9 @@
  *
  *   <dir>/nats-secret.yaml        Secret for the chart (keys `nats.creds`: the services' credentials
  *                                 file; `signing-seed`: the account signing key the gateway signs
- *                                 browser credentials with). Apply it, keep it out of git.
+ *                                 browser credentials with; `nats-server-auth.conf`: the server's auth
+ *                                 configuration, which the chart's evaluation NATS includes). Apply
+ *                                 it, keep it out of git.
  *   <dir>/nats-server-auth.conf   operator, system account and resolver lines for nats-server
  *                                 (JWTs only, no seeds): include it in the server's configuration.
  *   <dir>/values-nats.yaml        chart values that use the Secret (add realtime.wsUrl yourself).
@@ -34,7 +36,7 @@ export function natsAuthFiles(auth: NatsAuth, options: { namespace: string; secr
     kind: "Secret",
     metadata: { name: options.secretName, namespace: options.namespace, labels: { "app.kubernetes.io/part-of": "docflow" } },
     type: "Opaque",
-    stringData: { "nats.creds": auth.serviceCreds, "signing-seed": auth.signingSeed },
+    stringData: { "nats.creds": auth.serviceCreds, "signing-seed": auth.signingSeed, "nats-server-auth.conf": `${auth.serverConfig}\n` },
   });
   const values = stringify({
     nats: { existingSecret: options.secretName, existingSecretCredsKey: "nats.creds" },

@@ -89,10 +89,11 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Whether the chart creates its Secret (some credential is given inline). */}}
 {{- define "docflow.createSecret" -}}
 {{- $v := .Values -}}
-{{- if or (and (not $v.rabbitmq.existingSecret) $v.rabbitmq.url)
+{{- $ev := $v.evaluation.enabled -}}
+{{- if or (and (not $ev) (not $v.rabbitmq.existingSecret) $v.rabbitmq.url)
           (and (not $v.nats.existingSecret) $v.nats.creds)
           (and $v.realtime.enabled (not $v.realtime.existingSecret) $v.realtime.signingSeed)
-          (and (not $v.s3.existingSecret) $v.s3.accessKeyId)
+          (and (not $ev) (not $v.s3.existingSecret) $v.s3.accessKeyId)
           (and (not $v.auth.existingSecret) $v.auth.devTokens) -}}
 true
 {{- end -}}
@@ -105,7 +106,49 @@ true
 
 {{/* Whether the services get S3 keys (else the SDK's default chain: IRSA, instance role). */}}
 {{- define "docflow.s3Keys" -}}
-{{- if or .Values.s3.existingSecret .Values.s3.accessKeyId -}}true{{- end -}}
+{{- if or .Values.evaluation.enabled .Values.s3.existingSecret .Values.s3.accessKeyId -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret of the evaluation dependencies' credentials (templates/evaluation-secret.yaml). */}}
+{{- define "docflow.evaluationSecretName" -}}
+{{- printf "%s-evaluation" (include "docflow.fullname" .) -}}
+{{- end -}}
+
+{{/* In-cluster addresses of the evaluation dependencies (Services named <fullname>-<component>). */}}
+{{- define "docflow.evaluation.amqpUrl" -}}
+{{- printf "amqp://%s:%s@%s:5672/" .username .password .host -}}
+{{- end -}}
+{{- define "docflow.evaluation.natsUrl" -}}
+{{- printf "nats://%s:4222" (include "docflow.componentName" (dict "root" . "component" "nats")) -}}
+{{- end -}}
+{{- define "docflow.evaluation.s3Endpoint" -}}
+{{- printf "http://%s:7070" (include "docflow.componentName" (dict "root" . "component" "s3")) -}}
+{{- end -}}
+
+{{/* secretKeyRef (name, key) of the AMQP URL: the evaluation Secret, an existing Secret or the chart's. */}}
+{{- define "docflow.amqpUrlRef" -}}
+{{- $v := .Values -}}
+{{- if $v.evaluation.enabled -}}
+name: {{ include "docflow.evaluationSecretName" . }}
+key: amqp-url
+{{- else -}}
+name: {{ $v.rabbitmq.existingSecret | default (include "docflow.secretName" .) }}
+key: {{ ternary $v.rabbitmq.existingSecretUrlKey "amqp-url" (ne $v.rabbitmq.existingSecret "") }}
+{{- end -}}
+{{- end -}}
+
+{{/* secretKeyRefs of the S3 key pair: (dict) with name, idKey, secretKey. */}}
+{{- define "docflow.s3KeysRef" -}}
+{{- $v := .Values -}}
+{{- if $v.evaluation.enabled -}}
+name: {{ include "docflow.evaluationSecretName" . }}
+idKey: s3-access-key-id
+secretKey: s3-secret-access-key
+{{- else -}}
+name: {{ $v.s3.existingSecret | default (include "docflow.secretName" .) }}
+idKey: {{ ternary $v.s3.existingSecretAccessKeyIdKey "s3-access-key-id" (ne $v.s3.existingSecret "") }}
+secretKey: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-key" (ne $v.s3.existingSecret "") }}
+{{- end -}}
 {{- end -}}
 
 {{/* Whether the gateway gets API tokens. */}}
@@ -121,23 +164,23 @@ true
 - name: DOCFLOW_AMQP_URL
   valueFrom:
     secretKeyRef:
-      name: {{ $v.rabbitmq.existingSecret | default (include "docflow.secretName" .) }}
-      key: {{ ternary $v.rabbitmq.existingSecretUrlKey "amqp-url" (ne $v.rabbitmq.existingSecret "") }}
+      {{- include "docflow.amqpUrlRef" . | nindent 6 }}
 {{- if include "docflow.natsCreds" . }}
 - name: DOCFLOW_NATS_CREDS
   value: {{ printf "%s/nats.creds" (include "docflow.natsCredsDir" .) | quote }}
 {{- end }}
 {{- if include "docflow.s3Keys" . }}
+{{- $ref := include "docflow.s3KeysRef" . | fromYaml }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
-      name: {{ $v.s3.existingSecret | default (include "docflow.secretName" .) }}
-      key: {{ ternary $v.s3.existingSecretAccessKeyIdKey "s3-access-key-id" (ne $v.s3.existingSecret "") }}
+      name: {{ $ref.name }}
+      key: {{ $ref.idKey }}
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ $v.s3.existingSecret | default (include "docflow.secretName" .) }}
-      key: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-key" (ne $v.s3.existingSecret "") }}
+      name: {{ $ref.name }}
+      key: {{ $ref.secretKey }}
 {{- end }}
 - name: LOG_LEVEL
   value: {{ $v.logLevel | quote }}

@@ -150,6 +150,13 @@ sends in half the edge timeout, rounded down to 256 KiB (at least 256 KiB).
 {{- $messages = append $messages "realtime.enabled needs realtime.wsUrl, realtime.account and realtime.signingSeed (or realtime.existingSecret) together (the gateway refuses to start with only some of them)." -}}
 {{- end -}}
 {{- end -}}
+{{- /* The evaluation NATS reads its operator-mode auth from nats.existingSecret, next to the services' credentials. */ -}}
+{{- if and $v.evaluation.enabled (not $v.nats.existingSecret) $v.nats.creds -}}
+{{- $messages = append $messages "evaluation.enabled with nats.creds: the in-cluster NATS takes its auth configuration (evaluation.nats.authConfigKey) from nats.existingSecret, so put the credentials there too (charts/docflow/scripts/nats-auth.ts writes such a Secret), or leave nats.creds empty for a NATS without auth." -}}
+{{- end -}}
+{{- if and $v.evaluation.enabled $v.realtime.enabled (not $v.nats.existingSecret) -}}
+{{- $messages = append $messages "evaluation.enabled with realtime.enabled needs nats.existingSecret: browser credentials are signed JWTs, which only a NATS in operator mode checks (charts/docflow/scripts/nats-auth.ts writes the Secret and the values)." -}}
+{{- end -}}
 {{- if and $v.s3.accessKeyId (not $v.s3.secretAccessKey) (not $v.s3.existingSecret) -}}
 {{- $messages = append $messages "s3.accessKeyId is set but s3.secretAccessKey is not." -}}
 {{- end -}}
