@@ -23,6 +23,8 @@ describe("charts/docflow/scripts/nats-auth.ts", () => {
       expect(secret).toMatchObject({ kind: "Secret", metadata: { name: "docs-nats", namespace: "docs" } });
       expect(secret.stringData["nats.creds"]).toContain("-----BEGIN NATS USER JWT-----");
       expect(secret.stringData["signing-seed"]).toMatch(/^SA[A-Z2-7]{56}$/);
+      // The evaluation NATS (evaluation.nats.authConfigKey) includes the server's auth config from the same Secret.
+      expect(secret.stringData["nats-server-auth.conf"]).toBe(await readFile(join(dir, "nats-server-auth.conf"), "utf8"));
       expect(await readFile(join(dir, "nats-server-auth.conf"), "utf8")).toMatch(/^operator: /);
       expect(((await stat(join(dir, "nats-secret.yaml"))).mode & 0o777).toString(8)).toBe("600");
       // The values pass the chart's schema and validation once the WebSocket URL is set.
