@@ -68,7 +68,11 @@ async function inspectPresentation(ctx: ProcessorContext, record: JobRecord, sig
   const details: DocumentDetails = { ...document, slides: info.slides };
   await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse(details))), { contentType: "application/json" });
   const updated = await ctx.jobs.update(tenant, jobId, (r) => (TERMINAL_STATUSES.has(r.status) || r.pdfKey !== undefined ? null : { ...r, status: "processing", document }));
-  if (!updated || updated.record.status === "canceled") return; // deleted meanwhile: the consumer removes the objects
+  if (!updated || updated.record.status === "canceled") {
+    // Deleted while we read it: the gateway already removed the job's objects, so remove ours.
+    await ctx.store.delete(documentKey(tenant, jobId)).catch(() => {});
+    return;
+  }
   if (updated.changed && record.status === "queued") {
     publishEvent(ctx.nats, tenant, { type: "job.started", jobId, revision: updated.revision, at: new Date().toISOString(), job: toPublicJob(updated.record), pageCount: null });
   }
@@ -116,7 +120,11 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     next.rangesDispatched = advanceWindow(next, config.DOCFLOW_RANGE_WINDOW);
     return next;
   });
-  if (!updated || TERMINAL_STATUSES.has(updated.record.status)) return;
+  if (!updated || updated.record.status === "canceled") {
+    await ctx.store.delete(documentKey(tenant, jobId)).catch(() => {});
+    return;
+  }
+  if (TERMINAL_STATUSES.has(updated.record.status)) return;
   if (!updated.changed) return resumeDispatch(ctx, tenant, jobId); // another delivery split it first
   const at = new Date().toISOString();
   if (record.status === "queued") {
@@ -125,7 +133,7 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision: updated.revision, at, job: toPublicJob(updated.record), pagesDone: 0, pageCount: info.pageCount });
   }
   await publishRanges(ctx, tenant, jobId, updated.record.ranges.slice(0, updated.record.rangesDispatched));
-  ctx.log.info({ jobId, pageCount: info.pageCount, ranges: ranges.length, dispatched: updated.record.rangesDispatched }, "inspected; first window of ranges dispatched");
+  ctx.log.info({ jobId, pageCount: info.pageCount, ranges: ranges.length, dispatched: updated.record.rangesDispatched }, "inspected; ranges dispatched");
 }
 
 /** The document limits: page count, and the pixels of the largest image rendered for a page (the preview). */
