@@ -220,10 +220,12 @@ export class Consumers {
       return;
     }
     const headers = msg.properties.headers ?? {};
-    const attempts = Number(headers[WORK_HEADERS.attempts] ?? this.#ctx.config.DOCFLOW_DELIVERY_LIMIT);
-    // Our own dead letters carry the last error; RabbitMQ's (its delivery limit) mean the
-    // processors holding the message stopped each time: it crashes or exhausts them.
-    const why = headers[WORK_HEADERS.error] !== undefined ? "it failed" : "the processor working on it stopped";
+    // Our own dead letters carry the last error and the attempt count; RabbitMQ's (its
+    // delivery limit) mean the processors holding the message stopped each time: it
+    // crashes or exhausts them.
+    const ours = headers[WORK_HEADERS.error] !== undefined;
+    const attempts = ours ? Number(headers[WORK_HEADERS.attempts]) : this.#ctx.config.DOCFLOW_DELIVERY_LIMIT;
+    const why = ours ? "it failed" : "the processor working on it stopped";
     this.#ctx.log.warn({ jobId: message.jobId, stage, attempts, error: headers[WORK_HEADERS.error], code: headers[WORK_HEADERS.errorCode] }, "dead letter: failing its job");
     try {
       await failJob(this.#ctx, message.tenant, message.jobId, {
