@@ -8,7 +8,10 @@ import { defineConfig } from "vitest/config";
  * - integration: real RabbitMQ, NATS and S3 server (URLs from scripts/test.ts);
  * - e2e: the real stack (gateway and processor processes) on those services;
  * - chart: the Helm chart, k8s/ manifests, skaffold.yaml, Dockerfiles and the web image's server
- *   (helm from scripts/bootstrap.sh; no services needed).
+ *   (helm from scripts/bootstrap.sh; no services needed);
+ * - system: docflow's own images in containers (tests/system/), only when a container engine runs
+ *   the services (scripts/test.ts builds the images and sets DOCFLOW_TEST_SYSTEM=1; it says so
+ *   when it does not).
  */
 export default defineConfig({
   test: {
@@ -50,6 +53,20 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      ...(process.env.DOCFLOW_TEST_SYSTEM === "1"
+        ? [
+            {
+              test: {
+                name: "system",
+                include: ["tests/system/**/*.test.ts"],
+                environment: "node",
+                testTimeout: 240_000,
+                hookTimeout: 300_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

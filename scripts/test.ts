@@ -7,6 +7,14 @@
  *   3. `vitest run <args>` with DOCFLOW_TEST_* pointing at them, then the services are stopped.
  * Exits with vitest's exit code (or the failing phase's). Each phase prints its duration.
  *
+ * The services run as containers through Testcontainers when a container engine is configured
+ * (DOCKER_HOST or /var/run/docker.sock; scripts/containers.sh provisions podman on machines without
+ * Docker; images from DOCFLOW_TEST_{RABBITMQ,NATS,S3}_IMAGE, scripts/lib/containers.ts), as host
+ * processes otherwise (scripts/lib/services.ts); DOCFLOW_TEST_SERVICES=host|containers insists.
+ * With containers, docflow's own images are built too (scripts/images.sh, alongside the checks)
+ * and the system project (tests/system/: those images end to end) runs; without, the log says
+ * that it did not.
+ *
  * A service is not started when its variables are already set (it is used as given):
  *   DOCFLOW_TEST_AMQP_URL (+ DOCFLOW_TEST_AMQP_MGMT_URL),
  *   DOCFLOW_TEST_NATS_URL (+ _WS_URL, and for its operator-mode auth _CREDS, _SIGNING_SEED, _ACCOUNT),
@@ -15,6 +23,7 @@
  * services/web/dist already there), and when the vitest args select projects (`--project x`) of
  * which none is e2e: only the e2e project needs it. Its output is shown only when it fails.
  * Knobs: DOCFLOW_TEST_SKIP_TYPECHECK=1, DOCFLOW_TEST_SKIP_LINT=1, DOCFLOW_TEST_SKIP_SERVICES=1,
+ *   DOCFLOW_TEST_SKIP_IMAGE_BUILD=1 (the system tests use the images already built),
  *   DOCFLOW_TEST_RABBITMQ_MANAGEMENT=0 (no management plugin: no DOCFLOW_TEST_AMQP_MGMT_URL, and
  *   the broker stops ~5 s faster), DOCFLOW_TEST_S3_BUCKETS=a,b (buckets created up front),
  *   DOCFLOW_KEEP_SERVICE_DIRS=1 (keep the services' data dirs and logs even on success).
@@ -154,12 +163,51 @@ async function buildWeb(): Promise<string | undefined> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// docflow's images (for the system project)
+
+/**
+ * Builds the gateway, processor and web images (scripts/images.sh) when the services run as
+ * containers and the system project is selected (no `--project`, or one naming it); resolves with
+ * whether the system tests run, and why not. DOCFLOW_TEST_SKIP_IMAGE_BUILD=1 uses the images
+ * already there.
+ */
+async function buildImages(): Promise<{ run: true } | { run: false; why: string }> {
+  const projects = selectedProjects(vitestArgs);
+  if (projects.length > 0 && !projects.some((p) => p.includes("system") || p.includes("*"))) return { run: false, why: `projects ${projects.join(", ")} do not include it` };
+  if (env.DOCFLOW_TEST_SKIP_SERVICES === "1") return { run: false, why: "DOCFLOW_TEST_SKIP_SERVICES=1" };
+  const mode = servicesMode();
+  if (mode.kind !== "containers") return { run: false, why: "no container engine (services run as host processes; see README: Testcontainers path)" };
+  if (env.DOCFLOW_TEST_SKIP_IMAGE_BUILD === "1") return { run: true };
+  const output: string[] = [];
+  const code = await runCommand("bash", ["scripts/images.sh"], {}, output);
+  process.stderr.write(output.join(""));
+  if (code !== 0) throw new PhaseFailed(`image build failed (exit ${code})`, code);
+  return { run: true };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Services
 
 interface Started {
   env: Record<string, string>;
   stops: (() => Promise<void>)[];
   baseDir?: string;
+}
+
+/**
+ * Where the dependency services come from: host processes (scripts/lib/services.ts) or containers
+ * through Testcontainers (scripts/lib/containers.ts). DOCFLOW_TEST_SERVICES=host|containers picks
+ * one; by default (auto) containers when a container engine is configured (DOCKER_HOST, or a
+ * Docker socket at /var/run/docker.sock), host processes otherwise.
+ */
+function servicesMode(): { kind: "host" | "containers"; reason: string } {
+  const wanted = env.DOCFLOW_TEST_SERVICES ?? "auto";
+  if (wanted === "host") return { kind: "host", reason: "as host processes (DOCFLOW_TEST_SERVICES=host)" };
+  if (wanted === "containers") return { kind: "containers", reason: `as containers via Testcontainers (DOCFLOW_TEST_SERVICES=containers, ${env.DOCKER_HOST ?? "default Docker socket"})` };
+  if (wanted !== "auto") throw new PhaseFailed(`DOCFLOW_TEST_SERVICES must be host, containers or auto, not ${JSON.stringify(wanted)}`, 2);
+  if (env.DOCKER_HOST) return { kind: "containers", reason: `as containers via Testcontainers (DOCKER_HOST=${env.DOCKER_HOST})` };
+  if (existsSync("/var/run/docker.sock")) return { kind: "containers", reason: "as containers via Testcontainers (/var/run/docker.sock)" };
+  return { kind: "host", reason: "as host processes (no container engine configured; DOCFLOW_TEST_SERVICES=containers to insist)" };
 }
 
 async function startServices(): Promise<Started> {
@@ -176,15 +224,30 @@ async function startServices(): Promise<Started> {
   if (!wantS3) log("s3               using DOCFLOW_TEST_S3_ENDPOINT from the environment");
   if (!wantRabbit && !wantNats && !wantS3) return started;
 
+  const mode = servicesMode();
+  log(`services         ${mode.reason}`);
   const baseDir = await mkdtemp(join(tmpdir(), "docflow-test-services-"));
   started.baseDir = baseDir;
   const management = env.DOCFLOW_TEST_RABBITMQ_MANAGEMENT !== "0";
   const buckets = (env.DOCFLOW_TEST_S3_BUCKETS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
+  const containers = mode.kind === "containers" ? await import("./lib/containers.ts") : undefined;
+  const redact = (url: string): string => url.replace(/:[^:@/]*@/, ":***@");
 
   const jobs: Promise<void>[] = [];
   if (wantRabbit) {
     jobs.push(
-      timed("rabbitmq", () => startRabbitMq({ dataDir: join(baseDir, "rabbitmq"), ...(management ? { managementPort: 0 } : {}) }), (h) => `ready at ${h.url.replace(/:[^:@/]*@/, ":***@")}`).then((h: RabbitMqHandle) => {
+      timed(
+        "rabbitmq",
+        async (): Promise<{ url: string; managementUrl?: string | undefined; stop: () => Promise<void>; describe: string }> => {
+          if (containers) {
+            const c = await containers.startRabbitMqContainer({ management });
+            return { ...c, describe: `container ${c.describe}` };
+          }
+          const h: RabbitMqHandle = await startRabbitMq({ dataDir: join(baseDir, "rabbitmq"), ...(management ? { managementPort: 0 } : {}) });
+          return { url: h.url, managementUrl: h.managementUrl, stop: h.stop, describe: "process" };
+        },
+        (h) => `ready at ${redact(h.url)} (${h.describe})`,
+      ).then((h) => {
         started.stops.push(h.stop);
         started.env.DOCFLOW_TEST_AMQP_URL = h.url;
         if (h.managementUrl !== undefined) started.env.DOCFLOW_TEST_AMQP_MGMT_URL = h.managementUrl;
@@ -201,11 +264,15 @@ async function startServices(): Promise<Started> {
           const auth = await generateNatsAuth();
           const credsFile = join(baseDir, "nats-service.creds");
           await writeFile(credsFile, auth.serviceCreds, { mode: 0o600 });
-          const handle = await startNats({ dataDir: join(baseDir, "nats"), config: auth.serverConfig });
-          return { handle, auth, credsFile };
+          if (containers) {
+            const c = await containers.startNatsContainer({ config: auth.serverConfig });
+            return { handle: { ...c, describe: `container ${c.describe}` }, auth, credsFile };
+          }
+          const h: NatsHandle = await startNats({ dataDir: join(baseDir, "nats"), config: auth.serverConfig });
+          return { handle: { url: h.url, wsUrl: h.wsUrl, stop: h.stop, describe: "process" }, auth, credsFile };
         },
-        ({ handle }) => `ready at ${handle.url} ${handle.wsUrl} (operator-mode auth)`,
-      ).then(({ handle, auth, credsFile }: { handle: NatsHandle; auth: NatsAuth; credsFile: string }) => {
+        ({ handle }) => `ready at ${handle.url} ${handle.wsUrl} (operator-mode auth, ${handle.describe})`,
+      ).then(({ handle, auth, credsFile }: { handle: { url: string; wsUrl: string; stop: () => Promise<void> }; auth: NatsAuth; credsFile: string }) => {
         started.stops.push(handle.stop);
         started.env.DOCFLOW_TEST_NATS_URL = handle.url;
         started.env.DOCFLOW_TEST_NATS_WS_URL = handle.wsUrl;
@@ -217,7 +284,18 @@ async function startServices(): Promise<Started> {
   }
   if (wantS3) {
     jobs.push(
-      timed("s3", () => startS3({ dataDir: join(baseDir, "s3"), buckets }), (h) => `ready at ${h.endpoint} (versitygw, ${h.metadata} metadata)`).then((h: S3Handle) => {
+      timed(
+        "s3",
+        async () => {
+          if (containers) {
+            const c = await containers.startS3Container({ buckets });
+            return { ...c, describe: `container ${c.describe}` };
+          }
+          const h: S3Handle = await startS3({ dataDir: join(baseDir, "s3"), buckets });
+          return { endpoint: h.endpoint, accessKey: h.accessKey, secretKey: h.secretKey, stop: h.stop, describe: `process, versitygw, ${h.metadata} metadata` };
+        },
+        (h) => `ready at ${h.endpoint} (${h.describe})`,
+      ).then((h) => {
         started.stops.push(h.stop);
         started.env.DOCFLOW_TEST_S3_ENDPOINT = h.endpoint;
         started.env.DOCFLOW_TEST_S3_ACCESS_KEY = h.accessKey;
@@ -291,6 +369,9 @@ async function main(): Promise<number> {
   // The web app builds (~20 s: vue-tsc, vite) alongside the checks and the services.
   const webBuild = timed("web build", buildWeb, (skipped) => (skipped ? `skipped (${skipped})` : "ok (services/web/dist)"));
   webBuild.catch(() => undefined); // awaited below, before vitest
+  // docflow's own images, for the system test, when the services run as containers.
+  const imageBuild = timed("images", buildImages, (r) => (r.run ? "ok (localhost/docflow/{gateway,processor,web}:dev)" : `system tests not run: ${r.why}`));
+  imageBuild.catch(() => undefined); // awaited below, before vitest
   let exitCode = 1;
   let keepLogs = false;
   try {
@@ -299,9 +380,10 @@ async function main(): Promise<number> {
     if (env.DOCFLOW_TEST_SKIP_LINT !== "1") await checked("lint", "npm", ["run", "--silent", "lint"]);
     else log("lint             skipped (DOCFLOW_TEST_SKIP_LINT=1)");
     await webBuild;
+    const images = await imageBuild;
     const started = await services;
     if (signalled) throw new PhaseFailed("interrupted", 130);
-    const testEnv = started.env;
+    const testEnv = { ...started.env, ...(images.run ? { DOCFLOW_TEST_SYSTEM: "1" } : {}) };
     for (const [k, v] of Object.entries(testEnv)) if (!/_KEY$|_SEED$|AMQP_URL$/.test(k)) log(`  ${k}=${v}`);
     exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], testEnv), (code) => `exit ${code}`);
     keepLogs = exitCode !== 0; // the services' logs may explain a failing test

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds docflow's own images (gateway, processor, web) from their Dockerfiles, with podman or
+# docker (whichever is installed; DOCFLOW_CONTAINER_CLI overrides), from the repository root
+# (one npm workspace lockfile). The system test (tests/system/) runs them.
+#
+#   bash scripts/images.sh [gateway] [processor] [web]     default: all three
+#
+# Env: DOCFLOW_NODE_BASE_IMAGE  base image (build argument BASE_IMAGE of every Dockerfile);
+#        default node:24-bookworm-slim; scripts/containers.sh --print-env sets the local build
+#        localhost/docflow/node:24-bookworm-slim on machines without a registry
+#      DOCFLOW_IMAGE_TAG        tag of the built images (default dev): localhost/docflow/<service>:<tag>
+# Prints one line per image with its duration and size; the build output goes to a log that is
+# shown when a build fails.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}"
+BASE="${DOCFLOW_NODE_BASE_IMAGE:-node:24-bookworm-slim}"
+TAG="${DOCFLOW_IMAGE_TAG:-dev}"
+CLI="${DOCFLOW_CONTAINER_CLI:-}"
+if [[ -z "$CLI" ]]; then
+  if command -v podman >/dev/null; then CLI=podman
+  elif command -v docker >/dev/null; then CLI=docker
+  else echo "[images] neither podman nor docker is installed (scripts/containers.sh provisions podman)" >&2; exit 1
+  fi
+fi
+services=("$@")
+((${#services[@]})) || services=(gateway processor web)
+mkdir -p "$CACHE/logs"
+
+now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
+for service in "${services[@]}"; do
+  [[ -f "$ROOT/services/$service/Dockerfile" ]] || { echo "[images] no Dockerfile for '$service'" >&2; exit 2; }
+  t0=$(now)
+  image="localhost/docflow/$service:$TAG"
+  log="$CACHE/logs/image-$service.log"
+  # --network host: build steps reach the npm registry and the apt mirror the way the host does.
+  network=()
+  [[ "$CLI" == podman ]] && network=(--network host)
+  if ! "$CLI" build "${network[@]}" --build-arg "BASE_IMAGE=$BASE" -f "$ROOT/services/$service/Dockerfile" -t "$image" "$ROOT" >"$log" 2>&1; then
+    echo "[images] FAILED: $image (log: $log)" >&2
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+  dur=$(( ($(now) - t0) / 1000 ))
+  size=$("$CLI" image inspect --format '{{.Size}}' "$image" 2>/dev/null || echo 0)
+  printf '[images] %-40s built on %s, %d MiB (%d.%03ds)\n' "$image" "$BASE" $((size / 1048576)) $((dur / 1000)) $((dur % 1000)) >&2
+done
