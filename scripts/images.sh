@@ -9,8 +9,8 @@
 #        default node:24-bookworm-slim; scripts/containers.sh --print-env sets the local build
 #        localhost/docflow/node:24-bookworm-slim on machines without a registry
 #      DOCFLOW_IMAGE_TAG        tag of the built images (default dev): localhost/docflow/<service>:<tag>
-# Prints one line per image with its duration and size; the build output goes to a log that is
-# shown when a build fails.
+# Builds run in parallel. Prints one line per image with its duration and size; the build output
+# goes to a log that is shown when a build fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,20 +29,32 @@ services=("$@")
 mkdir -p "$CACHE/logs"
 
 now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
-for service in "${services[@]}"; do
-  [[ -f "$ROOT/services/$service/Dockerfile" ]] || { echo "[images] no Dockerfile for '$service'" >&2; exit 2; }
+build_one() { # service
+  local service=$1 t0 image log network=() dur size
   t0=$(now)
   image="localhost/docflow/$service:$TAG"
   log="$CACHE/logs/image-$service.log"
   # --network host: build steps reach the npm registry and the apt mirror the way the host does.
-  network=()
   [[ "$CLI" == podman ]] && network=(--network host)
   if ! "$CLI" build "${network[@]}" --build-arg "BASE_IMAGE=$BASE" -f "$ROOT/services/$service/Dockerfile" -t "$image" "$ROOT" >"$log" 2>&1; then
     echo "[images] FAILED: $image (log: $log)" >&2
     tail -n 40 "$log" >&2
-    exit 1
+    return 1
   fi
   dur=$(( ($(now) - t0) / 1000 ))
   size=$("$CLI" image inspect --format '{{.Size}}' "$image" 2>/dev/null || echo 0)
   printf '[images] %-40s built on %s, %d MiB (%d.%03ds)\n' "$image" "$BASE" $((size / 1048576)) $((dur / 1000)) $((dur % 1000)) >&2
+}
+
+for service in "${services[@]}"; do
+  [[ -f "$ROOT/services/$service/Dockerfile" ]] || { echo "[images] no Dockerfile for '$service'" >&2; exit 2; }
 done
+# In parallel: most of a build is waiting on the registry and the apt mirror.
+pids=()
+for service in "${services[@]}"; do
+  build_one "$service" &
+  pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+exit "$failed"
