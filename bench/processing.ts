@@ -24,7 +24,7 @@
  *   --range N             pages per baseline range (8, DOCFLOW_RANGE_SIZE's default); the baseline's
  *                         P lanes take ranges from one queue, one CLI process at a time per lane
  *   --target-ratio X      PASS/FAIL threshold of the median ratio docflow / baseline (2)
- *   --quick               smoke run in < 1 min: --pages 24 --rounds 1
+ *   --quick               smoke run in < 1 min: --pages 16 --rounds 1
  *   --processor-env K=V,...  extra processor environment (e.g. DOCFLOW_RANGE_SIZE=16)
  *   --gateway-env K=V,... extra gateway environment
  *   --timeout-s N         cap per docflow job (600)
@@ -38,6 +38,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { MiB, cleanups, cpuSeconds, f1, median, parseEnvList, startGateway, startServices, token } from "./lib/harness.ts";
 import {
+  cpuSplit,
   cpuWithChildren,
   deleteJob,
   getBytes,
@@ -45,9 +46,11 @@ import {
   histAbove,
   histQuantile,
   postFile,
+  startCanary,
   startProcessors,
   watchEvents,
   watchLoop,
+  type CanaryFigures,
   type Processor,
 } from "./lib/docflow.ts";
 import { buildRealPdf, provenance } from "./lib/real-pdf.ts";
@@ -71,8 +74,9 @@ interface DocflowRun {
   firstPageMs: number;
   pageReady: number;
   via: string;
-  cpu: { processors: number; gateway: number; s3: number; rabbitmq: number; nats: number };
+  cpu: { processors: number; processorsNode: number; gateway: number; s3: number; rabbitmq: number; nats: number };
   loop: LoopFigures[];
+  canary?: CanaryFigures;
 }
 
 interface BaselineRun {
@@ -82,6 +86,7 @@ interface BaselineRun {
   pps: number;
   cpu: number;
   loop: LoopFigures[];
+  canary?: CanaryFigures;
 }
 
 const ms = (s: number) => (Number.isFinite(s) ? (s * 1000).toFixed(1) : "-");
@@ -111,7 +116,7 @@ async function main(): Promise<number> {
       strict: { type: "boolean", default: false },
     },
   });
-  const pages = Number(values.pages ?? (values.quick ? 24 : 300));
+  const pages = Number(values.pages ?? (values.quick ? 16 : 300));
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   const processors = Number(values.processors);
   const concurrency = Number(values.concurrency);
@@ -134,6 +139,7 @@ async function main(): Promise<number> {
     const procs = await startProcessors(c, services, gateway, { count: processors, concurrency, extraEnv: parseEnvList(values["processor-env"]) });
     console.log(`gateway pid ${gateway.pid}, processors ${procs.map((p) => `pid ${p.pid} (${p.metricsUrl})`).join(", ")}`);
     const events = await watchEvents(c, services.nats.url, "bench-0");
+    const canary = await startCanary(c);
 
     const loopFigures = async (watches: Array<{ p: Processor; w: Awaited<ReturnType<typeof watchLoop>> }>): Promise<LoopFigures[]> =>
       Promise.all(
@@ -144,17 +150,22 @@ async function main(): Promise<number> {
       );
 
     const runDocflow = async (round: number): Promise<DocflowRun> => {
+      const node0 = await Promise.all(procs.map((p) => cpuSplit(p.pid)));
       const cpu0 = await Promise.all([...procs.map((p) => cpuWithChildren(p.pid)), cpuOf(gateway.pid), cpuOf(services.s3.pid), cpuOf(services.rabbitmq.pid), cpuOf(services.nats.pid)]);
       const watches = await Promise.all(procs.map(async (p) => ({ p, w: await watchLoop(p.metricsUrl, 1000) })));
+      await canary.cut();
       const posted = await postFile(gateway.url, token(0), doc.path, `real-${pages}p-round${round}.pdf`);
       if (posted.status !== 202 || !posted.job) {
         await loopFigures(watches);
-        return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, pps: NaN, firstPageMs: NaN, pageReady: 0, via: "-", cpu: { processors: NaN, gateway: NaN, s3: NaN, rabbitmq: NaN, nats: NaN }, loop: [] };
+        return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, pps: NaN, firstPageMs: NaN, pageReady: 0, via: "-", cpu: { processors: NaN, processorsNode: NaN, gateway: NaN, s3: NaN, rabbitmq: NaN, nats: NaN }, loop: [] };
       }
       const jobId = posted.job.id;
       const done = await events.waitDone(jobId, { baseUrl: gateway.url, token: token(0), timeoutMs: Number(values["timeout-s"]) * 1000 });
       const loop = await loopFigures(watches);
+      const canaryFigures = await canary.cut();
       const cpu1 = await Promise.all([...procs.map((p) => cpuWithChildren(p.pid)), cpuOf(gateway.pid), cpuOf(services.s3.pid), cpuOf(services.rabbitmq.pid), cpuOf(services.nats.pid)]);
+      const node1 = await Promise.all(procs.map((p) => cpuSplit(p.pid)));
+      const procNode = node1.reduce((a, n, i) => a + n.self - node0[i]!.self, 0);
       const d = cpu1.map((v, i) => v - cpu0[i]!);
       const procTotal = d.slice(0, procs.length).reduce((a, b) => a + b, 0);
       const seen = events.events(jobId);
@@ -170,8 +181,9 @@ async function main(): Promise<number> {
         pageReady: readyPages.size,
         via: done.via,
         // A processor's own CPU and its reaped children's (poppler) together (cutime/cstime).
-        cpu: { processors: procTotal, gateway: d[procs.length]!, s3: d[procs.length + 1]!, rabbitmq: d[procs.length + 2]!, nats: d[procs.length + 3]! },
+        cpu: { processors: procTotal, processorsNode: procNode, gateway: d[procs.length]!, s3: d[procs.length + 1]!, rabbitmq: d[procs.length + 2]!, nats: d[procs.length + 3]! },
         loop,
+        canary: canaryFigures,
       };
       if (!run.ok) run.problem = `job ${jobId} ended ${done.status}: ${JSON.stringify(seen.find((e) => e.error)?.error ?? done.job ?? {})}`;
       // Every output is there (checked outside the timed window): the result lists every page
@@ -207,6 +219,7 @@ async function main(): Promise<number> {
         const queue: Array<[number, number]> = [];
         for (let first = 1; first <= pages; first += range) queue.push([first, Math.min(pages, first + range - 1)]);
         const watches = await Promise.all(procs.map(async (p) => ({ p, w: await watchLoop(p.metricsUrl, 1000) })));
+        await canary.cut();
         const cpu0 = await cpuWithChildren("self");
         const started = performance.now();
         await Promise.all(
@@ -222,13 +235,14 @@ async function main(): Promise<number> {
         const seconds = (performance.now() - started) / 1000;
         const cpu = (await cpuWithChildren("self")) - cpu0;
         const loop = await loopFigures(watches);
+        const canaryFigures = await canary.cut();
         const files = await readdir(out);
         const thumbs = files.filter((f) => f.startsWith("thumb-") && f.endsWith(".png")).length;
         const previews = files.filter((f) => f.startsWith("preview-") && f.endsWith(".png")).length;
         let textPages = 0;
         for (const f of files.filter((x) => x.startsWith("text-"))) textPages += (await readFile(join(out, f), "utf8")).split("\f").length - 1;
         const ok = thumbs === pages && previews === pages && textPages === pages;
-        return { ok, ...(ok ? {} : { problem: `baseline produced ${textPages} texts, ${thumbs} thumbnails, ${previews} previews for ${pages} pages` }), seconds, pps: pages / seconds, cpu, loop };
+        return { ok, ...(ok ? {} : { problem: `baseline produced ${textPages} texts, ${thumbs} thumbnails, ${previews} previews for ${pages} pages` }), seconds, pps: pages / seconds, cpu, loop, canary: canaryFigures };
       } finally {
         await rm(out, { recursive: true, force: true });
       }
@@ -244,6 +258,8 @@ async function main(): Promise<number> {
           d = await runDocflow(round);
           console.log(`round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, upload ${f1(d.uploadMs)} ms, upload done -> job.completed ${d.seconds.toFixed(2)} s = ${f1(d.pps)} pages/s (via ${d.via}); first page.ready ${f1(d.firstPageMs)} ms; load ${loadavg()[0]!.toFixed(2)}`);
           for (const l of d.loop) console.log(`  processor ${l.processor} loop delay: p50 ${ms(l.p50)} / p99 ${ms(l.p99)} / max ${ms(l.max)} ms, ${(l.above50 * 100).toFixed(2)}% of ${l.samples} samples > 50 ms`);
+          if (d.canary) console.log(`  canary (an idle Node process, same machine): p50 ${d.canary.p50.toFixed(1)} / p99 ${d.canary.p99.toFixed(1)} / max ${d.canary.max.toFixed(1)} ms, ${(d.canary.above50 * 100).toFixed(2)}% > 50 ms`);
+          if (!d.ok) for (const p of procs) console.log(`  processor ${p.index}'s last output:\n${p.logs().slice(-3000)}`);
         } else {
           b = await runBaseline();
           console.log(`round ${round} baseline: ${b.ok ? "ok" : `FAILED (${b.problem})`}, ${b.seconds.toFixed(2)} s = ${f1(b.pps)} pages/s, CPU ${b.cpu.toFixed(1)} s; load ${loadavg()[0]!.toFixed(2)}`);
@@ -269,23 +285,27 @@ async function main(): Promise<number> {
     const per = (f: (r: (typeof results)[number]) => number) => median(results.map(f)) / pages;
     const dc = {
       proc: per((r) => r.docflow.cpu.processors),
+      node: per((r) => r.docflow.cpu.processorsNode),
       gw: per((r) => r.docflow.cpu.gateway),
       s3: per((r) => r.docflow.cpu.s3),
       mq: per((r) => r.docflow.cpu.rabbitmq),
       nats: per((r) => r.docflow.cpu.nats),
     };
     const dTotal = dc.proc + dc.gw + dc.s3 + dc.mq + dc.nats;
-    console.log(`docflow: processor(s) incl. poppler/sharp ${ms(dc.proc)} ms, gateway ${ms(dc.gw)} ms, S3 server ${ms(dc.s3)} ms, RabbitMQ ${ms(dc.mq)} ms, NATS ${ms(dc.nats)} ms: total ${ms(dTotal)} ms/page`);
+    console.log(`docflow: processor(s) ${ms(dc.proc)} ms (Node process: ${ms(dc.node)} ms, of which sharp's encoding on its threads; poppler children: ${ms(dc.proc - dc.node)} ms), gateway ${ms(dc.gw)} ms, S3 server ${ms(dc.s3)} ms, RabbitMQ ${ms(dc.mq)} ms, NATS ${ms(dc.nats)} ms: total ${ms(dTotal)} ms/page`);
     const bc = per((r) => r.baseline.cpu);
     console.log(`baseline: poppler CLIs ${ms(bc)} ms/page`);
     console.log(`CPU-bound bound on the ratio on ${availableParallelism()} cores: ${(bc / dTotal).toFixed(2)}x (baseline CPU per page / docflow CPU per page)`);
 
     console.log(`\n== processor event-loop delay (docflow_eventloop_delay_seconds over the phase; max = highest docflow_eventloop_delay_max_seconds of the 1 s scrapes)`);
-    console.log("| round | phase | processor | p50 ms | p99 ms | max ms | samples > 50 ms | samples |");
+    console.log("| round | phase | process | p50 ms | p99 ms | max ms | samples > 50 ms | samples |");
     console.log("|---|---|---|---|---|---|---|---|");
     for (const r of results) {
       for (const [phase, loops] of [["docflow (full load)", r.docflow.loop], ["baseline (processor idle, machine loaded)", r.baseline.loop]] as const) {
-        for (const l of loops) console.log(`| ${r.round} | ${phase} | ${l.processor} | ${ms(l.p50)} | ${ms(l.p99)} | ${ms(l.max)} | ${(l.above50 * 100).toFixed(2)}% | ${l.samples} |`);
+        for (const l of loops) console.log(`| ${r.round} | ${phase} | processor ${l.processor} | ${ms(l.p50)} | ${ms(l.p99)} | ${ms(l.max)} | ${(l.above50 * 100).toFixed(2)}% | ${l.samples} |`);
+      }
+      for (const [phase, k] of [["docflow", r.docflow.canary], ["baseline", r.baseline.canary]] as const) {
+        if (k) console.log(`| ${r.round} | ${phase} | canary (idle Node process) | ${k.p50.toFixed(1)} | ${k.p99.toFixed(1)} | ${k.max.toFixed(1)} | ${(k.above50 * 100).toFixed(2)}% | ${k.n} |`);
       }
     }
     const worstP99 = Math.max(...results.flatMap((r) => r.docflow.loop.map((l) => l.p99)));

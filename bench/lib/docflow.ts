@@ -432,3 +432,47 @@ export async function cpuWithChildren(pid: number | "self"): Promise<number> {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
 }
+
+/** CPU seconds of a process itself and of its reaped children, separately. */
+export async function cpuSplit(pid: number): Promise<{ self: number; children: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  if (!stat) return { self: Number.NaN, children: Number.NaN };
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { self: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
+}
+
+export interface CanaryFigures {
+  /** Milliseconds. */
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+  above50: number;
+}
+
+export interface Canary {
+  cut(): Promise<CanaryFigures>;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/lib/canary.ts: the event-loop delay of an idle Node process on this machine. */
+export async function startCanary(c: Cleanups): Promise<Canary> {
+  const { fork } = await import("node:child_process");
+  const child = fork(new URL("./canary.ts", import.meta.url), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+  };
+  c.push(stop);
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    cut: async () => {
+      const got = once(child, "message") as Promise<[CanaryFigures]>;
+      child.send("cut");
+      return (await got)[0];
+    },
+    stop,
+  };
+}
