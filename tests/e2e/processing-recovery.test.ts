@@ -14,7 +14,8 @@ import { startStack, type Stack } from "../support/stack.ts";
 /**
  * Windowed dispatch loses nothing: ranges the window released whose messages
  * were lost, and a `finish` that was never sent, are recovered by the
- * processors' sweeper (through `inspect`, which repairs the dispatch).
+ * processors' sweeper (through `inspect`, which repairs the dispatch). A
+ * processor stopped mid-job hands its unfinished work back.
  */
 describe("processing recovery of lost dispatches", () => {
   let stack: Stack;
@@ -27,7 +28,10 @@ describe("processing recovery of lost dispatches", () => {
 
   beforeAll(async () => {
     stack = await startStack({
+      processors: 2,
       env: {
+        DOCFLOW_SHUTDOWN_TIMEOUT_MS: "300",
+        DOCFLOW_RANGE_SIZE: "2",
         DOCFLOW_SWEEP_INTERVAL_MS: "300",
         DOCFLOW_REDISPATCH_AFTER_MS: "1000",
         DOCFLOW_TASK_TIMEOUT_MS: "20000",
@@ -95,5 +99,40 @@ describe("processing recovery of lost dispatches", () => {
     expect(job).toMatchObject({ status: "completed", pagesDone: 9 });
     expect(job.completedAt).toBeDefined();
     expect(events.filter((e) => e.jobId === id && e.type === "job.completed")).toHaveLength(1);
+  });
+
+  it("hands a job's unfinished ranges to the other processor when one is stopped (SIGTERM) mid-range, and exits within its grace period", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "docflow-processing-drain-"));
+    await makeTextPdf(join(dir, "d.pdf"), defaultPages(40));
+    const res = await fetch(`${stack.baseUrl}/v1/documents?filename=d.pdf`, {
+      method: "POST",
+      body: await readFile(join(dir, "d.pdf")),
+      headers: { authorization: `Bearer ${stack.tokens[tenant]}`, "content-type": "application/pdf" },
+    });
+    const { id } = (await res.json()) as Job;
+    const deadline = Date.now() + 60_000;
+    while (events.filter((e) => e.jobId === id && e.type === "page.ready").length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const pid = stack.pids.processor;
+    process.kill(pid, "SIGTERM");
+    // Gone within the grace period (300 ms here) plus closing its connections.
+    const exitBy = Date.now() + 10_000;
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (alive() && Date.now() < exitBy) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toBe(false);
+    const job = await waitCompleted(id, 90_000);
+    expect(job).toMatchObject({ status: "completed", pageCount: 40, pagesDone: 40 });
+    const counts = new Map<number, number>();
+    for (const e of events.filter((x) => x.jobId === id && x.type === "page.ready")) counts.set(e.page!, (counts.get(e.page!) ?? 0) + 1);
+    expect([...counts.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect([...counts.values()].every((c) => c === 1)).toBe(true);
+    // What it held went back to the queue and was taken over.
+    expect(stack.logs()).toMatch(new RegExp(`"jobId":"${id}".*redelivered task`));
   });
 });

@@ -11,6 +11,9 @@ import { finish } from "./stages/finish.ts";
 import { inspect } from "./stages/inspect.ts";
 import { render } from "./stages/render.ts";
 
+/** Why tasks still running when the shutdown grace period ends are aborted. */
+const SHUTDOWN = new Error("the processor is shutting down");
+
 type Handler = (ctx: ProcessorContext, message: WorkMessage, signal: AbortSignal, task: TaskInfo) => Promise<void>;
 const HANDLERS = { inspect, convert, render, finish } as Record<Stage, Handler>;
 
@@ -39,6 +42,8 @@ export class Consumers {
   #idle: (() => void)[] = [];
   #stopping = false;
   readonly #delays: number[];
+  /** Deadlines of the tasks running now: aborted when shutdown gives up waiting, which kills their children. */
+  readonly #running = new Set<AbortController>();
 
   constructor(ctx: ProcessorContext) {
     this.#ctx = ctx;
@@ -108,6 +113,7 @@ export class Consumers {
     const started = process.hrtime.bigint();
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DocflowError("processing_timeout")), config.DOCFLOW_TASK_TIMEOUT_MS);
+    this.#running.add(deadline);
     const watcher = new AbortController();
     const stopWatching = WATCHED.has(stage) ? watchJob(this.#ctx, message.tenant, message.jobId, watcher) : () => {};
     const signal = AbortSignal.any([deadline.signal, watcher.signal]);
@@ -141,6 +147,12 @@ export class Consumers {
         safe(() => ch.ack(msg));
         return;
       }
+      if (deadline.signal.reason === SHUTDOWN) {
+        // Not the message's fault: back to the queue for another processor, no attempt counted here.
+        outcome = "requeued";
+        safe(() => ch.nack(msg, false, true));
+        return;
+      }
       const err = deadline.signal.aborted && !isPermanent(raw) ? deadline.signal.reason : raw;
       if (isPermanent(err)) {
         outcome = "failed";
@@ -158,6 +170,7 @@ export class Consumers {
     } finally {
       stopWatching();
       clearTimeout(timer);
+      this.#running.delete(deadline);
       metrics.taskDuration.observe({ stage, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
       metrics.tasksInFlight.dec();
       this.#inFlight--;
@@ -247,6 +260,10 @@ export class Consumers {
     if (this.#inFlight > 0) {
       await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     }
+    // Out of time: stop what still runs, so no poppler or LibreOffice child outlives this
+    // process (soffice runs in its own process group and would). Their messages are not
+    // acked, so closing the channels hands them to another processor.
+    for (const task of this.#running) task.abort(SHUTDOWN);
     await Promise.all(channels.map((ch) => ch.close().catch(() => {})));
   }
 }

@@ -20,6 +20,11 @@ export class OfficeSlots {
     this.#free = Array.from({ length: size }, (_, i) => i);
   }
 
+  /** Removes every slot's profile (on shutdown: profiles are several MB each and per process). */
+  async dispose(): Promise<void> {
+    await rm(this.#root, { recursive: true, force: true });
+  }
+
   /** Runs `fn` with a slot's profile directory; `ok(result)` false resets that profile. */
   async run<T>(fn: (profileDir: string) => Promise<T>, keepProfile: (error: unknown) => boolean): Promise<T> {
     const slot = this.#free.pop() ?? (await new Promise<number>((resolve) => this.#waiting.push(resolve)));

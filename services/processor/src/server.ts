@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     log.info({ signal, inFlight: consumers.inFlight }, "draining: no new tasks, finishing in-flight ones");
     stopSweeper();
     await consumers.stop(config.DOCFLOW_SHUTDOWN_TIMEOUT_MS);
+    await office.dispose().catch(() => {});
     await amqp.close();
     await nats.drain().catch(() => {});
     probes.close();
