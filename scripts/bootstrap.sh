@@ -10,6 +10,7 @@
 #   - Debian packages (only the missing ones; apt-get update only when something is missing)
 #   - versitygw (S3 server) v1.8.0 in $HOME/.cache/docflow/bin, built with `go install`
 #   - helm v3.22.0 in $HOME/.cache/docflow/bin, built with `go install` (chart lint/template tests)
+#   - kube-apiserver + etcd in $HOME/.cache/docflow/bin (scripts/install-envtest.sh; tests/chart/apiserver.test.ts)
 # Exports (when sourced): PATH with Node 24's bin first and $HOME/.cache/docflow/bin, and
 # npm_config_nodedir=<Node 24 package dir> so native addons compile against Node 24's headers.
 #
@@ -175,12 +176,29 @@ _docflow_ensure_helm() {
   _docflow_phase_done helm "$t0" "built $version"
 }
 
+# --- envtest: a real API server for the chart tests (kube-apiserver + etcd, no kubelet) -----------
+# Built from the Go module proxy by scripts/install-envtest.sh (a fresh machine pays ~14 CPU
+# minutes once; cached in $DOCFLOW_CACHE_DIR/bin). DOCFLOW_BOOTSTRAP_SKIP_ENVTEST=1 skips it; the
+# API server tests then fail, saying to run the script.
+_docflow_ensure_envtest() {
+  local t0
+  t0=$(_docflow_now)
+  if [[ "${DOCFLOW_BOOTSTRAP_SKIP_ENVTEST:-0}" == 1 ]]; then
+    _docflow_phase_done envtest "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_ENVTEST=1)"
+    return 0
+  fi
+  DOCFLOW_CACHE_DIR="$(_docflow_cache_dir)" bash "$(dirname "${BASH_SOURCE[0]}")/install-envtest.sh" --quiet
+  _docflow_phase_done envtest "$t0" "ok (kube-apiserver, etcd)"
+}
+# --- end envtest ---------------------------------------------------------------------------------
+
 _docflow_bootstrap_main() {
   set -euo pipefail
   _docflow_ensure_node
   _docflow_ensure_apt
   _docflow_ensure_versitygw
   _docflow_ensure_helm
+  _docflow_ensure_envtest
 }
 
 _docflow_bootstrap_export() {
