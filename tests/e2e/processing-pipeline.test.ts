@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
@@ -16,6 +18,7 @@ import {
   makeJavaScriptPdf,
   makePptx,
   makePptxDeck,
+  makePptxWithExternalImage,
   makeTextPdf,
   makeTruncatedPdf,
   makeZipBombPptx,
@@ -270,6 +273,15 @@ describe("processing pipeline", () => {
     await makeHugePagePdf(join(dir, "huge.pdf"), { pages: 3, hugePage: 2, size: 14400 });
     await makeTextPdf(join(dir, "long.pdf"), defaultPages(MAX_PAGES + 1));
     await makeJavaScriptPdf(join(dir, "script.pdf"));
+    // A picture linked by URL: LibreOffice would fetch it. Nothing may ever ask this server.
+    const fetched: string[] = [];
+    const bait = createServer((req, res) => {
+      fetched.push(`${req.method} ${req.url}`);
+      res.writeHead(404).end();
+    });
+    bait.listen(0, "127.0.0.1");
+    await once(bait, "listening");
+    await makePptxWithExternalImage(deck, join(dir, "linked.pptx"), `http://127.0.0.1:${(bait.address() as { port: number }).port}/secret.png`);
 
     const cases: [string, string][] = [
       ["truncated.pdf", "pdf_invalid"],
@@ -279,6 +291,7 @@ describe("processing pipeline", () => {
       ["truncated.pptx", "pptx_invalid"],
       ["huge.pdf", "page_too_large"],
       ["long.pdf", "document_too_many_pages"],
+      ["linked.pptx", "pptx_external_content"],
     ];
     const started = Date.now();
     const uploaded = await Promise.all(cases.map(async ([name]) => upload(acme, join(dir, name), name)));
@@ -293,6 +306,8 @@ describe("processing pipeline", () => {
     for (const job of uploaded) expect(of(job.id, "job.failed")).toHaveLength(1);
     const huge = await getJob(acme, uploaded[5]!.id);
     expect(huge.error!.message).toMatch(/Page 2 measures 200 x 200 inches/);
+    expect(fetched).toEqual([]);
+    bait.close();
     // Failing fast: none of them waited for a timeout or a retry.
     expect(Date.now() - started).toBeLessThan(45_000);
 

@@ -8,6 +8,8 @@ import { expectCode, loadFixtures } from "./test-support.ts";
 interface DeckFixtures {
   makePptxDeck(path: string, slides: { title: string; body?: string; notes?: string; hidden?: boolean }[]): Promise<void>;
   makeZipBombPptx(src: string, dst: string, opts: { inflatedBytes: number; declaredBytes?: number }): Promise<void>;
+  makePptxWithExternalImage(src: string, dst: string, url: string): Promise<void>;
+  rewriteZip(src: string, dst: string, edit: (name: string, data: Buffer) => Buffer): Promise<void>;
 }
 
 const LIMITS = { maxUncompressedBytes: 64 * 1024 * 1024, maxEntries: 1000 };
@@ -58,5 +60,19 @@ describe("readPptx: facts straight from the OOXML, under limits", () => {
     const junk = join(dir, "junk.pptx");
     await writeFile(junk, Buffer.from("PK\u0003\u0004 not really a zip"));
     await expectCode(readPptx(junk, LIMITS), "pptx_invalid");
+  });
+
+  it("refuses a picture linked by URL, which LibreOffice would fetch (pptx_external_content), but not hyperlinks", async () => {
+    const linked = join(dir, "linked.pptx");
+    await fx.makePptxWithExternalImage(deck, linked, "http://169.254.169.254/latest/meta-data/x.png");
+    await expectCode(readPptx(linked, LIMITS), "pptx_external_content");
+    // A rewritten deck without the link still reads, and a hyperlink to the web is fine.
+    const withLink = join(dir, "hyperlink.pptx");
+    await fx.rewriteZip(deck, withLink, (name, data) =>
+      name === "ppt/slides/_rels/slide1.xml.rels"
+        ? Buffer.from(data.toString("utf8").replace("</Relationships>", '<Relationship Id="rIdWeb" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.com/" TargetMode="External"/></Relationships>'))
+        : data,
+    );
+    expect((await readPptx(withLink, LIMITS)).slides).toHaveLength(2);
   });
 });

@@ -12,6 +12,12 @@
  * archive provably inflates to at most that limit: LibreOffice, which reads
  * the same entries, cannot be fed more. Inflation runs on the zlib threadpool;
  * the XML parts are small and matched with bounded regular expressions.
+ *
+ * External relationships other than hyperlinks (a picture, video, OLE object
+ * or template "linked" by URL) fail with `pptx_external_content`: LibreOffice
+ * fetches them while converting (checked: an `r:link` image makes soffice 7.4
+ * send OPTIONS and GET to the URL), which would let an upload make our pods
+ * request any address they can reach.
  */
 import { posix } from "node:path";
 import yauzl from "yauzl";
@@ -87,6 +93,7 @@ function isEnvironmental(err: unknown): boolean {
 }
 
 const isXmlPartWeRead = (name: string): boolean =>
+  name.endsWith(".rels") ||
   name === "ppt/presentation.xml" ||
   name === "ppt/_rels/presentation.xml.rels" ||
   name === "docProps/core.xml" ||
@@ -105,6 +112,7 @@ async function inflate(zip: yauzl.ZipFile, entry: yauzl.Entry, cap: number, keep
 function describe(parts: Map<string, string>): PptxInfo {
   const presentation = parts.get("ppt/presentation.xml");
   if (presentation === undefined) throw new DocflowError("pptx_invalid", "The file has no ppt/presentation.xml: it is not a presentation.");
+  refuseExternalContent(parts);
   const rels = relationships(parts.get("ppt/_rels/presentation.xml.rels") ?? "", "ppt/presentation.xml");
   const info: PptxInfo = { slides: [], hiddenSlides: 0 };
   const core = parts.get("docProps/core.xml") ?? "";
@@ -129,6 +137,20 @@ function describe(parts: Map<string, string>): PptxInfo {
     info.slides.push({ n: info.slides.length + 1, title: slideTitle(slide), notes: placeholderText(notesXml, ["body"]) });
   }
   return info;
+}
+
+/** `pptx_external_content` when any part links, by URL, to something other than a hyperlink target. */
+function refuseExternalContent(parts: Map<string, string>): void {
+  for (const [name, xml] of parts) {
+    if (!name.endsWith(".rels")) continue;
+    for (const m of xml.matchAll(/<Relationship\b[^>]*>/g)) {
+      if (attr(m[0], "TargetMode") !== "External") continue;
+      const type = attr(m[0], "Type") ?? "";
+      if (type.endsWith("/hyperlink")) continue;
+      const kind = type.slice(type.lastIndexOf("/") + 1) || "content";
+      throw new DocflowError("pptx_external_content", `The presentation links to external content (a ${kind} in ${name.replace(/_rels\/|\.rels$/g, "")}); embed it in the file instead.`);
+    }
+  }
 }
 
 /** The title placeholder's text, else the first text on the slide (decks made by tools often have no placeholders). */
