@@ -232,6 +232,16 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     expect(storedNames).toEqual(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort());
   }, 180_000);
 
+  it("accepts every object of helm install with values-evaluation.yaml (the documented evaluation install)", () => {
+    const c = running();
+    const install = helmIn(c, ["install", "docflow", CHART, "--namespace", "evaluation", "--create-namespace", "-f", join(CHART, "values-evaluation.yaml")]);
+    expect(install.stderr.replace(/^WARNING: .*\n/gm, "")).toBe("");
+    expect(install.status).toBe(0);
+    expect(install.stdout).toContain("EVALUATION dependencies are running in this release");
+    const statefulSets = kubectl(c, ["get", "statefulsets", "--namespace", "evaluation", "-o", "name"]);
+    expect(statefulSets.stdout.trim().split("\n").sort()).toEqual(["statefulset.apps/docflow-nats", "statefulset.apps/docflow-rabbitmq", "statefulset.apps/docflow-s3"]);
+  }, 120_000);
+
   it("lets the processor's ServiceAccount get and patch pods of its namespace, and nothing else", () => {
     const c = running();
     const namespace = namespaceOf(CI_VALUES.find((f) => basename(f) === "default-values.yaml") ?? "");
