@@ -41,6 +41,12 @@ export const processorEnv = {
   DOCFLOW_MAX_PAGES: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
   /** Pixels of the largest image rendered for one page (the 150 DPI preview); larger pages fail with `page_too_large`. */
   DOCFLOW_MAX_RENDER_PIXELS: z.coerce.number().int().min(1).max(2_000_000_000).default(50_000_000),
+  /**
+   * Address space of each poppler child (pdfinfo, pdftotext, pdftoppm), set with `ulimit -v`.
+   * A page that needs more fails with `page_too_large` instead of taking the pod's memory.
+   * A 150 DPI render of the largest page DOCFLOW_MAX_RENDER_PIXELS allows needs about 3 bytes per pixel plus ~300 MB.
+   */
+  DOCFLOW_ENGINE_MAX_MEMORY_BYTES: z.coerce.number().int().min(64 * 1024 * 1024).default(2 * 1024 * 1024 * 1024),
   /** Sum of the uncompressed sizes of a PPTX's ZIP entries; beyond it: `pptx_too_large` (zip bombs). */
   DOCFLOW_PPTX_MAX_UNCOMPRESSED_BYTES: z.coerce.number().int().min(1).default(512 * 1024 * 1024),
   /** ZIP entries in a PPTX; beyond it: `pptx_too_large`. */

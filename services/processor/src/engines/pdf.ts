@@ -30,6 +30,9 @@
  *   rendering takes ~20 ms: see `RenderOptions.encoder`.
  * - Without an output root pdftoppm writes every page of the range to stdout
  *   as one stream of concatenated binary PPMs ("P6\n<w> <h>\n255\n" + RGB).
+ * - When an allocation fails (address-space cap reached: "Out of memory"; or
+ *   width x height x 3 beyond 2^31: "Bogus memory allocation size"), pdftoppm
+ *   writes a 1x1 image for the page and exits 0: only stderr tells.
  */
 import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -46,6 +49,8 @@ export interface PdfCallOptions {
   signal?: AbortSignal | undefined;
   /** Cap on the child's stdout (default 64 MiB). */
   maxOutputBytes?: number | undefined;
+  /** Cap on the child's address space (see `RunOptions.maxMemoryBytes`); none when absent. */
+  maxMemoryBytes?: number | undefined;
 }
 
 export interface PdfPageSize {
@@ -92,6 +97,8 @@ export interface RenderOptions {
   encoder?: "pdftoppm" | "sharp" | undefined;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /** Cap on pdftoppm's address space (see `RunOptions.maxMemoryBytes`). */
+  maxMemoryBytes?: number | undefined;
 }
 
 export const THUMBNAIL_WIDTH_PX = 200;
@@ -197,7 +204,7 @@ export async function renderPages(path: string, first: number, last: number, opt
 
   if ((opts.encoder ?? "pdftoppm") === "pdftoppm") {
     const root = join(opts.outDir, prefix);
-    await runPoppler("pdftoppm", ["-png", ...args, path, root], { timeoutMs: opts.timeoutMs, signal: opts.signal, maxOutputBytes: 1024 * 1024 });
+    await runPoppler("pdftoppm", ["-png", ...args, path, root], { timeoutMs: opts.timeoutMs, signal: opts.signal, maxOutputBytes: 1024 * 1024, maxMemoryBytes: opts.maxMemoryBytes });
     return ownFiles(opts.outDir, prefix, first, last);
   }
 
@@ -210,7 +217,7 @@ export async function renderPages(path: string, first: number, last: number, opt
     await writeRawAsPng(image, file);
     files.set(page, file);
   });
-  await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutSink: splitter });
+  await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutSink: splitter, maxMemoryBytes: opts.maxMemoryBytes });
   return files;
 }
 
@@ -270,13 +277,19 @@ async function runPoppler(
     timeoutMs: opts.timeoutMs,
     signal: opts.signal,
     maxStdoutBytes: opts.maxOutputBytes,
+    maxMemoryBytes: opts.maxMemoryBytes,
     stdoutSink: opts.stdoutSink,
     // Poppler's messages are English only in the C locale; keep them stable for matching.
     env: { ...process.env, LC_ALL: "C", LANG: "C" },
   });
+  const stderr = result.stderr;
+  // Poppler's allocator gives up with these words, then writes a 1x1 image and exits 0:
+  // a page that needs more memory than its address-space cap (or than poppler allows).
+  if (/^(Out of memory|Bogus memory allocation size)/m.test(stderr)) {
+    throw new DocflowError("page_too_large", "Rendering a page needed more memory than allowed.", { cause: toolError(command, result) });
+  }
   if (result.code === 0) return result;
   const cause = toolError(command, result);
-  const stderr = result.stderr;
   if (/Incorrect password/i.test(stderr)) throw new DocflowError("pdf_encrypted", undefined, { cause });
   if (/Invalid page count 0|last page \(0\)/.test(stderr)) throw new DocflowError("pdf_no_pages", undefined, { cause });
   if (result.code === 1) {

@@ -32,6 +32,13 @@ export interface RunOptions {
    * a sink error kills the child and fails the call with that error.
    */
   stdoutSink?: Writable | undefined;
+  /**
+   * Cap on the child's address space (`ulimit -v`, set by `/bin/sh` before it
+   * execs the command, so the pid, process group and signals are the
+   * command's own). An allocation beyond it fails inside the child, which then
+   * exits with an error instead of taking the pod's memory.
+   */
+  maxMemoryBytes?: number | undefined;
   env?: NodeJS.ProcessEnv | undefined;
   cwd?: string | undefined;
 }
@@ -78,7 +85,11 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
       return;
     }
 
-    const child = spawn(command, args, {
+    const limited = options.maxMemoryBytes !== undefined;
+    const file = limited ? "/bin/sh" : command;
+    // sh -c 'ulimit -v KiB && exec "$@"' KiB command args...: $0 is the limit, "$@" the command line.
+    const argv = limited ? ["-c", 'ulimit -v "$0" && exec "$@"', String(Math.ceil(options.maxMemoryBytes! / 1024)), command, ...args] : args;
+    const child = spawn(file, argv, {
       stdio: ["ignore", "pipe", "pipe"],
       detached: group,
       env: options.env ?? process.env,

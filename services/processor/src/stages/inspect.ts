@@ -90,7 +90,7 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     if (pdfKey === record.sourceKey) await recordHash(ctx, record, await downloadHashed(ctx.store, pdfKey, path));
     else await download(ctx.store, pdfKey, path);
     signal.throwIfAborted();
-    const call = { timeoutMs: config.DOCFLOW_TASK_TIMEOUT_MS, signal };
+    const call = { timeoutMs: config.DOCFLOW_TASK_TIMEOUT_MS, signal, maxMemoryBytes: config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
     // The page count first: a document over the limit is refused before its pages are listed.
     const summary = await inspectPdf(path, call);
     checkLimits(ctx, summary.pageCount, []);

@@ -36,7 +36,7 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
   await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, async (dir) => {
     const pdf = await download(ctx.store, pdfKey, join(dir, "document.pdf"));
     signal.throwIfAborted();
-    const call = { timeoutMs, signal };
+    const call = { timeoutMs, signal, maxMemoryBytes: ctx.config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
     const [texts, sizes, thumbs, previews] = await Promise.all([
       extractText(pdf, range.first, range.last, call),
       pageSizes(pdf, range.first, range.last, call),
