@@ -10,6 +10,10 @@ export default defineConfig({
   plugins: [vue()],
   resolve: {
     alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
+    // One OpenTelemetry API in the bundle: instrumentations hoisted to the workspace root would
+    // otherwise import the root's (newer, the services') copy, which does not see the propagator
+    // and context manager registered with the app's, and no traceparent would be sent.
+    dedupe: ["@opentelemetry/api"],
   },
   server: { proxy },
   preview: { proxy },

@@ -26,8 +26,9 @@ if (configured) {
   const sdk = new NodeSDK({
     instrumentations: [
       new HttpInstrumentation({
-        // Probes and scrapes every few seconds are noise, not work.
-        ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)\b/.test(req.url ?? ""),
+        // Probes and scrapes every few seconds are noise, not work; so are the browser's span
+        // exports (tracing them would make spans about exporting spans).
+        ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics|v1\/telemetry\/)/.test(req.url ?? ""),
       }),
       new ExpressInstrumentation(),
       new AwsInstrumentation({ suppressInternalInstrumentation: true }),

@@ -10,6 +10,7 @@ import { documentsRouter } from "./routes/documents.ts";
 import { healthRouter } from "./routes/health.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { realtimeRouter } from "./routes/realtime.ts";
+import { BROWSER_TRACES_PATH, telemetryRouter } from "./routes/telemetry.ts";
 import { uploadChunkBytes } from "./config.ts";
 import { uploadLimiter } from "./uploads/limiter.ts";
 import { TUS_PATH } from "./uploads/tus.ts";
@@ -43,6 +44,8 @@ export function createApp(ctx: AppContext): Express {
     uploadEndpoint: TUS_PATH,
     // Every chunk fits in the edge timeout at the slowest supported bandwidth.
     tusChunkBytes: uploadChunkBytes(ctx.config),
+    // Where the web app sends its spans (null: no collector, the app records none).
+    tracesEndpoint: ctx.config.browserTracesUrl ? BROWSER_TRACES_PATH : null,
   };
   app.get("/v1/config", (_req, res) => {
     res.json(clientConfig);
@@ -61,6 +64,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(documentsRouter(ctx));
   app.use(jobsRouter(ctx));
   app.use(realtimeRouter(ctx));
+  app.use(telemetryRouter(ctx));
   app.all("/v1/{*rest}", () => {
     throw new DocflowError("route_not_found");
   });

@@ -71,6 +71,17 @@ export const gatewayEnv = {
   DOCFLOW_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
   /** In-flight requests get this long to finish after SIGTERM. */
   DOCFLOW_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(25_000),
+  /**
+   * Where browser spans (`POST /v1/telemetry/traces`, OTLP/HTTP) are forwarded: an OTLP/HTTP
+   * traces URL (`http://collector:4318/v1/traces`), or `off`. Unset: the gateway's own OTLP/HTTP
+   * traces endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT +
+   * /v1/traces) when its protocol is HTTP; otherwise browser tracing is off.
+   */
+  DOCFLOW_BROWSER_TRACES_URL: z.union([z.literal("off"), z.string().url()]).optional(),
+  /** Largest batch of browser spans accepted (bytes). */
+  DOCFLOW_BROWSER_TRACES_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * MiB).default(512 * 1024),
+  /** How long forwarding one batch to the collector may take. */
+  DOCFLOW_BROWSER_TRACES_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
 };
 
 export type GatewayConfig = ReturnType<typeof loadConfig>;
@@ -93,7 +104,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   if (realtime.some(Boolean) && !realtime.every(Boolean)) {
     throw new Error("invalid configuration:\n  DOCFLOW_REALTIME_SIGNING_SEED, DOCFLOW_REALTIME_ACCOUNT and DOCFLOW_REALTIME_WS_URL are set together or not at all");
   }
-  return config;
+  return { ...config, browserTracesUrl: browserTracesUrl(config.DOCFLOW_BROWSER_TRACES_URL, env) };
+}
+
+/**
+ * The OTLP/HTTP traces URL browser spans are forwarded to, or null (browser tracing off): the
+ * explicit setting, else the gateway's own exporter's, by the OpenTelemetry environment rules
+ * (a signal-specific endpoint is used as is; the generic one gets /v1/traces), but only where that
+ * exporter speaks OTLP/HTTP (gRPC endpoints take no HTTP posts) and the SDK is not disabled.
+ */
+export function browserTracesUrl(setting: string | undefined, env: NodeJS.ProcessEnv): string | null {
+  if (setting === "off") return null;
+  if (setting) return setting;
+  if (env.OTEL_SDK_DISABLED === "true") return null;
+  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf";
+  if (!protocol.startsWith("http/")) return null;
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT) return `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces`;
+  return null;
 }
 
 const CHUNK_ALIGN = 256 * 1024;

@@ -20,6 +20,7 @@ export function createMetrics() {
     uploadsInFlight: new Gauge({ name: "docflow_uploads_in_flight", help: "Upload requests (single uploads and tus chunks) streaming on this replica.", registers: [registry] }),
     uploadBytes: new Counter({ name: "docflow_upload_bytes_total", help: "Bytes received in uploads.", registers: [registry] }),
     jobsCreated: new Counter({ name: "docflow_jobs_created_total", help: "Jobs created, by content type.", labelNames: ["content_type"] as const, registers: [registry] }),
+    browserSpanBatches: new Counter({ name: "docflow_browser_span_batches_total", help: "Batches of browser spans forwarded to the collector.", registers: [registry] }),
     publishFailures: new Counter({ name: "docflow_queue_publish_failures_total", help: "Work messages the broker did not confirm.", registers: [registry] }),
   };
 }

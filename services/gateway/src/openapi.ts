@@ -123,6 +123,16 @@ export function openApiDocument(maxUploadBytes: number) {
           },
         },
       },
+      "/v1/telemetry/traces": {
+        post: {
+          summary: "Browser trace spans (OTLP/HTTP, JSON or protobuf), forwarded to the OpenTelemetry Collector",
+          requestBody: { required: true, content: { "application/json": {}, "application/x-protobuf": {} } },
+          responses: {
+            "204": { description: "Forwarded" },
+            ...problems("unauthorized", "telemetry_unavailable", "telemetry_batch_too_large", "telemetry_unsupported_media_type", "collector_unavailable"),
+          },
+        },
+      },
       "/v1/config": {
         get: { summary: "Client configuration (limits)", security: [], responses: { "200": { description: "Configuration" } } },
       },

@@ -33,6 +33,12 @@ export interface RuntimeConfig {
    * @defaultValue 3000
    */
   pollIntervalMs: number;
+  /**
+   * Where the browser sends its trace spans (OTLP/HTTP JSON, same origin), or null when the
+   * gateway has no collector to forward them to: then the app records no traces at all.
+   * @defaultValue null
+   */
+  tracesEndpoint: string | null;
 }
 
 export type UploadTransportKind = "xhr" | "tus";
@@ -42,6 +48,7 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
   uploadTransport: "xhr",
   tusChunkBytes: 8 * 1024 * 1024,
   pollIntervalMs: 3000,
+  tracesEndpoint: null,
 });
 
 /** What the gateway may send; unknown fields are ignored, invalid ones fall back to the default. */
@@ -51,6 +58,8 @@ const ServerConfig = z
     uploadTransport: z.enum(["xhr", "tus"]),
     tusChunkBytes: z.number().int().positive(),
     pollIntervalMs: z.number().int().min(1000),
+    // Same origin only: a path, never another host.
+    tracesEndpoint: z.string().regex(/^\/[^/]/).nullable(),
   })
   .partial();
 
