@@ -162,7 +162,7 @@ describe("processing pipeline", () => {
     expect(maxInFlight).toBeGreaterThan(1);
     expect(maxInFlight).toBeLessThanOrEqual(WINDOW);
     await expectEveryPageOnce(acme, bigJob);
-    expect(bigJob.document).toMatchObject({ title: "docflow fixture", encrypted: false, javascript: false });
+    expect(bigJob.document).toMatchObject({ title: "docflow fixture", encrypted: false, javascript: false, fontCount: 1, imageCount: 0 });
   });
 
   it("renders every page exactly once when every range message is delivered twice", async () => {

@@ -33,6 +33,9 @@ export const DocumentInfo = z.object({
   encrypted: z.boolean(),
   /** The PDF carries JavaScript. It is never run; reported so users know. */
   javascript: z.boolean(),
+  /** Font objects in the PDF (`pdffonts`), and images drawn on its pages (`pdfimages -list`); absent when they could not be counted. */
+  fontCount: z.number().int().nonnegative().optional(),
+  imageCount: z.number().int().nonnegative().optional(),
   /** Slides shown (hidden slides are not rendered), for a PPTX. */
   slideCount: z.number().int().nonnegative().optional(),
 });

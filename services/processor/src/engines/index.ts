@@ -6,6 +6,7 @@
  */
 export {
   inspectPdf,
+  countFontsAndImages,
   pageSizes,
   extractText,
   renderPages,

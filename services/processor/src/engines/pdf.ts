@@ -139,6 +139,18 @@ export async function inspectPdf(path: string, opts: PdfCallOptions & { pageSize
   return info;
 }
 
+/**
+ * How many fonts (`pdffonts`, one line per font object) and images
+ * (`pdfimages -list`, one line per image drawn, inline images included) the
+ * document has. Both tools print two header lines first.
+ */
+export async function countFontsAndImages(path: string, opts: PdfCallOptions): Promise<{ fonts: number; images: number }> {
+  const lines = (r: RunResult) => Math.max(0, r.stdout.toString("utf8").split("\n").filter((l) => l.trim() !== "").length - 2);
+  const call = { ...opts, maxOutputBytes: opts.maxOutputBytes ?? 32 * 1024 * 1024 };
+  const [fonts, images] = await Promise.all([runPoppler("pdffonts", [path], call), runPoppler("pdfimages", ["-list", path], call)]);
+  return { fonts: lines(fonts), images: lines(images) };
+}
+
 /** Per-page sizes in PDF points for pages first..last (a last page beyond the document is clamped). */
 export async function pageSizes(path: string, first: number, last: number, opts: PdfCallOptions): Promise<PdfPageSize[]> {
   checkRange(first, last);

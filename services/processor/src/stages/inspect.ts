@@ -13,7 +13,7 @@ import {
 import { publishEvent } from "@docflow/core";
 import type { ProcessorContext } from "../context.ts";
 import { advanceWindow, publishRanges, resumeDispatch } from "../dispatch.ts";
-import { PREVIEW_DPI, inspectPdf, pageSizes, type PdfPageSize } from "../engines/index.ts";
+import { PREVIEW_DPI, countFontsAndImages, inspectPdf, pageSizes, type PdfPageSize } from "../engines/index.ts";
 import { readPptx } from "../engines/pptx-info.ts";
 import { download, downloadHashed, withWorkdir } from "../workdir.ts";
 import { splitRanges } from "./split.ts";
@@ -94,9 +94,17 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     // The page count first: a document over the limit is refused before its pages are listed.
     const summary = await inspectPdf(path, call);
     checkLimits(ctx, summary.pageCount, []);
-    const sizes = await pageSizes(path, 1, summary.pageCount, { ...call, maxOutputBytes: 128 * summary.pageCount + 64 * 1024 });
+    const [sizes, counts] = await Promise.all([
+      pageSizes(path, 1, summary.pageCount, { ...call, maxOutputBytes: 128 * summary.pageCount + 64 * 1024 }),
+      // Informational: a document whose fonts or images cannot be listed is still processed.
+      countFontsAndImages(path, call).catch((err: unknown) => {
+        if (err instanceof DocflowError || signal.aborted) throw err;
+        ctx.log.warn({ err, jobId }, "could not count fonts and images");
+        return undefined;
+      }),
+    ]);
     checkLimits(ctx, summary.pageCount, sizes);
-    return summary;
+    return { ...summary, counts };
   });
 
   const fromPdf: DocumentInfo = {
@@ -105,10 +113,14 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     ...(info.pdfVersion !== undefined ? { pdfVersion: info.pdfVersion } : {}),
     encrypted: info.encrypted,
     javascript: info.javascript,
+    ...(info.counts ? { fontCount: info.counts.fonts, imageCount: info.counts.images } : {}),
   };
   // A presentation's own title and author (core properties) win over what LibreOffice put in the PDF.
-  const document: DocumentInfo = { ...fromPdf, ...record.document, pdfVersion: fromPdf.pdfVersion, encrypted: info.encrypted, javascript: info.javascript };
-  if (document.pdfVersion === undefined) delete document.pdfVersion;
+  const document: DocumentInfo = { ...fromPdf, ...record.document, encrypted: info.encrypted, javascript: info.javascript };
+  for (const key of ["pdfVersion", "fontCount", "imageCount"] as const) {
+    if (fromPdf[key] === undefined) delete document[key];
+    else Object.assign(document, { [key]: fromPdf[key] });
+  }
   if (record.contentType === PDF) {
     await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse(document))), { contentType: "application/json" });
   }
