@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CHART, VALIDATORS, containerEnv, find, render, renderResult, type K8sObject } from "./support.ts";
+import { CHART, KUBE_VERSION, VALIDATORS, containerEnv, find, helm, render, renderResult, type K8sObject } from "./support.ts";
 
 const EVALUATION_VALUES = join(CHART, "values-evaluation.yaml");
 const CI_EVALUATION_VALUES = join(CHART, "ci", "evaluation-values.yaml");
@@ -74,6 +74,12 @@ describe("evaluation dependencies", () => {
     expect(objects.filter((o) => o.kind === "StatefulSet")).toEqual([]);
     expect(objects.find((o) => o.metadata.name === "docflow-evaluation")).toBeUndefined();
     expect(find(objects, "ConfigMap", "docflow-config").data.DOCFLOW_NATS_URL).toBe("nats://nats:4222");
+  });
+
+  it("values-evaluation.yaml passes helm lint --strict (the ci/ files are linted by chart.test.ts)", () => {
+    const result = helm(["lint", "--strict", CHART, "-f", EVALUATION_VALUES, "--kube-version", KUBE_VERSION]);
+    expect(result.stderr + result.stdout).toContain("0 chart(s) failed");
+    expect(result.status).toBe(0);
   });
 
   describe.each([
