@@ -249,6 +249,8 @@ describe("processing pipeline", () => {
     expect(job).toMatchObject({ status: "completed", pageCount: 2, pagesDone: 2 });
     expect(job.document).toMatchObject({ title: "Deck fixture", author: "Deck Author", slideCount: 2, encrypted: false, javascript: false });
     const result = (await (await api(acme, `/v1/jobs/${job.id}/result`)).json()) as { pages: { text: string }[]; document: { slides: unknown[] } };
+    expect(result.document).toMatchObject({ ...job.document, slideCount: 2 });
+    expect(job.document?.fontCount).toBeGreaterThan(0);
     expect(result.document.slides).toEqual([
       { n: 1, title: "Quarterly results", notes: "Mention the new customers" },
       { n: 2, title: "Roadmap", notes: "" },

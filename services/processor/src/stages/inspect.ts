@@ -121,9 +121,10 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     if (fromPdf[key] === undefined) delete document[key];
     else Object.assign(document, { [key]: fromPdf[key] });
   }
-  if (record.contentType === PDF) {
-    await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse(document))), { contentType: "application/json" });
-  }
+  // The full details: for a presentation, the slides read before conversion, with what its PDF showed.
+  const slides = record.contentType === PDF ? undefined : (await readDetails(ctx, tenant, jobId))?.slides;
+  const details: DocumentDetails = { ...document, ...(slides ? { slides } : {}) };
+  await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse(details))), { contentType: "application/json" });
 
   const ranges = splitRanges(info.pageCount, config.DOCFLOW_FIRST_RANGE_SIZE, config.DOCFLOW_RANGE_SIZE);
   const updated = await ctx.jobs.update(tenant, jobId, (r): JobRecord | null => {
@@ -146,6 +147,14 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
   }
   await publishRanges(ctx, tenant, jobId, updated.record.ranges.slice(0, updated.record.rangesDispatched));
   ctx.log.info({ jobId, pageCount: info.pageCount, ranges: ranges.length, dispatched: updated.record.rangesDispatched }, "inspected; ranges dispatched");
+}
+
+async function readDetails(ctx: ProcessorContext, tenant: JobRecord["tenant"], jobId: JobRecord["id"]): Promise<DocumentDetails | null> {
+  const object = await ctx.store.get(documentKey(tenant, jobId));
+  if (!object) return null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of object.body) chunks.push(chunk as Buffer);
+  return DocumentDetails.parse(JSON.parse(Buffer.concat(chunks).toString("utf8")));
 }
 
 /** The document limits: page count, and the pixels of the largest image rendered for a page (the preview). */
