@@ -232,6 +232,14 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     expect(storedNames).toEqual(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort());
   }, 180_000);
 
+  it("reports a field the API server does not know (so the installs above, with an empty stderr, had none)", () => {
+    const c = running();
+    // nodeAffinity's contents pass the chart's schema untouched: a typo there reaches the API server.
+    const install = helmIn(c, ["install", "docflow", CHART, "--namespace", "unknown-field", "--create-namespace", "--set-json", 'gateway.affinity={"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecutionn":{}}}']);
+    expect(install.status).toBe(0);
+    expect(install.stderr).toMatch(/Warning: unknown field \W*spec\.template\.spec\.affinity\.nodeAffinity\.requiredDuringSchedulingIgnoredDuringExecutionn/);
+  }, 60_000);
+
   it("accepts every object of helm install with values-evaluation.yaml (the documented evaluation install)", () => {
     const c = running();
     const install = helmIn(c, ["install", "docflow", CHART, "--namespace", "evaluation", "--create-namespace", "-f", join(CHART, "values-evaluation.yaml")]);
