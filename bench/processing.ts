@@ -38,6 +38,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { MiB, cleanups, cpuSeconds, f1, median, parseEnvList, startGateway, startServices, token } from "./lib/harness.ts";
 import {
+  cpuMainThread,
   cpuSplit,
   cpuWithChildren,
   deleteJob,
@@ -74,7 +75,7 @@ interface DocflowRun {
   firstPageMs: number;
   pageReady: number;
   via: string;
-  cpu: { processors: number; processorsNode: number; gateway: number; s3: number; rabbitmq: number; nats: number };
+  cpu: { processors: number; processorsNode: number; processorsMain: number; gateway: number; s3: number; rabbitmq: number; nats: number };
   loop: LoopFigures[];
   canary?: CanaryFigures;
 }
@@ -151,13 +152,14 @@ async function main(): Promise<number> {
 
     const runDocflow = async (round: number): Promise<DocflowRun> => {
       const node0 = await Promise.all(procs.map((p) => cpuSplit(p.pid)));
+      const main0 = await Promise.all(procs.map((p) => cpuMainThread(p.pid)));
       const cpu0 = await Promise.all([...procs.map((p) => cpuWithChildren(p.pid)), cpuOf(gateway.pid), cpuOf(services.s3.pid), cpuOf(services.rabbitmq.pid), cpuOf(services.nats.pid)]);
       const watches = await Promise.all(procs.map(async (p) => ({ p, w: await watchLoop(p.metricsUrl, 1000) })));
       await canary.cut();
       const posted = await postFile(gateway.url, token(0), doc.path, `real-${pages}p-round${round}.pdf`);
       if (posted.status !== 202 || !posted.job) {
         await loopFigures(watches);
-        return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, pps: NaN, firstPageMs: NaN, pageReady: 0, via: "-", cpu: { processors: NaN, processorsNode: NaN, gateway: NaN, s3: NaN, rabbitmq: NaN, nats: NaN }, loop: [] };
+        return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, pps: NaN, firstPageMs: NaN, pageReady: 0, via: "-", cpu: { processors: NaN, processorsNode: NaN, processorsMain: NaN, gateway: NaN, s3: NaN, rabbitmq: NaN, nats: NaN }, loop: [] };
       }
       const jobId = posted.job.id;
       const done = await events.waitDone(jobId, { baseUrl: gateway.url, token: token(0), timeoutMs: Number(values["timeout-s"]) * 1000 });
@@ -166,6 +168,8 @@ async function main(): Promise<number> {
       const cpu1 = await Promise.all([...procs.map((p) => cpuWithChildren(p.pid)), cpuOf(gateway.pid), cpuOf(services.s3.pid), cpuOf(services.rabbitmq.pid), cpuOf(services.nats.pid)]);
       const node1 = await Promise.all(procs.map((p) => cpuSplit(p.pid)));
       const procNode = node1.reduce((a, n, i) => a + n.self - node0[i]!.self, 0);
+      const main1 = await Promise.all(procs.map((p) => cpuMainThread(p.pid)));
+      const procMain = main1.reduce((a, n, i) => a + n - main0[i]!, 0);
       const d = cpu1.map((v, i) => v - cpu0[i]!);
       const procTotal = d.slice(0, procs.length).reduce((a, b) => a + b, 0);
       const seen = events.events(jobId);
@@ -181,7 +185,7 @@ async function main(): Promise<number> {
         pageReady: readyPages.size,
         via: done.via,
         // A processor's own CPU and its reaped children's (poppler) together (cutime/cstime).
-        cpu: { processors: procTotal, processorsNode: procNode, gateway: d[procs.length]!, s3: d[procs.length + 1]!, rabbitmq: d[procs.length + 2]!, nats: d[procs.length + 3]! },
+        cpu: { processors: procTotal, processorsNode: procNode, processorsMain: procMain, gateway: d[procs.length]!, s3: d[procs.length + 1]!, rabbitmq: d[procs.length + 2]!, nats: d[procs.length + 3]! },
         loop,
         canary: canaryFigures,
       };
@@ -286,13 +290,14 @@ async function main(): Promise<number> {
     const dc = {
       proc: per((r) => r.docflow.cpu.processors),
       node: per((r) => r.docflow.cpu.processorsNode),
+      main: per((r) => r.docflow.cpu.processorsMain),
       gw: per((r) => r.docflow.cpu.gateway),
       s3: per((r) => r.docflow.cpu.s3),
       mq: per((r) => r.docflow.cpu.rabbitmq),
       nats: per((r) => r.docflow.cpu.nats),
     };
     const dTotal = dc.proc + dc.gw + dc.s3 + dc.mq + dc.nats;
-    console.log(`docflow: processor(s) ${ms(dc.proc)} ms (Node process: ${ms(dc.node)} ms, of which sharp's encoding on its threads; poppler children: ${ms(dc.proc - dc.node)} ms), gateway ${ms(dc.gw)} ms, S3 server ${ms(dc.s3)} ms, RabbitMQ ${ms(dc.mq)} ms, NATS ${ms(dc.nats)} ms: total ${ms(dTotal)} ms/page`);
+    console.log(`docflow: processor(s) ${ms(dc.proc)} ms (Node process ${ms(dc.node)} ms: main thread / event loop ${ms(dc.main)} ms, other threads (sharp's encoding on libuv's pool, V8 helpers) ${ms(dc.node - dc.main)} ms; poppler children ${ms(dc.proc - dc.node)} ms), gateway ${ms(dc.gw)} ms, S3 server ${ms(dc.s3)} ms, RabbitMQ ${ms(dc.mq)} ms, NATS ${ms(dc.nats)} ms: total ${ms(dTotal)} ms/page`);
     const bc = per((r) => r.baseline.cpu);
     console.log(`baseline: poppler CLIs ${ms(bc)} ms/page`);
     console.log(`CPU-bound bound on the ratio on ${availableParallelism()} cores: ${(bc / dTotal).toFixed(2)}x (baseline CPU per page / docflow CPU per page)`);

@@ -476,3 +476,11 @@ export async function startCanary(c: Cleanups): Promise<Canary> {
     stop,
   };
 }
+
+/** CPU seconds of a process's main thread (the event loop: JS, GC on it, spawn) alone. */
+export async function cpuMainThread(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/task/${pid}/stat`, "utf8").catch(() => "");
+  if (!stat) return Number.NaN;
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
