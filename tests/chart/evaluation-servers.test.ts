@@ -152,7 +152,7 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
     // The services' env: the ConfigMap and the Secret's keys, in-cluster addresses mapped to loopback.
     const toLocal = (value: string) =>
       value
-        .replace("docflow-rabbitmq:5672", `127.0.0.1:${port("rabbitmq", "amqp")}`)
+        .replace("docflow-rabbitmq.docflow.svc:5672", `127.0.0.1:${port("rabbitmq", "amqp")}`)
         .replace("docflow-nats:4222", `127.0.0.1:${port("nats", "client")}`)
         .replace("docflow-s3:7070", `127.0.0.1:${port("s3", "s3")}`);
     env = Object.fromEntries(Object.entries(find(objects, "ConfigMap", "docflow-config").data as Record<string, string>).map(([k, v]) => [k, toLocal(v)]));

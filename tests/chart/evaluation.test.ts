@@ -133,7 +133,8 @@ describe("evaluation dependencies", () => {
     it("wires the gateway and processor to the in-release servers through the Secret the servers read", () => {
       const secret = secretData(objects, "docflow-evaluation");
       const amqp = new URL(secret["amqp-url"] ?? "");
-      expect(`${amqp.protocol}//${amqp.hostname}:${amqp.port}`).toBe("amqp://docflow-rabbitmq:5672");
+      // namespace-qualified, because KEDA's operator connects with it from its own namespace
+      expect(`${amqp.protocol}//${amqp.hostname}:${amqp.port}`).toBe("amqp://docflow-rabbitmq.docflow.svc:5672");
       expect(decodeURIComponent(amqp.username)).toBe(secret["rabbitmq-username"]);
       expect(decodeURIComponent(amqp.password)).toBe(secret["rabbitmq-password"]);
       expect(secret["rabbitmq-password"]).toMatch(/^[A-Za-z0-9]{32}$/);
@@ -227,7 +228,7 @@ describe("evaluation dependencies", () => {
   it("takes chosen credentials instead of generated ones", () => {
     const objects = render({ valuesFiles: [EVALUATION_VALUES], set: { "evaluation.rabbitmq.password": "chosen-pass", "evaluation.s3.accessKeyId": "CHOSENKEY", "evaluation.s3.secretAccessKey": "chosen/secret" } });
     const secret = secretData(objects, "docflow-evaluation");
-    expect(secret["amqp-url"]).toBe("amqp://docflow:chosen-pass@docflow-rabbitmq:5672/");
+    expect(secret["amqp-url"]).toBe("amqp://docflow:chosen-pass@docflow-rabbitmq.docflow.svc:5672");
     expect(secret["s3-access-key-id"]).toBe("CHOSENKEY");
     expect(secret["s3-secret-access-key"]).toBe("chosen/secret");
   });

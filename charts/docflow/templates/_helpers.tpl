@@ -115,8 +115,9 @@ true
 {{- end -}}
 
 {{/* In-cluster addresses of the evaluation dependencies (Services named <fullname>-<component>). */}}
+{{/* No path: every client (amqplib, KEDA's Go client) then uses the default vhost "/". */}}
 {{- define "docflow.evaluation.amqpUrl" -}}
-{{- printf "amqp://%s:%s@%s:5672/" .username .password .host -}}
+{{- printf "amqp://%s:%s@%s:5672" .username .password .host -}}
 {{- end -}}
 {{- define "docflow.evaluation.natsUrl" -}}
 {{- printf "nats://%s:4222" (include "docflow.componentName" (dict "root" . "component" "nats")) -}}
