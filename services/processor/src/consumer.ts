@@ -107,7 +107,10 @@ export class Consumers {
     }
     const headers = msg.properties.headers ?? {};
     const redelivered = msg.fields.redelivered || Number(headers["x-delivery-count"] ?? 0) > 0;
-    if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (its processor stopped before acking it)");
+    // A retry copy follows an attempt that failed, possibly after its bookkeeping (e.g. the
+    // publish of what a finished range released): handlers treat it like a redelivery.
+    const repeated = redelivered || Number(headers[WORK_HEADERS.attempts] ?? 0) > 0;
+    if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)");
     this.#inFlight++;
     metrics.tasksInFlight.inc();
     const started = process.hrtime.bigint();
@@ -136,7 +139,7 @@ export class Consumers {
             ...(message.stage === "render" ? { "docflow.range.first": message.range.first, "docflow.range.last": message.range.last } : {}),
           },
         },
-        () => HANDLERS[stage](this.#ctx, message, signal, { redelivered }),
+        () => HANDLERS[stage](this.#ctx, message, signal, { repeated }),
       );
       safe(() => ch.ack(msg));
     } catch (raw) {

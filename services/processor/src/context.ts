@@ -19,6 +19,9 @@ export interface ProcessorContext {
 
 /** What the consumer knows about one delivery of a work message. */
 export interface TaskInfo {
-  /** RabbitMQ delivered this message before (a processor died or its channel closed while holding it). */
-  redelivered: boolean;
+  /**
+   * This message was worked on before: RabbitMQ redelivered it (a processor died or
+   * its channel closed while holding it) or it is a retry of a failed attempt.
+   */
+  repeated: boolean;
 }

@@ -15,15 +15,16 @@ import { download, withWorkdir } from "../workdir.ts";
  * The same update releases the next range(s) of the job's window, and the
  * update that marks the last range sends `finish`.
  */
-export async function render(ctx: ProcessorContext, message: RenderMessage, signal: AbortSignal, task: TaskInfo = { redelivered: false }): Promise<void> {
+export async function render(ctx: ProcessorContext, message: RenderMessage, signal: AbortSignal, task: TaskInfo = { repeated: false }): Promise<void> {
   const { tenant, jobId, range } = message;
   const current = await ctx.jobs.get(tenant, jobId);
   if (!current || TERMINAL_STATUSES.has(current.record.status)) return;
   if (current.record.rangesDone.includes(range.first)) {
-    // A duplicate: nothing to do. A redelivery may mean the processor that marked
-    // this range died before publishing what the mark released: repair that.
-    // (Only on redelivery: repairing on every duplicate would multiply messages.)
-    if (task.redelivered) await resumeDispatch(ctx, tenant, jobId);
+    // A duplicate: nothing to do. A redelivery or retry may mean the attempt that
+    // marked this range died or failed before publishing what the mark released
+    // (next ranges, or `finish`): repair that. (Not on plain duplicates: repairing
+    // on every copy would multiply messages.)
+    if (task.repeated) await resumeDispatch(ctx, tenant, jobId);
     return;
   }
   const pdfKey = current.record.pdfKey;
