@@ -151,7 +151,8 @@ export class Consumers {
         return;
       }
       if (deadline.signal.reason === SHUTDOWN) {
-        // Not the message's fault: back to the queue for another processor, no attempt counted here.
+        // Not the message's fault: back to the queue for another processor, without a retry
+        // copy (RabbitMQ still counts the delivery towards its limit, as for a crash).
         outcome = "requeued";
         safe(() => ch.nack(msg, false, true));
         return;
