@@ -230,7 +230,10 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
     const basic = `Basic ${Buffer.from(`${secret["rabbitmq-username"]}:${secret["rabbitmq-password"]}`).toString("base64")}`;
     const queue = await (await fetch(`http://127.0.0.1:${ports.rabbitmq.get("management")}/api/queues/%2F/${encodeURIComponent(workQueue(config.DOCFLOW_AMQP_NAMESPACE, "inspect"))}`, { headers: { authorization: basic } })).json() as { type: string; arguments: Record<string, unknown> };
     expect(queue.type).toBe("quorum");
-    expect((await fetch(`http://127.0.0.1:${ports.rabbitmq.get("prometheus")}/metrics`)).status).toBe(200);
+    // The Prometheus plugin, per queue, as the ServiceMonitor scrapes it for the queue alerts.
+    // (Queue samples appear after the statistics interval, collect_statistics_interval.)
+    const readyMetric = new RegExp(`rabbitmq_queue_messages_ready\\{[^}]*queue="${workQueue(config.DOCFLOW_AMQP_NAMESPACE, "inspect").replace(/\./g, "\\.")}"`);
+    await until("no per-queue metric", async () => (readyMetric.test(await (await fetch(`http://127.0.0.1:${ports.rabbitmq.get("prometheus")}/metrics/per-object`)).text()) ? true : undefined), 30_000);
     const timeout = spawnSync(BINARIES.rabbitmqctl, ["-n", rabbitEnv["RABBITMQ_NODENAME"] ?? "", "eval", "application:get_env(rabbit, consumer_timeout)."], { env: { ...process.env, ...rabbitEnv }, encoding: "utf8" });
     expect(timeout.stdout.trim()).toBe("{ok,1800000}");
     // The liveness probe's command, with the container's env.

@@ -225,6 +225,17 @@ describe("evaluation dependencies", () => {
     expect(find(objects, "TriggerAuthentication", "docflow-processor-rabbitmq").spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-evaluation", key: "amqp-url" }]);
   });
 
+  it("lets Prometheus scrape the evaluation RabbitMQ per queue when ServiceMonitors are on (the queue alerts need it)", () => {
+    const objects = render({ valuesFiles: [EVALUATION_VALUES], set: { "metrics.serviceMonitor.enabled": true } });
+    const monitor = find(objects, "ServiceMonitor", "docflow-rabbitmq");
+    expect(() => VALIDATORS["monitoring.coreos.com/v1/ServiceMonitor"]?.(monitor)).not.toThrow();
+    expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: "http-metrics", path: "/metrics/per-object" })]);
+    const service = find(objects, "Service", "docflow-rabbitmq");
+    expect(service.spec.ports.map((p: { name: string }) => p.name)).toContain("http-metrics");
+    expect(Object.entries(monitor.spec.selector.matchLabels as Record<string, string>).every(([k, v]) => service.metadata.labels?.[k] === v)).toBe(true);
+    expect(render({ set: { "metrics.serviceMonitor.enabled": true } }).find((o) => o.kind === "ServiceMonitor" && o.metadata.name === "docflow-rabbitmq")).toBeUndefined();
+  });
+
   it("takes chosen credentials instead of generated ones", () => {
     const objects = render({ valuesFiles: [EVALUATION_VALUES], set: { "evaluation.rabbitmq.password": "chosen-pass", "evaluation.s3.accessKeyId": "CHOSENKEY", "evaluation.s3.secretAccessKey": "chosen/secret" } });
     const secret = secretData(objects, "docflow-evaluation");
