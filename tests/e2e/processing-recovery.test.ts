@@ -132,7 +132,8 @@ describe("processing recovery of lost dispatches", () => {
     for (const e of events.filter((x) => x.jobId === id && x.type === "page.ready")) counts.set(e.page!, (counts.get(e.page!) ?? 0) + 1);
     expect([...counts.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     expect([...counts.values()].every((c) => c === 1)).toBe(true);
-    // What it held went back to the queue and was taken over.
-    expect(stack.logs()).toMatch(new RegExp(`"jobId":"${id}".*redelivered task`));
+    // Whether the stopped processor held a range of this job at that instant depends on which
+    // processor the window's messages went to (both consume), so its redelivery is not asserted
+    // here; processing-pipeline.test.ts's SIGKILL test asserts that a held range is taken over.
   });
 });
