@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ERRORS, Job, PageResult } from "@docflow/contracts";
+import { DocumentDetails, ERRORS, Job, PageResult } from "@docflow/contracts";
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: "openapi-3.0", io: "output" });
 const problem = { $ref: "#/components/schemas/Problem" };
@@ -26,6 +26,7 @@ export function openApiDocument(maxUploadBytes: number) {
       schemas: {
         Job: schema(Job),
         Page: schema(PageResult),
+        Document: schema(DocumentDetails),
         Problem: {
           type: "object",
           required: ["type", "title", "status", "code"],
@@ -86,7 +87,7 @@ export function openApiDocument(maxUploadBytes: number) {
         get: {
           summary: "All pages of a completed job",
           responses: {
-            "200": { description: "Result", content: json({ type: "object", properties: { job: { $ref: "#/components/schemas/Job" }, pages: { type: "array", items: pageWithLinks } } }) },
+            "200": { description: "Result", content: json({ type: "object", properties: { job: { $ref: "#/components/schemas/Job" }, pages: { type: "array", items: pageWithLinks }, document: { $ref: "#/components/schemas/Document" } } }) },
             ...problems("unauthorized", "not_found", "job_not_ready"),
           },
         },
