@@ -4,4 +4,4 @@ export { openObjectStore, type StorageConfig } from "./stores.ts";
 export { connectNats, publishEvent, type NatsOptions } from "./nats.ts";
 export { JobStore, type Versioned } from "./job-store.ts";
 export { AmqpConnection, WorkPublisher, assertTopology, workQueue, deadLetterQueue, deadLetterExchange, type AmqpOptions } from "./amqp.ts";
-export { sniffContentType, sniffAhead, SNIFF_BYTES } from "./sniff.ts";
+export { sniffContentType, sniffAhead, refusalDetail, NOT_A_DOCUMENT, SNIFF_BYTES } from "./sniff.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PDF, PPTX } from "@docflow/contracts";
-import { SNIFF_BYTES, sniffAhead, sniffContentType } from "./sniff.ts";
+import { NOT_A_DOCUMENT, SNIFF_BYTES, refusalDetail, sniffAhead, sniffContentType } from "./sniff.ts";
 
 /** A minimal ZIP local file header for an entry name (no data). */
 function zipEntry(name: string): Buffer {
@@ -72,5 +72,24 @@ describe("sniffAhead", () => {
       })(),
     ).rejects.toThrow("not a document");
     expect(passed).toEqual([]);
+  });
+});
+
+describe("refusalDetail", () => {
+  it("tells a password-protected or old binary Office file what to do", () => {
+    const ole = Buffer.concat([Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), Buffer.alloc(504)]);
+    expect(refusalDetail(ole)).toMatch(/password-protected.*remove the password/);
+  });
+
+  it("names other Office documents, and falls back to the general rule", () => {
+    const zipWith = (name: string) => {
+      const header = Buffer.alloc(30);
+      header.writeUInt32LE(0x04034b50, 0);
+      header.writeUInt16LE(Buffer.byteLength(name), 26);
+      return Buffer.concat([header, Buffer.from(name)]);
+    };
+    expect(refusalDetail(zipWith("word/document.xml"))).toMatch(/Word document/);
+    expect(refusalDetail(zipWith("xl/workbook.xml"))).toMatch(/Excel workbook/);
+    expect(refusalDetail(Buffer.from("hello"))).toBe(NOT_A_DOCUMENT);
   });
 });

@@ -20,6 +20,29 @@ export function sniffContentType(head: Buffer): ContentType | null {
   return null;
 }
 
+const OLE_COMPOUND_FILE = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
+
+/**
+ * Why `head` is refused, for the person who uploaded it: the general rule, or what the file
+ * really is where that is recognisable and has a remedy. Office wraps a password-protected .pptx
+ * in an OLE compound file, the format of the old binary .ppt too; other Office documents are ZIPs
+ * without `ppt/`.
+ */
+export function refusalDetail(head: Buffer): string {
+  if (head.subarray(0, 8).equals(OLE_COMPOUND_FILE)) {
+    return "This is a password-protected Office file or an old binary one (.ppt): remove the password, or save it as .pptx or PDF, and upload it again.";
+  }
+  if (head.subarray(0, 4).equals(ZIP_LOCAL_HEADER)) {
+    const names = zipEntryNames(head);
+    if (names.some((n) => n.startsWith("word/"))) return "This is a Word document: only PDF and PowerPoint (PPTX) files are accepted; save it as PDF and upload it again.";
+    if (names.some((n) => n.startsWith("xl/"))) return "This is an Excel workbook: only PDF and PowerPoint (PPTX) files are accepted; save it as PDF and upload it again.";
+  }
+  return NOT_A_DOCUMENT;
+}
+
+/** The general refusal: neither type, judged by content. */
+export const NOT_A_DOCUMENT = "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).";
+
 /** Names of the ZIP local file headers found in `head` (a prefix of the archive). */
 function zipEntryNames(head: Buffer): string[] {
   const names: string[] = [];

@@ -3,9 +3,8 @@ import { Readable } from "node:stream";
 import type { IncomingHttpHeaders } from "node:http";
 import busboy from "busboy";
 import { DocflowError, type ContentType } from "@docflow/contracts";
-import { sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
+import { refusalDetail, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
 
-export const NOT_A_DOCUMENT = "The file is neither a PDF nor a PowerPoint (PPTX) presentation (judged by its content, not its name).";
 
 export interface IngestOptions {
   store: ObjectStore;
@@ -55,7 +54,7 @@ export async function ingest(source: Readable, options: IngestOptions): Promise<
     try {
       yield* sniffAhead(measured(), (head) => {
         contentType = sniffContentType(head);
-        if (!contentType) throw new DocflowError("unsupported_media_type", NOT_A_DOCUMENT);
+        if (!contentType) throw new DocflowError("unsupported_media_type", refusalDetail(head));
       });
     } catch (err) {
       failure = options.signal.aborted ? new DocflowError("upload_aborted") : err;

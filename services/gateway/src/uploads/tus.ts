@@ -6,11 +6,11 @@ import { Server } from "@tus/server";
 import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
 import { v7 as uuidv7 } from "uuid";
 import { ERRORS, JobId, objectKeys, toPublicJob, type ErrorCode, type TenantId } from "@docflow/contracts";
-import { SNIFF_BYTES, lightenPayloads, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
+import { SNIFF_BYTES, lightenPayloads, refusalDetail, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
 import type { TokenRegistry } from "../auth.ts";
 import type { GatewayConfig } from "../config.ts";
 import { defaultFilename, enqueueJob, type EnqueueDependencies } from "../enqueue.ts";
-import { NOT_A_DOCUMENT, cleanFilename } from "../ingest.ts";
+import { cleanFilename } from "../ingest.ts";
 
 export const TUS_PATH = "/v1/uploads";
 
@@ -178,7 +178,7 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
   const contentType = sniffContentType(head);
   if (!contentType) {
     await deps.store.delete(upload.id).catch(() => {});
-    throw problem("unsupported_media_type", NOT_A_DOCUMENT);
+    throw problem("unsupported_media_type", refusalDetail(head));
   }
   try {
     const created = await enqueueJob(deps, {
@@ -217,5 +217,5 @@ function watchWrites(datastore: DataStore, onBytes: (n: number) => void): void {
 }
 
 function judge(head: Buffer): void {
-  if (!sniffContentType(head)) throw problem("unsupported_media_type", NOT_A_DOCUMENT);
+  if (!sniffContentType(head)) throw problem("unsupported_media_type", refusalDetail(head));
 }
