@@ -288,7 +288,7 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     expect(label.body).toContain("the processor may change only its pod-deletion-cost annotation");
   }, 60_000);
 
-  it("keeps the evaluation credentials across helm upgrade (lookup of the stored Secret)", () => {
+  it("keeps the evaluation credentials across helm upgrade, uninstall and reinstall (lookup of the stored Secret)", () => {
     const c = running();
     const file = CI_VALUES.find((f) => basename(f) === "evaluation-values.yaml");
     expect(file).toBeDefined();
@@ -299,6 +299,13 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     const upgrade = helmIn(c, ["upgrade", "docflow", CHART, "--namespace", namespace, "-f", file ?? "", "--set", "processor.replicaCount=2"]);
     expect(upgrade.stderr.replace(/^WARNING: .*\n/gm, "")).toBe("");
     expect(upgrade.status).toBe(0);
+    expect(read()).toBe(before);
+    // helm.sh/resource-policy: keep — an uninstall leaves it (retained volumes stay readable), a reinstall adopts it.
+    expect(helmIn(c, ["uninstall", "docflow", "--namespace", namespace]).status).toBe(0);
+    expect(read()).toBe(before);
+    const reinstall = helmIn(c, ["install", "docflow", CHART, "--namespace", namespace, "-f", file ?? ""]);
+    expect(reinstall.stderr.replace(/^WARNING: .*\n/gm, "")).toBe("");
+    expect(reinstall.status).toBe(0);
     expect(read()).toBe(before);
   }, 120_000);
 });
