@@ -162,6 +162,9 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
       expect(envValue(processor, "DOCFLOW_TASK_TIMEOUT_MS")).toBe(ms(p.taskTimeoutSeconds));
       expect(envValue(processor, "DOCFLOW_SHUTDOWN_TIMEOUT_MS")).toBe(ms(p.taskTimeoutSeconds + p.drainMarginSeconds));
       expect(envValue(processor, "DOCFLOW_STALLED_AFTER_MS")).toBe(ms(p.stalledAfterSeconds));
+      expect(envValue(processor, "DOCFLOW_RANGE_WINDOW")).toBe(String(p.rangeWindow));
+      expect(envValue(processor, "DOCFLOW_RETRY_BASE_MS")).toBe(ms(p.retryBaseSeconds));
+      expect(envValue(processor, "DOCFLOW_RETRY_MAX_MS")).toBe(ms(p.retryMaxSeconds));
       expect(envValue(processor, "DOCFLOW_PROCESSOR_CONCURRENCY")).toBe(String(p.concurrency));
       const grace = processor.spec.template.spec.terminationGracePeriodSeconds;
       expect(grace).toBeGreaterThan(p.preStopSleepSeconds + p.taskTimeoutSeconds + p.drainMarginSeconds);
@@ -314,7 +317,7 @@ describe("processor autoscaling", () => {
     const scaled = find(objects, "ScaledObject", "docflow-processor");
     expect(scaled.spec.minReplicaCount).toBe(0);
     expect(scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds).toBe(600);
-    expect(scaled.spec.triggers.map((t: { metadata: { queueName: string } }) => t.metadata.queueName)).toEqual(["prod.inspect", "prod.render"]);
+    expect(scaled.spec.triggers.map((t: { metadata: { queueName: string } }) => t.metadata.queueName)).toEqual(["prod.inspect", "prod.convert", "prod.render"]);
     const auth = find(objects, "TriggerAuthentication", scaled.spec.triggers[0].authenticationRef.name);
     expect(auth.spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-credentials", key: "amqp-url" }]);
     const external = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")], set: { "processor.autoscaling.engine": "keda" } });
@@ -352,6 +355,8 @@ const TIMEOUT_RULES: { rule: string; set: Record<string, string | number>; names
   { rule: "gateway readiness fails before endpoint removal", set: { "gateway.preStopSleepSeconds": 0, "gateway.shutdownDelaySeconds": 5 }, names: ["gateway.preStopSleepSeconds", "gateway.shutdownDelaySeconds", "gateway.readinessProbe.periodSeconds", "gateway.readinessProbe.failureThreshold"] },
   { rule: "web readiness fails before endpoint removal", set: { "web.readinessProbe.failureThreshold": 5 }, names: ["web.preStopSleepSeconds", "web.shutdownDelaySeconds", "web.readinessProbe.periodSeconds", "web.readinessProbe.failureThreshold"] },
   { rule: "stalled-after > task timeout x delivery limit", set: { "processor.stalledAfterSeconds": 360 }, names: ["processor.stalledAfterSeconds", "processor.taskTimeoutSeconds", "rabbitmq.deliveryLimit"] },
+  // 120 x 3 = 360, and the back-offs 30 + 60 (capped) = 90: 400 is not enough.
+  { rule: "stalled-after > ... + the retry back-offs", set: { "processor.stalledAfterSeconds": 400, "processor.retryBaseSeconds": 30 }, names: ["processor.stalledAfterSeconds", "processor.retryBaseSeconds", "processor.retryMaxSeconds"] },
   { rule: "scale-down window >= task timeout", set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60 }, names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"] },
 ];
 

@@ -113,9 +113,16 @@ sends in half the edge timeout, rounded down to 256 KiB (at least 256 KiB).
 {{- if le $pGrace $pDrain -}}
 {{- $messages = append $messages (printf "processor.taskTimeoutSeconds + processor.drainMarginSeconds (+ processor.preStopSleepSeconds) (%v + %v + %v = %v) must be below processor.terminationGracePeriodSeconds (%v): a task caught by SIGTERM would be killed before it finishes and be done twice." $p.taskTimeoutSeconds $p.drainMarginSeconds $p.preStopSleepSeconds $pDrain $pGrace) -}}
 {{- end -}}
-{{- $stalledMin := mul (int64 $p.taskTimeoutSeconds) (int64 $v.rabbitmq.deliveryLimit) -}}
+{{- /* The retry back-offs as the processor computes them: base x 2^(k-1), capped, for each retry. */ -}}
+{{- $backoff := 0 -}}
+{{- $delay := int64 $p.retryBaseSeconds -}}
+{{- range until (int (sub (int64 $v.rabbitmq.deliveryLimit) 1)) -}}
+{{- $backoff = add $backoff (min $delay (int64 $p.retryMaxSeconds)) -}}
+{{- $delay = mul $delay 2 -}}
+{{- end -}}
+{{- $stalledMin := add (mul (int64 $p.taskTimeoutSeconds) (int64 $v.rabbitmq.deliveryLimit)) $backoff -}}
 {{- if le (int64 $p.stalledAfterSeconds) $stalledMin -}}
-{{- $messages = append $messages (printf "processor.stalledAfterSeconds (%v) must exceed processor.taskTimeoutSeconds x rabbitmq.deliveryLimit (%v x %v = %v): healthy work that is still being retried would be dispatched twice (the processor refuses to start otherwise)." $p.stalledAfterSeconds $p.taskTimeoutSeconds $v.rabbitmq.deliveryLimit $stalledMin) -}}
+{{- $messages = append $messages (printf "processor.stalledAfterSeconds (%v) must exceed processor.taskTimeoutSeconds x rabbitmq.deliveryLimit + the retry back-offs of processor.retryBaseSeconds and processor.retryMaxSeconds (%v x %v + %v = %v): healthy work that is still being retried would be dispatched twice (the processor refuses to start otherwise)." $p.stalledAfterSeconds $p.taskTimeoutSeconds $v.rabbitmq.deliveryLimit $backoff $stalledMin) -}}
 {{- end -}}
 {{- if and $p.autoscaling.enabled (lt (int64 $p.autoscaling.scaleDownStabilizationSeconds) (int64 $p.taskTimeoutSeconds)) -}}
 {{- $messages = append $messages (printf "processor.autoscaling.scaleDownStabilizationSeconds (%v) must be at least processor.taskTimeoutSeconds (%v): the pool would shrink between two tasks of the same backlog." $p.autoscaling.scaleDownStabilizationSeconds $p.taskTimeoutSeconds) -}}
