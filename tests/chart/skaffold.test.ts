@@ -54,4 +54,19 @@ describe("skaffold.yaml", () => {
     const objects = render({ set: { "gateway.image.repository": "registry.local/gateway", "gateway.image.tag": "abc123@sha256:0123" } });
     expect(objects.find((o) => o.kind === "Deployment" && o.metadata.name === "docflow-gateway")?.spec.template.spec.containers[0].image).toBe("registry.local/gateway:abc123@sha256:0123");
   });
+
+  it("has an evaluation profile whose values file renders, forwarding a port the gateway's Service has", () => {
+    const profile = (skaffold.profiles as { name: string; patches: { path: string; value: string[] }[]; portForward: { resourceName: string; port: number }[] }[]).find((p) => p.name === "evaluation")!;
+    expect(profile).toBeDefined();
+    const files = profile.patches.find((p) => p.path === "/deploy/helm/releases/0/valuesFiles")!.value;
+    for (const file of files) expect(existsSync(join(ROOT, file)), file).toBe(true);
+    const objects = render({ valuesFiles: files.map((f) => join(ROOT, f)) });
+    for (const forward of profile.portForward) {
+      const service = objects.find((o) => o.kind === "Service" && o.metadata.name === forward.resourceName);
+      expect(service, forward.resourceName).toBeDefined();
+      expect(service!.spec.ports.map((p: { port: number }) => p.port)).toContain(forward.port);
+    }
+    // The evaluation install runs the brokers and the S3 server in the release.
+    expect(objects.filter((o) => o.kind === "StatefulSet").length).toBeGreaterThanOrEqual(3);
+  });
 });
