@@ -93,11 +93,18 @@ describe("browser tracing", () => {
     const serverSpan = await spanWhere("gateway server", (s) => s.service === "gateway" && s.kind === SERVER && s.parentSpanId === parentId);
     expect(serverSpan.traceId).toBe(traceId);
 
-    // The upload (tus over XMLHttpRequest): its gateway spans continue the browser's traces too.
-    const upload = traced.find((h) => h.what === "POST /v1/uploads")!;
-    const [, uploadTrace, uploadParent] = TRACEPARENT.exec(upload.traceparent!)!;
-    await spanWhere("browser upload", (s) => s.service === "web" && s.spanId === uploadParent && s.traceId === uploadTrace);
-    await spanWhere("gateway upload", (s) => s.service === "gateway" && s.kind === SERVER && s.parentSpanId === uploadParent);
+    // The upload is one trace: every tus request (creation, chunks, the final one that creates the
+    // job) carries the context of the browser's upload span, and the job's processing continues
+    // it, down to each page.
+    const uploadRequests = traced.filter((h) => h.what.startsWith("POST /v1/uploads") || h.what.startsWith("PATCH /v1/uploads/"));
+    const contexts = new Set(uploadRequests.map((h) => TRACEPARENT.exec(h.traceparent!)!.slice(1, 3).join("/")));
+    expect(contexts.size, "one trace context for all of the upload's requests").toBe(1);
+    const [uploadTrace, uploadSpanId] = [...contexts][0]!.split("/") as [string, string];
+    const uploadSpan = await spanWhere("browser upload", (s) => s.service === "web" && s.spanId === uploadSpanId);
+    expect(uploadSpan).toMatchObject({ traceId: uploadTrace, name: "upload traced.pdf", kind: CLIENT });
+    expect(uploadSpan.attributes["docflow.job.id"]).toEqual(expect.any(String));
+    await spanWhere("gateway upload", (s) => s.service === "gateway" && s.kind === SERVER && s.parentSpanId === uploadSpanId);
+    for (const page of [1, 2]) await spanWhere(`processor page ${page}`, (s) => s.service === "processor" && s.traceId === uploadTrace && s.name === `page ${page}`, 60_000);
 
     // The page load and Web Vitals are recorded (LCP is reported once the page is hidden).
     await spanWhere("document load", (s) => s.service === "web" && s.name === "documentLoad");

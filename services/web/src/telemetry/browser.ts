@@ -50,12 +50,15 @@ export function startBrowserTelemetry(options: BrowserTelemetryOptions): void {
   const ownOrigin = new RegExp(`^${window.location.origin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/`);
   // The exports themselves are not traced (each would make another span to export).
   const ignoreUrls = [new RegExp(`${endpoint.pathname.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)];
+  // Resumable uploads carry their upload's trace context already (telemetry/uploadSpans.ts): a
+  // second traceparent from the instrumentation would be appended to it, not replace it.
+  const uploads = /\/v1\/uploads(\/|$)/;
   registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
       new DocumentLoadInstrumentation(),
       new FetchInstrumentation({ propagateTraceHeaderCorsUrls: [ownOrigin], ignoreUrls, clearTimingResources: true }),
-      new XMLHttpRequestInstrumentation({ propagateTraceHeaderCorsUrls: [ownOrigin], ignoreUrls, clearTimingResources: true }),
+      new XMLHttpRequestInstrumentation({ propagateTraceHeaderCorsUrls: [ownOrigin], ignoreUrls: [...ignoreUrls, uploads], clearTimingResources: true }),
     ],
   });
 

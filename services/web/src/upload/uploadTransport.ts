@@ -3,6 +3,7 @@ import type { Body, Meta, Uppy } from "@uppy/core";
 import XHRUpload from "@uppy/xhr-upload";
 import { API_BASE, authorizationHeader, errorFromResponse, reportUnauthorized } from "@/api/client";
 import type { RuntimeConfig, UploadTransportKind } from "@/config";
+import { UploadSpans } from "@/telemetry/uploadSpans";
 
 export type UploadUppy = Uppy<Meta, Body>;
 
@@ -152,6 +153,18 @@ function parseUploadMetadata(header: string | null): Record<string, string> {
   return metadata;
 }
 
+/** The job id in the answer that finished a tus upload. */
+function tusJobId(response: { body?: unknown }): string | null {
+  const xhr = (response.body as { xhr?: unknown } | undefined)?.xhr;
+  if (!isXhr(xhr)) return null;
+  const body = parseJson(xhr.responseText);
+  if (looksLikeJob(body)) return body.id;
+  // The final PATCH names it in a header; a HEAD that found the upload finished (the
+  // final answer was lost) in the upload's metadata.
+  const id = xhr.getResponseHeader("Docflow-Job-Id") ?? parseUploadMetadata(xhr.getResponseHeader("Upload-Metadata")).jobId;
+  return id || null;
+}
+
 /**
  * Resumable tus 1.0.0 uploads to `/v1/uploads`, in chunks of `tusChunkBytes`.
  * The plugin is loaded only when this transport is chosen.
@@ -169,6 +182,11 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
     install(uppy, events = {}) {
       // Which file each request is for: tus-js-client's own callbacks do not say.
       const fileOfRequest = new WeakMap<object, string>();
+      // Every request of one upload in one trace, under the upload's span.
+      const spans = new UploadSpans();
+      uppy.on("upload-success", (file, response) => file && spans.end(file.id, { jobId: tusJobId(response) }));
+      uppy.on("upload-error", (file, error) => file && spans.end(file.id, { error: error.message }));
+      uppy.on("file-removed", (file) => spans.end(file.id, { error: "canceled" }));
       uppy.use(Tus, {
         id: TUS_PLUGIN_ID,
         endpoint: `${API_BASE}/uploads`,
@@ -179,7 +197,8 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
         allowedMetaFields: ["name", "type"],
         async onBeforeRequest(request, file) {
           fileOfRequest.set(request, file.id);
-          for (const [name, value] of Object.entries(await authorizationHeader())) request.setHeader(name, value);
+          const headers = { ...(await authorizationHeader()), ...spans.headersFor(file.id, file.name ?? "file", file.size ?? null) };
+          for (const [name, value] of Object.entries(headers)) request.setHeader(name, value);
         },
         onAfterResponse(request, response) {
           // A HEAD is how tus-js-client asks where to go on (a stored upload, a retry).
@@ -208,16 +227,7 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
       const body = isXhr(xhr) ? parseJson(xhr.responseText) : null;
       return looksLikeJob(body) ? body : null;
     },
-    jobIdFromSuccess(response) {
-      const xhr = (response.body as { xhr?: unknown } | undefined)?.xhr;
-      if (!isXhr(xhr)) return null;
-      const body = parseJson(xhr.responseText);
-      if (looksLikeJob(body)) return body.id;
-      // The final PATCH names it in a header; a HEAD that found the upload finished (the
-      // final answer was lost) in the upload's metadata.
-      const id = xhr.getResponseHeader("Docflow-Job-Id") ?? parseUploadMetadata(xhr.getResponseHeader("Upload-Metadata")).jobId;
-      return id || null;
-    },
+    jobIdFromSuccess: tusJobId,
     describeFailure(error) {
       const original = (error as { originalResponse?: { getStatus(): number; getBody(): string } | null })?.originalResponse;
       if (!original) return failureFromXhr(null, "The upload failed.");
