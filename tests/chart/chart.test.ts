@@ -88,7 +88,8 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
       const where = deployment.metadata.name;
       expect(container.startupProbe?.httpGet?.path, where).toBe("/healthz");
       expect(container.livenessProbe?.httpGet?.path, where).toBe("/healthz");
-      expect(container.readinessProbe?.httpGet?.path, where).toBe("/readyz");
+      // The collector's health_check extension has one endpoint; docflow's services have both.
+      expect(container.readinessProbe?.httpGet?.path, where).toBe(where === "docflow-collector" ? "/healthz" : "/readyz");
       expect(container.resources?.requests?.cpu, where).toBeTruthy();
       expect(container.resources?.requests?.memory, where).toBeTruthy();
       expect(container.resources?.limits?.memory, where).toBeTruthy();
@@ -99,9 +100,9 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     }
   });
 
-  it("mounts an API token only in the processor, and only with its RBAC", () => {
+  it("mounts an API token only in the processor, and only with its RBAC (and in the collector, which finds the pods it scrapes)", () => {
     for (const deployment of deployments) {
-      const expected = deployment.metadata.name === "docflow-processor" && values.processor.rbac.create;
+      const expected = (deployment.metadata.name === "docflow-processor" && values.processor.rbac.create) || deployment.metadata.name === "docflow-collector";
       expect(deployment.spec.template.spec.automountServiceAccountToken, deployment.metadata.name).toBe(expected);
     }
   });
@@ -125,7 +126,8 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     // web and gateway are reached from the ingress controller only (plus the test pod), the processor from nobody but scrapers
     expect(find(objects, "NetworkPolicy", "docflow-web").spec.egress).toBeUndefined();
     const processor = find(objects, "NetworkPolicy", "docflow-processor");
-    expect(processor.spec.ingress ?? []).toHaveLength(values.networkPolicy.metricsFrom.length > 0 ? 1 : 0);
+    // (scrapers: networkPolicy.metricsFrom, and the release's OpenTelemetry Collector)
+    expect(processor.spec.ingress ?? []).toHaveLength((values.networkPolicy.metricsFrom.length > 0 ? 1 : 0) + (values.telemetry.collector.enabled ? 1 : 0));
     const egressPorts = processor.spec.egress.flatMap((rule: { ports: { port: number }[] }) => rule.ports.map((p) => p.port));
     // the brokers' ports, or with the evaluation dependencies exactly theirs (tests/chart/evaluation.test.ts)
     const depPorts = values.evaluation.enabled ? [5672, 4222, 7070] : [...values.networkPolicy.rabbitmq.ports, ...values.networkPolicy.nats.ports, ...values.networkPolicy.s3.ports];

@@ -200,11 +200,11 @@ secretKey: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-k
     fieldRef:
       fieldPath: spec.nodeName
 {{- with $v.telemetry }}
-{{- if .otlpEndpoint }}
+{{- if or .otlpEndpoint .collector.enabled }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
-  value: {{ .otlpEndpoint | quote }}
+  value: {{ include "docflow.otlpEndpoint" $ | quote }}
 - name: OTEL_EXPORTER_OTLP_PROTOCOL
-  value: {{ .otlpProtocol | quote }}
+  value: {{ ternary .otlpProtocol "http/protobuf" (ne .otlpEndpoint "") | quote }}
 - name: OTEL_TRACES_SAMPLER
   value: {{ .sampler | quote }}
 - name: OTEL_TRACES_SAMPLER_ARG
@@ -372,4 +372,13 @@ namespace="{{ .Release.Namespace }}", job=~"{{ $fullname }}-(gateway|processor)"
 {{/* PromQL regex (inside "...") of the release's RabbitMQ queues: <rabbitmq.namespace>.* */}}
 {{- define "docflow.queueRegex" -}}
 {{- include "docflow.promRegexLiteral" .Values.rabbitmq.namespace }}\\..*
+{{- end -}}
+
+{{/* Where the services send OTLP: telemetry.otlpEndpoint, or the release's collector. */}}
+{{- define "docflow.otlpEndpoint" -}}
+{{- if .Values.telemetry.otlpEndpoint -}}
+{{- .Values.telemetry.otlpEndpoint -}}
+{{- else if .Values.telemetry.collector.enabled -}}
+{{- printf "http://%s:4318" (include "docflow.componentName" (dict "root" . "component" "collector")) -}}
+{{- end -}}
 {{- end -}}
