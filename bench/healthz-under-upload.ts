@@ -73,6 +73,7 @@ import {
   type Sample,
   type Transport,
   type UploadResult,
+  runMain,
 } from "./lib/harness.ts";
 
 interface Phase {
@@ -270,10 +271,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -36,7 +36,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { MiB, cleanups, cpuSeconds, f1, median, parseEnvList, startGateway, startServices, token } from "./lib/harness.ts";
+import { MiB, cleanups, cpuSeconds, f1, median, parseEnvList, startGateway, startServices, token, runMain } from "./lib/harness.ts";
 import {
   cpuMainThread,
   cpuSplit,
@@ -327,10 +327,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

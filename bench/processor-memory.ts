@@ -27,7 +27,7 @@
  */
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { MiB, cleanups, f1, mib, parseEnvList, procStatus, resetPeakRss, scrape, startGateway, startServices, token } from "./lib/harness.ts";
+import { MiB, cleanups, f1, mib, parseEnvList, procStatus, resetPeakRss, scrape, startGateway, startServices, token, runMain } from "./lib/harness.ts";
 import { cpuWithChildren, deleteJob, postFile, sampleTree, startProcessors, treeRss, watchEvents, type TreeSample } from "./lib/docflow.ts";
 import { buildRealPdf, provenance } from "./lib/real-pdf.ts";
 import { treeState } from "./lib/tree-state.ts";
@@ -142,10 +142,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -49,6 +49,7 @@ import {
   upload,
   type Transport,
   type UploadResult,
+  runMain,
 } from "./lib/harness.ts";
 
 const MEMORY_METRICS = ["nodejs_heap_size_used_bytes", "nodejs_heap_size_total_bytes", "nodejs_external_memory_bytes"];
@@ -204,10 +205,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -54,6 +54,7 @@ import {
   type Gateway,
   type Io,
   type UploadResult,
+  runMain,
 } from "./lib/harness.ts";
 
 type Mode = "direct" | "post" | "tus";
@@ -244,10 +245,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -607,3 +607,14 @@ export function sampleRss(pid: number, intervalMs: number): RssSampler {
   }, intervalMs);
   return { peak: () => peak, samples: () => n, stop: () => clearInterval(timer) };
 }
+
+/** Runs a benchmark's main function and exits with its code (1, with the error, when it throws). */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -110,7 +110,7 @@ export async function buildRealPdf(pages: number, options: { perDoc?: number; so
     .slice(0, 16);
   await mkdir(CACHE_DIR, { recursive: true });
   const out = join(CACHE_DIR, `real-${pages}p-${key}.pdf`);
-  let cached = existsSync(out);
+  const cached = existsSync(out);
   if (!cached) {
     const tmp = `${out}.${process.pid}.tmp`;
     // --deterministic-id: the same inputs give the same bytes (no random /ID).
