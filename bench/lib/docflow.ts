@@ -484,3 +484,31 @@ export async function cpuMainThread(pid: number): Promise<number> {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;
 }
+
+/**
+ * Whole-machine CPU from `/proc/stat` (first line; USER_HZ 100): busy (everything but idle and
+ * iowait) and total seconds summed over all cores. The delta of two readings over a phase says how
+ * much of the machine was used, by anyone: a phase that had all of it was limited by the machine.
+ */
+export async function machineCpu(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: (total - (f[3] ?? 0) - (f[4] ?? 0)) / 100, total: total / 100 };
+}
+
+/** Polls every processor's `docflow_tasks_in_flight` until all are 0 (after a cancellation), at most `timeoutMs`. */
+export async function waitIdle(procs: Processor[], timeoutMs = 60_000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const busy = await Promise.all(
+      procs.map(async (p) => {
+        const { body } = await httpGet(p.metricsUrl).catch(() => ({ body: "" }));
+        return Number(/^docflow_tasks_in_flight(?:\{[^}]*\})? ([0-9.eE+-]+)$/m.exec(body)?.[1] ?? 1);
+      }),
+    );
+    if (busy.every((n) => n === 0)) return true;
+    if (performance.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
