@@ -55,6 +55,15 @@ describe("processing pipeline", () => {
     return (await res.json()) as Job;
   };
   const getJob = async (tenant: string, id: string): Promise<Job> => (await (await api(tenant, `/v1/jobs/${id}`)).json()) as Job;
+  /** The job once inspect has also recorded its font and image counts (they come after the ranges are out). */
+  async function withCounts(tenant: string, id: string): Promise<Job> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const job = await getJob(tenant, id);
+      if (job.document?.fontCount !== undefined || Date.now() > deadline) return job;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   async function waitForEnd(tenant: string, id: string, timeoutMs = 120_000): Promise<Job> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -87,6 +96,9 @@ describe("processing pipeline", () => {
   };
   const expectEveryPageOnce = async (tenant: string, job: Job) => {
     const n = job.pageCount!;
+    // The status can be read over HTTP a moment before the last events arrive over NATS: the
+    // completion event is published last, so once it is here every page.ready is too.
+    await waitFor("the job.completed event", () => (of(job.id, "job.completed").length > 0 ? true : undefined), 10_000);
     const counts = pageReadyCounts(job.id);
     expect([...counts.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     expect([...counts.values()].every((c) => c === 1)).toBe(true);
@@ -162,7 +174,7 @@ describe("processing pipeline", () => {
     expect(maxInFlight).toBeGreaterThan(1);
     expect(maxInFlight).toBeLessThanOrEqual(WINDOW);
     await expectEveryPageOnce(acme, bigJob);
-    expect(bigJob.document).toMatchObject({ title: "docflow fixture", encrypted: false, javascript: false, fontCount: 1, imageCount: 0 });
+    expect((await withCounts(acme, big.id)).document).toMatchObject({ title: "docflow fixture", encrypted: false, javascript: false, fontCount: 1, imageCount: 0 });
   });
 
   it("renders every page exactly once when every range message is delivered twice", async () => {
@@ -245,7 +257,8 @@ describe("processing pipeline", () => {
       { title: "Roadmap", body: "Launch charlie" },
     ]);
     const queued = await upload(acme, file, "deck.pptx");
-    const job = await waitForEnd(acme, queued.id);
+    await waitForEnd(acme, queued.id);
+    const job = await withCounts(acme, queued.id);
     expect(job).toMatchObject({ status: "completed", pageCount: 2, pagesDone: 2 });
     expect(job.document).toMatchObject({ title: "Deck fixture", author: "Deck Author", slideCount: 2, encrypted: false, javascript: false });
     const result = (await (await api(acme, `/v1/jobs/${job.id}/result`)).json()) as { pages: { text: string }[]; document: { slides: unknown[] } };

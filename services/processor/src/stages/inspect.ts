@@ -82,10 +82,9 @@ async function inspectPresentation(ctx: ProcessorContext, record: JobRecord, sig
 }
 
 async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal: AbortSignal): Promise<void> {
-  const { tenant, id: jobId } = record;
   const { config } = ctx;
   const pdfKey = record.pdfKey ?? record.sourceKey;
-  const info = await withWorkdir(config.DOCFLOW_WORK_DIR, async (dir) => {
+  await withWorkdir(config.DOCFLOW_WORK_DIR, async (dir) => {
     const path = join(dir, "document.pdf");
     if (pdfKey === record.sourceKey) await recordHash(ctx, record, await downloadHashed(ctx.store, pdfKey, path));
     else await download(ctx.store, pdfKey, path);
@@ -94,26 +93,36 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     // The page count first: a document over the limit is refused before its pages are listed.
     const summary = await inspectPdf(path, call);
     checkLimits(ctx, summary.pageCount, []);
-    const [sizes, counts] = await Promise.all([
-      pageSizes(path, 1, summary.pageCount, { ...call, maxOutputBytes: 128 * summary.pageCount + 64 * 1024 }),
-      // Informational: a document whose fonts or images cannot be listed is still processed.
-      countFontsAndImages(path, call).catch((err: unknown) => {
-        if (err instanceof DocflowError || signal.aborted) throw err;
-        ctx.log.warn({ err, jobId }, "could not count fonts and images");
-        return undefined;
-      }),
-    ]);
-    checkLimits(ctx, summary.pageCount, sizes);
-    return { ...summary, counts };
+    // Fonts and images are informational and take about a second on a large document (pdffonts
+    // and pdfimages read all of it): they are counted alongside, and recorded after the ranges
+    // are out, so page 1 never waits for them. A document they cannot be listed for is still
+    // processed.
+    const counting = countFontsAndImages(path, call).catch((err: unknown) => {
+      if (!signal.aborted) ctx.log.warn({ err, jobId: record.id }, "could not count fonts and images");
+      return undefined;
+    });
+    try {
+      const sizes = await pageSizes(path, 1, summary.pageCount, { ...call, maxOutputBytes: 128 * summary.pageCount + 64 * 1024 });
+      checkLimits(ctx, summary.pageCount, sizes);
+      const dispatched = await recordAndDispatch(ctx, record, pdfKey, summary);
+      const counts = await counting;
+      if (dispatched && counts) await recordCounts(ctx, record, counts);
+    } finally {
+      await counting; // its child reads the work dir, which goes next
+    }
   });
+}
 
+/** Records the ranges and what inspect found, then dispatches the first window. False when another delivery, or a deletion, came first. */
+async function recordAndDispatch(ctx: ProcessorContext, record: JobRecord, pdfKey: string, info: Awaited<ReturnType<typeof inspectPdf>>): Promise<boolean> {
+  const { tenant, id: jobId } = record;
+  const { config } = ctx;
   const fromPdf: DocumentInfo = {
     ...(info.title !== undefined ? { title: info.title.slice(0, 1000) } : {}),
     ...(info.author !== undefined ? { author: info.author.slice(0, 1000) } : {}),
     ...(info.pdfVersion !== undefined ? { pdfVersion: info.pdfVersion } : {}),
     encrypted: info.encrypted,
     javascript: info.javascript,
-    ...(info.counts ? { fontCount: info.counts.fonts, imageCount: info.counts.images } : {}),
   };
   // A presentation's own title and author (core properties) win over what LibreOffice put in the PDF.
   const document: DocumentInfo = { ...fromPdf, ...record.document, encrypted: info.encrypted, javascript: info.javascript };
@@ -135,10 +144,13 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
   });
   if (!updated || updated.record.status === "canceled") {
     await ctx.store.delete(documentKey(tenant, jobId)).catch(() => {});
-    return;
+    return false;
   }
-  if (TERMINAL_STATUSES.has(updated.record.status)) return;
-  if (!updated.changed) return resumeDispatch(ctx, tenant, jobId); // another delivery split it first
+  if (TERMINAL_STATUSES.has(updated.record.status)) return false;
+  if (!updated.changed) {
+    await resumeDispatch(ctx, tenant, jobId); // another delivery split it first
+    return false;
+  }
   const at = new Date().toISOString();
   if (record.status === "queued") {
     publishEvent(ctx.nats, tenant, { type: "job.started", jobId, revision: updated.revision, at, job: toPublicJob(updated.record), pageCount: info.pageCount });
@@ -147,6 +159,22 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
   }
   await publishRanges(ctx, tenant, jobId, updated.record.ranges.slice(0, updated.record.rangesDispatched));
   ctx.log.info({ jobId, pageCount: info.pageCount, ranges: ranges.length, dispatched: updated.record.rangesDispatched }, "inspected; ranges dispatched");
+  return true;
+}
+
+/** Adds the font and image counts to the job's document, record and details, unless the job is gone or canceled meanwhile. */
+async function recordCounts(ctx: ProcessorContext, record: JobRecord, counts: { fonts: number; images: number }): Promise<void> {
+  const { tenant, id: jobId } = record;
+  const updated = await ctx.jobs.update(tenant, jobId, (r): JobRecord | null =>
+    r.status === "canceled" || r.status === "failed" || !r.document ? null : { ...r, document: { ...r.document, fontCount: counts.fonts, imageCount: counts.images } },
+  );
+  if (!updated?.changed) return;
+  const details = await readDetails(ctx, tenant, jobId);
+  if (!details) return; // deleted meanwhile
+  await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse({ ...details, fontCount: counts.fonts, imageCount: counts.images }))), { contentType: "application/json" });
+  // A deletion between the two writes: leave nothing behind.
+  const now = await ctx.jobs.get(tenant, jobId);
+  if (!now || now.record.status === "canceled") await ctx.store.delete(documentKey(tenant, jobId)).catch(() => {});
 }
 
 async function readDetails(ctx: ProcessorContext, tenant: JobRecord["tenant"], jobId: JobRecord["id"]): Promise<DocumentDetails | null> {
