@@ -55,7 +55,7 @@ describe("one trace from the upload to the last page", () => {
     for (let i = 0; i < 50; i++) {
       root = otlp.spans.find((s) => s.service === "gateway" && s.kind === 2 && s.parentSpanId === "" && /POST/.test(s.name) && String(s.attributes["url.path"] ?? s.attributes["http.target"] ?? "").startsWith("/v1/documents"));
       trace = root ? otlp.spans.filter((s) => s.traceId === root!.traceId) : [];
-      if (trace.filter((s) => /^page \d+$/.test(s.name)).length === 7) break;
+      if (trace.filter((s) => /^page \d+$/.test(s.name)).length === 7 && trace.some((s) => s.attributes["docflow.event.type"] === "job.completed")) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(root, `no server span for the upload; spans: ${otlp.spans.map((s) => `${s.service}:${s.name}`).join(", ")}`).toBeDefined();
@@ -81,6 +81,11 @@ describe("one trace from the upload to the last page", () => {
     expect(trace.filter((s) => /^page \d+$/.test(s.name)).map((s) => s.attributes["docflow.page"]).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(trace.some((s) => s.name === "exec pdftoppm")).toBe(true);
     expect(trace.some((s) => s.name === "exec pdfinfo")).toBe(true);
+    // The live events too: a NATS producer span per event, every page.ready and the completion.
+    const events = trace.filter((s) => s.kind === PRODUCER && s.attributes["messaging.system"] === "nats");
+    expect(events.every((s) => s.name === `publish docflow.events.${tenant}.${id}`)).toBe(true);
+    expect(events.filter((s) => s.attributes["docflow.event.type"] === "page.ready").map((s) => s.attributes["docflow.page"]).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(events.filter((s) => s.attributes["docflow.event.type"] === "job.completed")).toHaveLength(1);
     // S3 calls are in it too.
     expect(trace.some((s) => s.attributes["rpc.service"] === "S3" || /^S3\./.test(s.name))).toBe(true);
   });

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, headers, type NatsConnection } from "@nats-io/transport-node";
-import { injectContext } from "@docflow/telemetry";
+import { SpanKind, injectContext, withSyncSpan } from "@docflow/telemetry";
 import type { Logger } from "@docflow/telemetry";
 import { JobEvent, eventSubject, type TenantId } from "@docflow/contracts";
 
@@ -31,8 +31,27 @@ export async function connectNats(options: NatsOptions, log: Logger): Promise<Na
 
 /** Publishes a live update on the job's subject (core NATS: fire and forget). */
 export function publishEvent(nc: NatsConnection, tenant: TenantId, event: JobEvent): void {
-  // W3C trace context in NATS headers, so a subscriber can join the trace.
-  const h = headers();
-  for (const [k, v] of Object.entries(injectContext())) h.set(k, v);
-  nc.publish(eventSubject(tenant, event.jobId), JSON.stringify(JobEvent.parse(event)), { headers: h });
+  const subject = eventSubject(tenant, event.jobId);
+  // A producer span per event (messaging semantic conventions), its W3C context in the NATS
+  // headers, so the trace shows every event and a subscriber can join it.
+  withSyncSpan(
+    `publish ${subject}`,
+    {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "nats",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": subject,
+        "docflow.job.id": event.jobId,
+        "docflow.event.type": event.type,
+        ...(event.type === "page.ready" ? { "docflow.page": event.page } : {}),
+      },
+    },
+    () => {
+      const h = headers();
+      for (const [k, v] of Object.entries(injectContext())) h.set(k, v);
+      nc.publish(subject, JSON.stringify(JobEvent.parse(event)), { headers: h });
+    },
+  );
 }

@@ -1,4 +1,4 @@
 export { createLogger, type Logger } from "./logger.ts";
 export { registerEventLoopMetrics } from "./event-loop.ts";
-export { withSpan, injectContext, extractContext, SpanKind } from "./tracing.ts";
+export { withSpan, withSyncSpan, injectContext, extractContext, SpanKind } from "./tracing.ts";
 export { shutdownTelemetry } from "./shutdown.ts";

@@ -20,6 +20,21 @@ export async function withSpan<T>(name: string, options: { kind?: SpanKind; attr
   });
 }
 
+/** `withSpan` for synchronous work (a fire-and-forget publish): the span ends when `fn` returns. */
+export function withSyncSpan<T>(name: string, options: { kind?: SpanKind; attributes?: Attributes }, fn: (span: Span) => T): T {
+  return tracer().startActiveSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes ?? {} }, (span) => {
+    try {
+      return fn(span);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
 /** W3C trace context of the active span, as message headers (AMQP, NATS). */
 export function injectContext(headers: Record<string, string> = {}): Record<string, string> {
   propagation.inject(context.active(), headers);
