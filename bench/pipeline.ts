@@ -29,6 +29,8 @@
  *   --latency-n N         first-page samples (5)
  *   --big-pages N         the long document of latency (b) (2000)
  *   --small-n N           1-page uploads during the long document (5), and 3 on an idle pipeline
+ *   --small-after-pages N the 1-page uploads start once the long document has this many pages done (9: its
+ *                         first two ranges; later, e.g. 100, when inspect's font/image count is over)
  *   --pin                 scaling: pin processor i (all its threads, and the poppler children it spawns
  *                         later) to core i with `taskset -a -cp`: each processor gets at most one core,
  *                         like a pod with a 1-CPU limit (one unpinned processor at concurrency 1 already
@@ -344,7 +346,7 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
 // ---------------------------------------------------------------------------------------------
 // Benchmark 4: latency
 
-async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number; smallN: number; concurrency: number }): Promise<{ pass: boolean; line: string }> {
+async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number; smallN: number; smallAfter: number; concurrency: number }): Promise<{ pass: boolean; line: string }> {
   console.log(`\n=== latency (benchmark 4): 1 processor x concurrency ${o.concurrency}`);
   const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv });
   await sleep(2000);
@@ -377,9 +379,9 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
   const bigId = bigPost.job.id;
   const bigEvents = () => env.events[0]!.events(bigId);
   const pagesDone = () => Math.max(0, ...bigEvents().map((e) => e.pagesDone ?? 0));
-  // Wait until the long document is really rendering (its window full): 2 ranges done.
+  // Wait until the long document is really rendering (its window full): by default 2 ranges done.
   const waitStart = performance.now();
-  while (pagesDone() < 9 && performance.now() - waitStart < env.timeoutMs) {
+  while (pagesDone() < o.smallAfter && performance.now() - waitStart < env.timeoutMs) {
     if (bigEvents().some((e) => e.type === "job.failed" || e.type === "job.completed")) break;
     await sleep(100);
   }
@@ -433,6 +435,7 @@ async function main(): Promise<number> {
       "latency-n": { type: "string" },
       "big-pages": { type: "string" },
       "small-n": { type: "string" },
+      "small-after-pages": { type: "string", default: "9" },
       quick: { type: "boolean", default: false },
       pin: { type: "boolean", default: false },
       "processor-env": { type: "string", default: "" },
@@ -465,7 +468,7 @@ async function main(): Promise<number> {
     if (only.has("overhead")) results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range) }));
     if (only.has("scaling")) results.push(await scaling(env, doc, { rounds, pin: values.pin }));
     if (only.has("latency")) {
-      results.push(await latency(env, doc, { n: Number(values["latency-n"] ?? (q ? 2 : 5)), bigPages: Number(values["big-pages"] ?? (q ? 300 : 2000)), smallN: Number(values["small-n"] ?? (q ? 2 : 5)), concurrency }));
+      results.push(await latency(env, doc, { n: Number(values["latency-n"] ?? (q ? 2 : 5)), bigPages: Number(values["big-pages"] ?? (q ? 300 : 2000)), smallN: Number(values["small-n"] ?? (q ? 2 : 5)), smallAfter: Number(values["small-after-pages"]), concurrency }));
     }
     const load1 = loadavg();
     console.log(`\n== summary (${await treeState()})`);
