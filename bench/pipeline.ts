@@ -43,6 +43,7 @@
  */
 import { execFile } from "node:child_process";
 import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -175,6 +176,20 @@ async function runJob(env: Env, t: number, doc: RealPdf, name: string, opts: { u
     // Late events of a deleted job are not needed.
     setTimeout(() => events.forget(jobId), 5000).unref();
   }
+}
+
+/** DELETE /v1/jobs/{id} with the answer's body (a failed cancellation says why). */
+function deleteWithBody(baseUrl: string, tok: string, id: string): Promise<{ status: number; body: string }> {
+  return new Promise((res) => {
+    const req = request(`${baseUrl}/v1/jobs/${id}`, { method: "DELETE", agent: false, headers: { authorization: `Bearer ${tok}` } }, (r) => {
+      let body = "";
+      r.setEncoding("utf8");
+      r.on("data", (d: string) => (body += d));
+      r.once("end", () => res({ status: r.statusCode ?? 0, body }));
+    });
+    req.once("error", (err) => res({ status: 0, body: err.message }));
+    req.end();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,9 +411,9 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
     await sleep(1500);
   }
   const bigPps = pagesDone() / ((performance.now() - bigPost.doneAt) / 1000);
-  const del = await deleteJob(env.gateway.url, token(0), bigId);
-  console.log(`long document deleted at ${pagesDone()}/${big.pages} pages (${f1(bigPps)} p/s meanwhile; DELETE answered ${del})`);
-  if (del !== 204) console.log(`  the gateway's last output:\n${env.gateway.logs().slice(-2000)}`);
+  const del = await deleteWithBody(env.gateway.url, token(0), bigId);
+  console.log(`long document deleted at ${pagesDone()}/${big.pages} pages (${f1(bigPps)} p/s meanwhile; DELETE answered ${del.status})`);
+  if (del.status !== 204) console.log(`  answer: ${del.body.slice(0, 1000)}\n  the gateway's last output:\n${env.gateway.logs().slice(-2000)}`);
   await waitIdle(procs, 60_000);
   for (const p of procs) await p.stop();
 
