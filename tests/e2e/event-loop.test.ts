@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "../support/stack.ts";
+import { processorPort, startStack, type Stack } from "../support/stack.ts";
 
 /** The Prometheus value of one unlabelled-or-service-labelled gauge. */
 async function gauge(metricsUrl: string, name: string): Promise<number> {
@@ -45,10 +45,3 @@ describe("event-loop delay is visible for every service", () => {
     expect(Number(total?.split(" ").at(-1)) - Number(over1s?.split(" ").at(-1))).toBeGreaterThanOrEqual(1);
   });
 });
-
-function processorPort(stack: Stack): number {
-  const line = stack.logs().split("\n").find((l) => l.includes('"msg":"processor consuming"'));
-  const port = line ? (JSON.parse(line) as { port?: number }).port : undefined;
-  if (!port) throw new Error("the processor did not log its port");
-  return port;
-}

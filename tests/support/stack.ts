@@ -134,3 +134,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const pids = { gateway: children[0]?.pid ?? 0, processor: children[1]?.pid ?? 0 };
   return { baseUrl, tokens, env, logs: () => output, pids, stop };
 }
+
+/** The metrics port of the stack's first processor (it picks a free one and logs it). */
+export function processorPort(stack: Stack): number {
+  const line = stack.logs().split("\n").find((l) => l.includes('"msg":"processor consuming"'));
+  const port = line ? (JSON.parse(line) as { port?: number }).port : undefined;
+  if (!port) throw new Error("the processor did not log its port");
+  return port;
+}

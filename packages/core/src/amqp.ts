@@ -140,12 +140,22 @@ export interface PublishOptions {
  * Publishes work messages with publisher confirms: `publish` resolves only when
  * RabbitMQ has taken responsibility for the message (persisted to its quorum).
  */
+/** Header with the time (ms since the epoch) a work message was sent: its queue wait is measured from it. */
+export const SENT_AT_HEADER = "x-docflow-sent-at";
+
+export interface WorkPublisherOptions {
+  /** Called after every publish with its destination, outcome and how long the broker took to confirm (for metrics). */
+  onPublish?: (queue: string, outcome: "ok" | "failed", seconds: number) => void;
+}
+
 export class WorkPublisher {
   #channel: ConfirmChannel | null = null;
   readonly #namespace: string;
+  readonly #onPublish: WorkPublisherOptions["onPublish"];
 
-  constructor(namespace: string) {
+  constructor(namespace: string, options: WorkPublisherOptions = {}) {
     this.#namespace = namespace;
+    this.#onPublish = options.onPublish;
   }
 
   /** Pass to `AmqpConnection.open({ setup })` so a fresh confirm channel exists after every reconnect. */
@@ -201,7 +211,16 @@ export class WorkPublisher {
           "docflow.job.id": message.jobId,
         },
       },
-      () => this.#send(exchange, queue, messageId, message, { ...options, headers: injectContext({ ...options.headers }) }),
+      async () => {
+        const started = performance.now();
+        let outcome: "ok" | "failed" = "failed";
+        try {
+          await this.#send(exchange, queue, messageId, message, { ...options, headers: injectContext({ ...options.headers, [SENT_AT_HEADER]: String(Date.now()) }) });
+          outcome = "ok";
+        } finally {
+          this.#onPublish?.(queue, outcome, (performance.now() - started) / 1000);
+        }
+      },
     );
   }
 

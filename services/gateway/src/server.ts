@@ -50,10 +50,13 @@ async function main(): Promise<void> {
   const port = typeof address === "object" && address ? address.port : config.DOCFLOW_PORT;
   log.info({ port }, `gateway listening on http://${config.DOCFLOW_HOST}:${port}`);
 
+  const metrics = createMetrics();
   const store = await openObjectStore(config);
   const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "gateway", credsFile: config.DOCFLOW_NATS_CREDS }, log);
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
-  const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
+  const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE, {
+    onPublish: (queue, outcome, seconds) => metrics.queuePublishDuration.observe({ messaging_destination_name: queue, outcome }, seconds),
+  });
   const amqp = await AmqpConnection.open(
     { url: config.DOCFLOW_AMQP_URL, connectionName: `gateway-${process.pid}`, namespace: config.DOCFLOW_AMQP_NAMESPACE,
       deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT, setup: publisher.setup },
@@ -65,7 +68,6 @@ async function main(): Promise<void> {
     ttlMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS,
     acquireTimeoutMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS * 2,
   });
-  const metrics = createMetrics();
   const tus = createTusServer({ config, log, tokens, store, jobs, publisher, nats, locker, metrics });
   const cleanup = setInterval(() => {
     tus.cleanUpExpiredUploads().then(

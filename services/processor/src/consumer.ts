@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { DocflowError, STAGES, WORK_HEADERS, WorkMessage, objectKeys, type Stage } from "@docflow/contracts";
-import { deadLetterQueue, workQueue } from "@docflow/core";
+import { SENT_AT_HEADER, deadLetterQueue, workQueue } from "@docflow/core";
 import { SpanKind, extractContext, withSpan } from "@docflow/telemetry";
 import { JobEnded, watchJob } from "./cancel.ts";
 import { retryDelays } from "./config.ts";
@@ -111,6 +111,8 @@ export class Consumers {
     // publish of what a finished range released): handlers treat it like a redelivery.
     const repeated = redelivered || Number(headers[WORK_HEADERS.attempts] ?? 0) > 0;
     if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)");
+    const sentAt = Number(headers[SENT_AT_HEADER]);
+    if (Number.isFinite(sentAt) && sentAt > 0) metrics.queueWait.observe({ stage }, Math.max(0, Date.now() - sentAt) / 1000);
     this.#inFlight++;
     metrics.tasksInFlight.inc();
     const started = process.hrtime.bigint();

@@ -9,11 +9,25 @@ export function createMetrics() {
   registerEventLoopMetrics(registry);
   return {
     registry,
+    queuePublishDuration: new Histogram({
+      name: "docflow_queue_publish_duration_seconds",
+      help: "Work messages published, by destination queue and outcome, and how long the broker took to confirm each.",
+      labelNames: ["messaging_destination_name", "outcome"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [registry],
+    }),
     taskDuration: new Histogram({
       name: "docflow_task_duration_seconds",
       help: "Duration of processing tasks, by stage and outcome.",
       labelNames: ["stage", "outcome"] as const,
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers: [registry],
+    }),
+    queueWait: new Histogram({
+      name: "docflow_queue_wait_seconds",
+      help: "Time work messages waited between their publish and the start of their processing, by stage.",
+      labelNames: ["stage"] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
       registers: [registry],
     }),
     tasksInFlight: new Gauge({ name: "docflow_tasks_in_flight", help: "Tasks running in this processor.", registers: [registry] }),

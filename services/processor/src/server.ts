@@ -17,8 +17,10 @@ async function main(): Promise<void> {
   const store = await openObjectStore(config);
   const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "processor", credsFile: config.DOCFLOW_NATS_CREDS }, log);
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
-  const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
   const metrics = createMetrics();
+  const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE, {
+    onPublish: (queue, outcome, seconds) => metrics.queuePublishDuration.observe({ messaging_destination_name: queue, outcome }, seconds),
+  });
   const office = new OfficeSlots(join(config.DOCFLOW_WORK_DIR, `office-${process.pid}`), config.DOCFLOW_CONVERT_PREFETCH);
   const ctx: ProcessorContext = { config, log, store, jobs, publisher, nats, metrics, office };
   const consumers = new Consumers(ctx);
