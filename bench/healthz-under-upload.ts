@@ -57,6 +57,7 @@ import {
   percentile,
   procIo,
   procStatus,
+  fillStoredHashes,
   removeStored,
   resetPeakRss,
   sampleRss,
@@ -192,6 +193,7 @@ async function main(): Promise<number> {
       const loop = await scrape(gateway.url).catch(() => ({}) as Record<string, number>);
       const hwm = await procStatus(gateway.pid, "VmHWM");
       agent.destroy();
+      await fillStoredHashes(services, gateway, storage, results);
       phases.push({ transport, seconds, probes, loop, results, rssBefore, rssPeak: rss.samples() > 0 ? rss.peak() : Number.NaN, hwm, hwmReset, cpu, io, ownLoop: { p99: ownLoop.percentile(99) / 1e6, max: ownLoop.max / 1e6 }, loadAfter: loadavg() });
       console.log(`${transport}: ${results.filter((r) => r.ok).length}/${uploads} uploads done in ${seconds.toFixed(1)} s`);
     }

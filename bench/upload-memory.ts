@@ -38,6 +38,7 @@ import {
   outcome,
   parseEnvList,
   procStatus,
+  fillStoredHashes,
   removeStored,
   resetPeakRss,
   scrape,
@@ -162,6 +163,7 @@ async function main(): Promise<number> {
       console.log(`${transport}: ${outcome(result)} in ${(result.ms / 1000).toFixed(1)} s; RSS ${mib(before)} -> peak ${mib(Math.max(sampledPeak, hwm))} MiB`);
       if (gateway.exited() !== undefined) console.log(`GATEWAY DIED during the run: ${gateway.exited()}`);
       await gateway.stop(); // SIGTERM: a --cpu-prof profile is written now
+      await fillStoredHashes(services, gateway, storage, [result]);
       await removeStored(services, gateway, storage);
     }
 

@@ -42,6 +42,7 @@ import {
   median,
   outcome,
   parseEnvList,
+  fillStoredHashes,
   removeStored,
   sha256Of,
   startGateway,
@@ -182,6 +183,7 @@ async function main(): Promise<number> {
         const io = { gateway: ioDelta(await procIo(gateway.pid), ioBefore.gateway), s3: ioDelta(await procIo(services.s3.pid, true), ioBefore.s3) };
         agent.destroy();
         const ok = results.filter((r) => r.ok);
+        if (mode !== "direct") await fillStoredHashes(services, gateway, "s3", results);
         const verified = mode === "direct" ? ok.length : results.filter((r, i) => r.ok && r.job?.sha256 === expected[i] && r.job?.size === size).length;
         const bytes = ok.length * size;
         const b: Batch = { round, mode, seconds, bytes, ok: ok.length, verified, failures: results.filter((r) => !r.ok).map(outcome), cpu, io };
