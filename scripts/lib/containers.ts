@@ -20,6 +20,7 @@ import { randomBytes } from "node:crypto";
 import { RabbitMQContainer, type StartedRabbitMQContainer } from "@testcontainers/rabbitmq";
 import { NatsContainer, type StartedNatsContainer } from "@testcontainers/nats";
 import { GenericContainer, Wait, type StartedNetwork, type StartedTestContainer } from "testcontainers";
+import { createBuckets } from "./services.ts";
 
 export const DEFAULT_IMAGES = {
   rabbitmq: "rabbitmq:3.13-management",
@@ -190,15 +191,4 @@ export async function startS3Container(options: { buckets: readonly string[] } &
     throw err;
   }
   return handle;
-}
-
-async function createBuckets(h: S3ContainerHandle, buckets: readonly string[]): Promise<void> {
-  if (buckets.length === 0) return;
-  const { S3Client, CreateBucketCommand } = await import("@aws-sdk/client-s3");
-  const client = new S3Client({ endpoint: h.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: h.accessKey, secretAccessKey: h.secretKey } });
-  try {
-    for (const bucket of buckets) await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  } finally {
-    client.destroy();
-  }
 }

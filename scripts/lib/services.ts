@@ -712,7 +712,7 @@ export async function startS3(options: S3Options = {}): Promise<S3Handle> {
     });
     if (handle.buckets.length > 0) {
       try {
-        await createBuckets(handle);
+        await createBuckets(handle, handle.buckets);
       } catch (err) {
         await handle.stop();
         throw err;
@@ -725,16 +725,18 @@ export async function startS3(options: S3Options = {}): Promise<S3Handle> {
   }
 }
 
-async function createBuckets(h: S3Handle): Promise<void> {
+/** Creates `buckets` through the S3 API of a server (one already there is fine). */
+export async function createBuckets(h: { endpoint: string; accessKey: string; secretKey: string }, buckets: readonly string[]): Promise<void> {
+  if (buckets.length === 0) return;
   const { S3Client, CreateBucketCommand } = await import("@aws-sdk/client-s3");
   const client = new S3Client({
     endpoint: h.endpoint,
-    region: h.region,
+    region: "us-east-1",
     forcePathStyle: true,
     credentials: { accessKeyId: h.accessKey, secretAccessKey: h.secretKey },
   });
   try {
-    for (const bucket of h.buckets) {
+    for (const bucket of buckets) {
       try {
         await client.send(new CreateBucketCommand({ Bucket: bucket }));
       } catch (err) {
