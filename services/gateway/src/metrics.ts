@@ -1,4 +1,4 @@
-import { registerEventLoopMetrics } from "@docflow/telemetry";
+import { queuePublishHistogram, registerEventLoopMetrics } from "@docflow/telemetry";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** Prometheus metrics of the gateway (default Node metrics include event-loop lag percentiles). */
@@ -10,13 +10,7 @@ export function createMetrics() {
   registerEventLoopMetrics(registry);
   return {
     registry,
-    queuePublishDuration: new Histogram({
-      name: "docflow_queue_publish_duration_seconds",
-      help: "Work messages published, by destination queue and outcome, and how long the broker took to confirm each.",
-      labelNames: ["messaging_destination_name", "outcome"] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-      registers: [registry],
-    }),
+    queuePublishDuration: queuePublishHistogram(registry),
     httpDuration: new Histogram({
       name: "http_server_request_duration_seconds",
       help: "Duration of HTTP requests, by route template, method and status code.",
