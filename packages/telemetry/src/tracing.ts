@@ -11,9 +11,7 @@ export async function withSpan<T>(name: string, options: { kind?: SpanKind; attr
     try {
       return await fn(span);
     } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
-      throw err;
+      throw failed(span, err);
     } finally {
       span.end();
     }
@@ -26,13 +24,18 @@ export function withSyncSpan<T>(name: string, options: { kind?: SpanKind; attrib
     try {
       return fn(span);
     } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
-      throw err;
+      throw failed(span, err);
     } finally {
       span.end();
     }
   });
+}
+
+/** Marks `span` as failed with `err` (recorded as its exception); returns `err` to rethrow. */
+function failed(span: Span, err: unknown): unknown {
+  span.recordException(err as Error);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+  return err;
 }
 
 /** W3C trace context of the active span, as message headers (AMQP, NATS). */
