@@ -172,19 +172,24 @@ export async function tusChunkBytes(baseUrl: string): Promise<number> {
   return n;
 }
 
+/** The S3 store the gateway writes to (its bucket on the benchmark's S3 server); destroy its client after use. */
+async function gatewayStore(services: AllServices, gateway: Gateway) {
+  const { S3ObjectStore } = await import("../../packages/core/src/object-store/s3.ts");
+  return new S3ObjectStore({
+    bucket: gateway.env.DOCFLOW_S3_BUCKET!,
+    endpoint: services.s3.endpoint,
+    region: services.s3.region,
+    credentials: { accessKeyId: services.s3.accessKey, secretAccessKey: services.s3.secretKey },
+  });
+}
+
 /** Removes what the uploads stored (between phases, to keep the disk bounded). */
 export async function removeStored(services: AllServices, gateway: Gateway, storage: "s3" | "fs"): Promise<void> {
   if (storage === "fs") {
     await rm(join(gateway.dataDir, "objects", "tenants"), { recursive: true, force: true });
     return;
   }
-  const { S3ObjectStore } = await import("../../packages/core/src/object-store/s3.ts");
-  const store = new S3ObjectStore({
-    bucket: gateway.env.DOCFLOW_S3_BUCKET!,
-    endpoint: services.s3.endpoint,
-    region: services.s3.region,
-    credentials: { accessKeyId: services.s3.accessKey, secretAccessKey: services.s3.secretKey },
-  });
+  const store = await gatewayStore(services, gateway);
   try {
     await store.deletePrefix("tenants/");
   } finally {
@@ -216,19 +221,13 @@ export async function fillStoredHashes(services: AllServices, gateway: Gateway, 
     }
     return;
   }
-  const { S3ObjectStore } = await import("../../packages/core/src/object-store/s3.ts");
   const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
-  const store = new S3ObjectStore({
-    bucket: gateway.env.DOCFLOW_S3_BUCKET!,
-    endpoint: services.s3.endpoint,
-    region: services.s3.region,
-    credentials: { accessKeyId: services.s3.accessKey, secretAccessKey: services.s3.secretKey },
-  });
+  const store = await gatewayStore(services, gateway);
   try {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await store.client.send(new ListObjectsV2Command({ Bucket: gateway.env.DOCFLOW_S3_BUCKET!, Prefix: "tenants/", ContinuationToken: token }));
+      const page = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: "tenants/", ContinuationToken: token }));
       for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
