@@ -32,6 +32,11 @@ export interface BrowserTelemetryOptions {
 
 let provider: WebTracerProvider | null = null;
 
+/** `text` as a literal inside a regular expression. */
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 /** Starts tracing once; later calls do nothing. */
 export function startBrowserTelemetry(options: BrowserTelemetryOptions): void {
   if (provider) return;
@@ -47,9 +52,9 @@ export function startBrowserTelemetry(options: BrowserTelemetryOptions): void {
   });
 
   // Trace headers only to our own origin (the API): never to third parties.
-  const ownOrigin = new RegExp(`^${window.location.origin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/`);
+  const ownOrigin = new RegExp(`^${escapeRegExp(window.location.origin)}/`);
   // The exports themselves are not traced (each would make another span to export).
-  const ignoreUrls = [new RegExp(`${endpoint.pathname.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)];
+  const ignoreUrls = [new RegExp(`${escapeRegExp(endpoint.pathname)}$`)];
   // Resumable uploads carry their upload's trace context already (telemetry/uploadSpans.ts): a
   // second traceparent from the instrumentation would be appended to it, not replace it.
   const uploads = /\/v1\/uploads(\/|$)/;
