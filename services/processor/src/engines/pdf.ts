@@ -39,7 +39,7 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { DocflowError } from "@docflow/contracts";
 import { writeRawAsPng } from "./images.ts";
-import { PpmSplitter } from "./ppm.ts";
+import { BufferPool, PpmSplitter } from "./ppm.ts";
 import { runTool, toolError, type RunResult } from "./run.ts";
 
 export interface PdfCallOptions {
@@ -103,6 +103,9 @@ export interface RenderOptions {
 
 export const THUMBNAIL_WIDTH_PX = 200;
 export const PREVIEW_DPI = 150;
+
+/** Raw page buffers shared by every render of this process (a few pages' worth; see `BufferPool`). */
+const RAW_PAGES = new BufferPool(64 * 1024 * 1024);
 
 /** Larger than any real page count: pdfinfo clamps `-l` to the last page. */
 const ALL_PAGES = 2_147_483_647;
@@ -223,12 +226,15 @@ export async function renderPages(path: string, first: number, last: number, opt
   // "sharp": no output root, so pdftoppm writes the pages as one PPM stream to stdout.
   // PPM is pdftoppm's default format.
   const files = new Map<number, string>();
-  const splitter = new PpmSplitter(async (image, index) => {
-    const page = first + index;
-    const file = join(opts.outDir, `${prefix}-${page}.png`);
-    await writeRawAsPng(image, file);
-    files.set(page, file);
-  });
+  const splitter = new PpmSplitter(
+    async (image, index) => {
+      const page = first + index;
+      const file = join(opts.outDir, `${prefix}-${page}.png`);
+      await writeRawAsPng(image, file); // sharp is done with the pixels when this resolves
+      files.set(page, file);
+    },
+    { pool: RAW_PAGES },
+  );
   await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutSink: splitter, maxMemoryBytes: opts.maxMemoryBytes });
   return files;
 }

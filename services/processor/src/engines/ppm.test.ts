@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import type { RawImage } from "./images.ts";
-import { PpmSplitter } from "./ppm.ts";
+import { BufferPool, PpmSplitter } from "./ppm.ts";
 
 function ppm(width: number, height: number, fill: number, magic = "P6"): Buffer {
   const channels = magic === "P6" ? 3 : 1;
@@ -64,5 +64,44 @@ describe("PpmSplitter consumer", () => {
     });
     const stream = Buffer.concat([ppm(2, 2, 1), ppm(2, 2, 2)]);
     await expect(pipeline(Readable.from([stream]), splitter)).rejects.toThrow("disk full");
+  });
+});
+
+describe("PpmSplitter with a buffer pool", () => {
+  it("reuses a page's buffer for the next page of about its size once the page is consumed", async () => {
+    const pool = new BufferPool(1024);
+    const seen: { buffer: ArrayBufferLike; fill: number[] }[] = [];
+    const splitter = new PpmSplitter(async (image) => void seen.push({ buffer: image.data.buffer, fill: [...new Set(image.data)] }), { pool });
+    const stream = Buffer.concat([ppm(4, 4, 1), ppm(4, 4, 2), ppm(4, 4, 3), ppm(4, 4, 4)]);
+    await pipeline(Readable.from([stream]), splitter);
+    // Each page was whole and its own (never overwritten while consumed)...
+    expect(seen.map((s) => s.fill)).toEqual([[1], [2], [3], [4]]);
+    // ...and at most two buffers were ever allocated: the one consumed and the one filling.
+    expect(new Set(seen.map((s) => s.buffer)).size).toBeLessThanOrEqual(2);
+  });
+
+  it("hands out a buffer only to a page of 3/4 its size or more, and keeps at most maxBytes", () => {
+    const pool = new BufferPool(100);
+    const big = pool.take(80);
+    pool.give(big);
+    expect(pool.bytes).toBe(80);
+    expect(pool.take(40).buffer).not.toBe(big.buffer); // a thumbnail does not take a preview's buffer
+    const again = pool.take(70);
+    expect(again.buffer).toBe(big.buffer);
+    expect(again.length).toBe(70);
+    expect(pool.bytes).toBe(0);
+    pool.give(again);
+    expect(pool.bytes).toBe(80); // the whole allocation comes back
+    pool.give(pool.take(50));
+    expect(pool.bytes).toBeLessThanOrEqual(100);
+  });
+
+  it("does not take back the buffer of a page whose consumer failed", async () => {
+    const pool = new BufferPool(1024);
+    const splitter = new PpmSplitter(async () => {
+      throw new Error("disk full");
+    }, { pool });
+    await expect(pipeline(Readable.from([ppm(2, 2, 1)]), splitter)).rejects.toThrow("disk full");
+    expect(pool.bytes).toBe(0);
   });
 });
