@@ -29,6 +29,13 @@ export const processorEnv = {
   DOCFLOW_CONVERT_PREFETCH: z.coerce.number().int().min(1).max(16).default(1),
   /** Prefetch of the `render` queue. Default: DOCFLOW_PROCESSOR_CONCURRENCY. */
   DOCFLOW_RENDER_PREFETCH: z.coerce.number().int().min(1).max(64).optional(),
+  /**
+   * Bytes of documents this processor keeps in its work dir between the ranges of a job
+   * (downloaded once per job, not once per range); unused ones beyond it go, least recently used first.
+   */
+  DOCFLOW_SOURCE_CACHE_BYTES: z.coerce.number().int().min(0).default(512 * 1024 * 1024),
+  /** A cached document no range used for this long is removed. */
+  DOCFLOW_SOURCE_CACHE_IDLE_MS: z.coerce.number().int().min(1000).default(120_000),
   /** Prefetch of the `finish` queue (cheap bookkeeping). */
   DOCFLOW_FINISH_PREFETCH: z.coerce.number().int().min(1).max(64).default(8),
   /** Back-off before the first retry of a task that failed for a transient reason; doubled for each further attempt. */

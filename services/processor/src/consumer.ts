@@ -222,6 +222,7 @@ export class Consumers {
   /** A task stopped because its job ended: when the job was canceled or deleted, nothing it wrote may stay. */
   async #stopped(message: WorkMessage, reason: JobEnded): Promise<void> {
     this.#ctx.log.info({ jobId: message.jobId, stage: message.stage, reason: reason.message }, "task stopped: its job ended");
+    await this.#ctx.sources.evictJob(objectKeys.jobPrefix(message.tenant, message.jobId));
     if (!reason.removed) return;
     await this.#ctx.store.deletePrefix(objectKeys.jobPrefix(message.tenant, message.jobId)).catch((err: unknown) => {
       this.#ctx.log.warn({ err, jobId: message.jobId }, "could not remove the objects of a canceled job");

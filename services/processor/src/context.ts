@@ -4,6 +4,7 @@ import type { Logger } from "@docflow/telemetry";
 import type { ProcessorConfig } from "./config.ts";
 import type { Metrics } from "./metrics.ts";
 import type { OfficeSlots } from "./office-slots.ts";
+import type { SourceCache } from "./source-cache.ts";
 
 export interface ProcessorContext {
   config: ProcessorConfig;
@@ -15,6 +16,8 @@ export interface ProcessorContext {
   metrics: Metrics;
   /** LibreOffice profile slots, one per concurrent conversion. */
   office: OfficeSlots;
+  /** The documents of the jobs being rendered here, downloaded once per job. */
+  sources: SourceCache;
 }
 
 /** What the consumer knows about one delivery of a work message. */

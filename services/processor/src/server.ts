@@ -8,6 +8,7 @@ import { Consumers } from "./consumer.ts";
 import type { ProcessorContext } from "./context.ts";
 import { createMetrics } from "./metrics.ts";
 import { OfficeSlots } from "./office-slots.ts";
+import { SOURCE_CACHE_PREFIX, SourceCache, removeStaleCaches } from "./source-cache.ts";
 import { startSweeper } from "./sweeper.ts";
 
 const log = createLogger("processor");
@@ -22,7 +23,15 @@ async function main(): Promise<void> {
     onPublish: (queue, outcome, seconds) => metrics.queuePublishDuration.observe({ messaging_destination_name: queue, outcome }, seconds),
   });
   const office = new OfficeSlots(join(config.DOCFLOW_WORK_DIR, `office-${process.pid}`), config.DOCFLOW_CONVERT_PREFETCH);
-  const ctx: ProcessorContext = { config, log, store, jobs, publisher, nats, metrics, office };
+  // Per process: several processors may share one work dir (local mode); a dead one's cache is removed.
+  await removeStaleCaches(config.DOCFLOW_WORK_DIR, SOURCE_CACHE_PREFIX);
+  const sources = new SourceCache(store, {
+    dir: join(config.DOCFLOW_WORK_DIR, `${SOURCE_CACHE_PREFIX}${process.pid}`),
+    maxBytes: config.DOCFLOW_SOURCE_CACHE_BYTES,
+    idleMs: config.DOCFLOW_SOURCE_CACHE_IDLE_MS,
+  });
+  await sources.open();
+  const ctx: ProcessorContext = { config, log, store, jobs, publisher, nats, metrics, office, sources };
   const consumers = new Consumers(ctx);
   const amqp = await AmqpConnection.open(
     {
@@ -64,6 +73,7 @@ async function main(): Promise<void> {
     stopSweeper();
     await consumers.stop(config.DOCFLOW_SHUTDOWN_TIMEOUT_MS);
     await office.dispose().catch(() => {});
+    await sources.dispose().catch(() => {});
     await amqp.close();
     await nats.drain().catch(() => {});
     probes.close();

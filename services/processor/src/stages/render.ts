@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { TERMINAL_STATUSES, objectKeys, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
@@ -6,7 +5,7 @@ import { withSpan } from "@docflow/telemetry";
 import type { ProcessorContext, TaskInfo } from "../context.ts";
 import { advanceWindow, allRangesDone, publishRanges, resumeDispatch } from "../dispatch.ts";
 import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, extractText, pageSizes, renderPages, toWebp } from "../engines/index.ts";
-import { download, withWorkdir } from "../workdir.ts";
+import { withWorkdir } from "../workdir.ts";
 
 /**
  * Render and extract one page range: text, a thumbnail and a preview per page,
@@ -18,7 +17,10 @@ import { download, withWorkdir } from "../workdir.ts";
 export async function render(ctx: ProcessorContext, message: RenderMessage, signal: AbortSignal, task: TaskInfo = { repeated: false }): Promise<void> {
   const { tenant, jobId, range } = message;
   const current = await ctx.jobs.get(tenant, jobId);
-  if (!current || TERMINAL_STATUSES.has(current.record.status)) return;
+  if (!current || TERMINAL_STATUSES.has(current.record.status)) {
+    await ctx.sources.evictJob(objectKeys.jobPrefix(tenant, jobId));
+    return;
+  }
   if (current.record.rangesDone.includes(range.first)) {
     // A duplicate: nothing to do. A redelivery or retry may mean the attempt that
     // marked this range died or failed before publishing what the mark released
@@ -34,37 +36,39 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
   for (let n = range.first; n <= range.last; n++) pages.push(n);
   const written: string[] = [];
 
-  await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, async (dir) => {
-    const pdf = await download(ctx.store, pdfKey, join(dir, "document.pdf"));
-    signal.throwIfAborted();
-    const call = { timeoutMs, signal, maxMemoryBytes: ctx.config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
-    const [texts, sizes, thumbs, previews] = await Promise.all([
-      extractText(pdf, range.first, range.last, call),
-      pageSizes(pdf, range.first, range.last, call),
-      renderPages(pdf, range.first, range.last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb", encoder: "sharp" }),
-      renderPages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview", encoder: "sharp" }),
-    ]);
-    signal.throwIfAborted();
-    for (const [i, n] of pages.entries()) {
-      const thumbPng = thumbs.get(n);
-      const previewPng = previews.get(n);
-      if (!thumbPng || !previewPng) throw new Error(`page ${n} of job ${jobId} was not rendered`);
-      // Width and height as the page is shown (rotation applied), in PDF points.
-      const size = sizes.find((p) => p.page === n);
-      const turned = size?.rotation === 90 || size?.rotation === 270;
-      const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[i] ?? "" };
-      const keys = [objectKeys.pageJson(tenant, jobId, n), objectKeys.pageThumbnail(tenant, jobId, n), objectKeys.pagePreview(tenant, jobId, n)] as const;
-      written.push(...keys);
-      await withSpan(`page ${n}`, { attributes: { "docflow.job.id": jobId, "docflow.page": n } }, () =>
-        settleAll([
-          ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
-          toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
-          readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
-        ]),
-      );
+  // The document comes from this processor's cache: downloaded by the job's first range here, not by every range.
+  await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, (dir) =>
+    ctx.sources.use(pdfKey, async (pdf) => {
       signal.throwIfAborted();
-    }
-  });
+      const call = { timeoutMs, signal, maxMemoryBytes: ctx.config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
+      const [texts, sizes, thumbs, previews] = await Promise.all([
+        extractText(pdf, range.first, range.last, call),
+        pageSizes(pdf, range.first, range.last, call),
+        renderPages(pdf, range.first, range.last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb", encoder: "sharp" }),
+        renderPages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview", encoder: "sharp" }),
+      ]);
+      signal.throwIfAborted();
+      for (const [i, n] of pages.entries()) {
+        const thumbPng = thumbs.get(n);
+        const previewPng = previews.get(n);
+        if (!thumbPng || !previewPng) throw new Error(`page ${n} of job ${jobId} was not rendered`);
+        // Width and height as the page is shown (rotation applied), in PDF points.
+        const size = sizes.find((p) => p.page === n);
+        const turned = size?.rotation === 90 || size?.rotation === 270;
+        const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[i] ?? "" };
+        const keys = [objectKeys.pageJson(tenant, jobId, n), objectKeys.pageThumbnail(tenant, jobId, n), objectKeys.pagePreview(tenant, jobId, n)] as const;
+        written.push(...keys);
+        await withSpan(`page ${n}`, { attributes: { "docflow.job.id": jobId, "docflow.page": n } }, () =>
+          settleAll([
+            ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
+            toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
+            readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
+          ]),
+        );
+        signal.throwIfAborted();
+      }
+    }),
+  );
 
   const window = ctx.config.DOCFLOW_RANGE_WINDOW;
   let released: { from: number; to: number } = { from: 0, to: 0 };
@@ -90,7 +94,10 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
   publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision, at, pagesDone: record.pagesDone, pageCount: record.pageCount });
   const done = new Set(record.rangesDone);
   await publishRanges(ctx, tenant, jobId, record.ranges.slice(released.from, released.to).filter((r) => !done.has(r.first)));
-  if (allRangesDone(record)) await ctx.publisher.publish({ v: 1, stage: "finish", tenant, jobId });
+  if (allRangesDone(record)) {
+    await ctx.sources.evictJob(objectKeys.jobPrefix(tenant, jobId));
+    await ctx.publisher.publish({ v: 1, stage: "finish", tenant, jobId });
+  }
 }
 
 /** Like Promise.all, but settles only when every promise has: no write is still landing when we return (or clean up). */
