@@ -319,7 +319,7 @@ describe("processor autoscaling", () => {
     const scaled = find(objects, "ScaledObject", "docflow-processor");
     expect(scaled.spec.minReplicaCount).toBe(0);
     expect(scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds).toBe(600);
-    expect(scaled.spec.triggers.map((t: { metadata: { queueName: string } }) => t.metadata.queueName)).toEqual(["prod.inspect", "prod.convert", "prod.render"]);
+    expect(scaled.spec.triggers.map((t: { metadata: { queueName: string } }) => t.metadata.queueName)).toEqual(["prod.inspect", "prod.convert", "prod.render", "prod.render.express"]);
     const auth = find(objects, "TriggerAuthentication", scaled.spec.triggers[0].authenticationRef.name);
     expect(auth.spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-credentials", key: "amqp-url" }]);
     const external = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")], set: { "processor.autoscaling.engine": "keda" } });

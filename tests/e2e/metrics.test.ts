@@ -71,7 +71,9 @@ describe("metrics of one document", () => {
     expect(sample(processor, "docflow_queue_wait_seconds_count", { stage: "inspect" })).toBe(1);
     expect(sample(processor, "docflow_pages_processed_total")).toBe(5);
     expect(sample(processor, "docflow_job_outcomes_total", { status: "completed" })).toBe(1);
-    expect(sample(processor, "docflow_queue_publish_duration_seconds_count", { messaging_destination_name: `${namespace}.render`, outcome: "ok" })).toBe(3);
+    // A 5-page job is small: its ranges go through the render stage's express lane.
+    expect(sample(processor, "docflow_queue_publish_duration_seconds_count", { messaging_destination_name: `${namespace}.render.express`, outcome: "ok" })).toBe(3);
+    expect(sample(processor, "docflow_queue_wait_seconds_count", { stage: "render", queue: `${namespace}.render.express` })).toBe(3);
     expect(sample(processor, "docflow_tasks_in_flight")).toBe(0);
   });
 });

@@ -66,7 +66,7 @@ describe("one trace from the upload to the last page", () => {
     // Every consumer span's parent is the producer span of the message it processed.
     const byId = new Map(trace.map((s) => [s.spanId, s]));
     const consumers = trace.filter((s) => s.kind === CONSUMER);
-    expect(consumers.map((s) => s.name)).toEqual(expect.arrayContaining([expect.stringMatching(/^process .*\.inspect$/), expect.stringMatching(/^process .*\.render$/)]));
+    expect(consumers.map((s) => s.name)).toEqual(expect.arrayContaining([expect.stringMatching(/^process .*\.inspect$/), expect.stringMatching(/^process .*\.render(\.express)?$/)]));
     for (const consumer of consumers) {
       const parent = byId.get(consumer.parentSpanId);
       expect(parent?.kind, consumer.name).toBe(PRODUCER);
@@ -76,8 +76,8 @@ describe("one trace from the upload to the last page", () => {
     // The first message was sent by the gateway within the upload request.
     const inspectSend = trace.find((s) => s.kind === PRODUCER && s.name.endsWith(".inspect"));
     expect(inspectSend?.service).toBe("gateway");
-    // 7 pages in ranges of 1 + 3 + 3: three render messages, every page in the trace, engines as child processes.
-    expect(consumers.filter((s) => s.name.endsWith(".render"))).toHaveLength(3);
+    // 7 pages in ranges of 1 + 3 + 3: three render messages (a small job's: the express lane), every page in the trace, engines as child processes.
+    expect(consumers.filter((s) => /\.render(\.express)?$/.test(s.name))).toHaveLength(3);
     expect(trace.filter((s) => /^page \d+$/.test(s.name)).map((s) => s.attributes["docflow.page"]).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(trace.some((s) => s.name === "exec pdftoppm")).toBe(true);
     expect(trace.some((s) => s.name === "exec pdfinfo")).toBe(true);

@@ -6,6 +6,23 @@ import { SpanKind, injectContext, withSpan, type Logger } from "@docflow/telemet
 /** Work queue of a stage; the namespace (default `docflow`) lets several installs or test runs share a broker. */
 export const workQueue = (namespace: string, stage: Stage) => `${namespace}.${stage}`;
 export const deadLetterQueue = (namespace: string, stage: Stage) => `${namespace}.${stage}.dlq`;
+/**
+ * The render stage's express lane: a job's first range and every range of a
+ * small job are published here instead of to `<namespace>.render`, and
+ * processors consume it on its own channel with its own prefetch. A 1-page job
+ * then never waits behind the ranges of a long document that fill the render
+ * queue. Dead letters go to the render stage's DLQ, like the render queue's.
+ */
+export const expressQueue = (namespace: string) => `${namespace}.render.express`;
+/**
+ * The queue a work message of `stage` is consumed from: the stage's work
+ * queue, or with `express` the render stage's express lane.
+ */
+export function laneQueue(namespace: string, stage: Stage, express = false): string {
+  if (!express) return workQueue(namespace, stage);
+  if (stage !== "render") throw new Error(`the ${stage} stage has no express lane`);
+  return expressQueue(namespace);
+}
 /** Dead-lettered work is routed through this exchange to `<queue>.dlq`. */
 export const deadLetterExchange = (namespace: string) => `${namespace}.dlx`;
 /**
@@ -13,7 +30,7 @@ export const deadLetterExchange = (namespace: string) => `${namespace}.dlx`;
  * One queue per delay: a queue-wide TTL expires messages in order, whereas
  * per-message TTLs of different lengths would wait behind each other.
  */
-export const retryQueue = (namespace: string, stage: Stage, delayMs: number) => `${namespace}.${stage}.retry.${delayMs}ms`;
+export const retryQueue = (namespace: string, stage: Stage, delayMs: number, express = false) => `${laneQueue(namespace, stage, express)}.retry.${delayMs}ms`;
 
 export interface TopologyOptions {
   /** Prefix of every queue and exchange name. */
@@ -32,40 +49,51 @@ export interface TopologyOptions {
 
 /**
  * Declares the work queues: durable quorum queues with a delivery limit, each
- * dead-lettering into its own quorum DLQ. Idempotent; both services call it.
+ * dead-lettering into its stage's quorum DLQ, and their retry queues; the
+ * render stage also has its express lane (`expressQueue`) with its own retry
+ * queues and the render DLQ. Idempotent; both services call it.
  */
 export async function assertTopology(ch: Channel, options: TopologyOptions): Promise<void> {
-  const dlx = deadLetterExchange(options.namespace);
+  const { namespace } = options;
+  const dlx = deadLetterExchange(namespace);
   await ch.assertExchange(dlx, "direct", { durable: true });
   for (const stage of STAGES) {
-    const dlq = deadLetterQueue(options.namespace, stage);
+    const dlq = deadLetterQueue(namespace, stage);
     await ch.assertQueue(dlq, { durable: true, arguments: { "x-queue-type": "quorum" } });
     await ch.bindQueue(dlq, dlx, dlq);
-    await ch.assertQueue(workQueue(options.namespace, stage), {
+    await assertLane(ch, options, stage, false);
+    if (stage === "render") await assertLane(ch, options, stage, true);
+  }
+}
+
+/** One work queue (a stage's, or the express lane) and the retry queues that return messages to it. */
+async function assertLane(ch: Channel, options: TopologyOptions, stage: Stage, express: boolean): Promise<void> {
+  const { namespace } = options;
+  const queue = laneQueue(namespace, stage, express);
+  await ch.assertQueue(queue, {
+    durable: true,
+    arguments: {
+      "x-queue-type": "quorum",
+      "x-delivery-limit": options.deliveryLimit - 1,
+      "x-dead-letter-exchange": deadLetterExchange(namespace),
+      "x-dead-letter-routing-key": deadLetterQueue(namespace, stage),
+    },
+  });
+  for (const delayMs of new Set(options.retryDelaysMs ?? [])) {
+    // Expired messages go back to the work queue through the default exchange.
+    // At-least-once dead-lettering (needs reject-publish overflow) so a retry is
+    // not dropped when the work queue briefly cannot take it.
+    await ch.assertQueue(retryQueue(namespace, stage, delayMs, express), {
       durable: true,
       arguments: {
         "x-queue-type": "quorum",
-        "x-delivery-limit": options.deliveryLimit - 1,
-        "x-dead-letter-exchange": dlx,
-        "x-dead-letter-routing-key": dlq,
+        "x-message-ttl": delayMs,
+        "x-overflow": "reject-publish",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
       },
     });
-    for (const delayMs of new Set(options.retryDelaysMs ?? [])) {
-      // Expired messages go back to the work queue through the default exchange.
-      // At-least-once dead-lettering (needs reject-publish overflow) so a retry is
-      // not dropped when the work queue briefly cannot take it.
-      await ch.assertQueue(retryQueue(options.namespace, stage, delayMs), {
-        durable: true,
-        arguments: {
-          "x-queue-type": "quorum",
-          "x-message-ttl": delayMs,
-          "x-overflow": "reject-publish",
-          "x-dead-letter-strategy": "at-least-once",
-          "x-dead-letter-exchange": "",
-          "x-dead-letter-routing-key": workQueue(options.namespace, stage),
-        },
-      });
-    }
   }
 }
 
@@ -132,6 +160,8 @@ export class AmqpConnection {
 
 export interface PublishOptions {
   headers?: Record<string, string>;
+  /** A render message: publish it to (or retry it through) the express lane (`expressQueue`). */
+  express?: boolean;
   /** How long to wait for the broker's confirm. */
   timeoutMs?: number;
 }
@@ -173,16 +203,16 @@ export class WorkPublisher {
   }
 
   async publish(message: WorkMessage, options: PublishOptions = {}): Promise<void> {
-    await this.#publishTo(workQueue(this.#namespace, message.stage), message, options);
+    await this.#publishTo(laneQueue(this.#namespace, message.stage, options.express), message, options);
   }
 
   /**
-   * Publishes `message` to its stage's retry queue of `delayMs` (declared by
-   * `assertTopology` with `retryDelaysMs`); RabbitMQ moves it back to the work
-   * queue when the delay has passed. With confirms, like `publish`.
+   * Publishes `message` to its lane's retry queue of `delayMs` (declared by
+   * `assertTopology` with `retryDelaysMs`); RabbitMQ moves it back to the same
+   * work queue (or express lane) when the delay has passed. With confirms, like `publish`.
    */
   async publishRetry(message: WorkMessage, delayMs: number, options: PublishOptions = {}): Promise<void> {
-    await this.#publishTo(retryQueue(this.#namespace, message.stage, delayMs), message, options);
+    await this.#publishTo(retryQueue(this.#namespace, message.stage, delayMs, options.express), message, options);
   }
 
   /**

@@ -13,6 +13,12 @@ describe("processor configuration", () => {
     expect(loadConfig({ DOCFLOW_PROCESSOR_CONCURRENCY: "3", DOCFLOW_RENDER_PREFETCH: "5" }).DOCFLOW_RENDER_PREFETCH).toBe(5);
   });
 
+  it("defaults the express lane's prefetch to half the concurrency, at least 1", () => {
+    expect(loadConfig({ DOCFLOW_PROCESSOR_CONCURRENCY: "1" }).DOCFLOW_EXPRESS_PREFETCH).toBe(1);
+    expect(loadConfig({ DOCFLOW_PROCESSOR_CONCURRENCY: "8" }).DOCFLOW_EXPRESS_PREFETCH).toBe(4);
+    expect(loadConfig({ DOCFLOW_PROCESSOR_CONCURRENCY: "8", DOCFLOW_EXPRESS_PREFETCH: "2" }).DOCFLOW_EXPRESS_PREFETCH).toBe(2);
+  });
+
   it("refuses a stall threshold that healthy retries could reach, naming the variables", () => {
     // 20 s x 2 deliveries + one 2 s back-off = 42 s: 41 s would re-dispatch work that is still being retried.
     const env = { DOCFLOW_TASK_TIMEOUT_MS: "20000", DOCFLOW_DELIVERY_LIMIT: "2", DOCFLOW_RETRY_BASE_MS: "2000" };

@@ -30,6 +30,15 @@ export const processorEnv = {
   /** Prefetch of the `render` queue. Default: DOCFLOW_PROCESSOR_CONCURRENCY. */
   DOCFLOW_RENDER_PREFETCH: z.coerce.number().int().min(1).max(64).optional(),
   /**
+   * Prefetch of the render stage's express lane (`<namespace>.render.express`: every job's
+   * first range and every range of a job of at most DOCFLOW_EXPRESS_MAX_PAGES pages). These
+   * tasks run on top of the render prefetch, so a small job never waits for a slot held by a
+   * long document. Default: half of DOCFLOW_PROCESSOR_CONCURRENCY, at least 1.
+   */
+  DOCFLOW_EXPRESS_PREFETCH: z.coerce.number().int().min(1).max(64).optional(),
+  /** Jobs with at most this many pages render all their ranges in the express lane (0: only first ranges do). */
+  DOCFLOW_EXPRESS_MAX_PAGES: z.coerce.number().int().min(0).max(1000).default(16),
+  /**
    * Bytes of documents this processor keeps in its work dir between the ranges of a job
    * (downloaded once per job, not once per range); unused ones beyond it go, least recently used first.
    */
@@ -90,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     ...parsed,
     DOCFLOW_INSPECT_PREFETCH: parsed.DOCFLOW_INSPECT_PREFETCH ?? parsed.DOCFLOW_PROCESSOR_CONCURRENCY,
     DOCFLOW_RENDER_PREFETCH: parsed.DOCFLOW_RENDER_PREFETCH ?? parsed.DOCFLOW_PROCESSOR_CONCURRENCY,
+    DOCFLOW_EXPRESS_PREFETCH: parsed.DOCFLOW_EXPRESS_PREFETCH ?? Math.max(1, Math.floor(parsed.DOCFLOW_PROCESSOR_CONCURRENCY / 2)),
   };
   const backoff = retryDelays(config).reduce((a, b) => a + b, 0);
   if (config.DOCFLOW_STALLED_AFTER_MS <= config.DOCFLOW_TASK_TIMEOUT_MS * config.DOCFLOW_DELIVERY_LIMIT + backoff) {

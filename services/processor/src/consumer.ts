@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { DocflowError, STAGES, WORK_HEADERS, WorkMessage, objectKeys, type Stage } from "@docflow/contracts";
-import { SENT_AT_HEADER, deadLetterQueue, workQueue } from "@docflow/core";
+import { SENT_AT_HEADER, deadLetterQueue, laneQueue } from "@docflow/core";
 import { SpanKind, extractContext, withSpan } from "@docflow/telemetry";
 import { JobEnded, watchJob } from "./cancel.ts";
 import { retryDelays } from "./config.ts";
@@ -22,13 +22,15 @@ const WATCHED: ReadonlySet<Stage> = new Set(["inspect", "convert", "render"]);
 
 /**
  * Consumes each stage's work queue on its own channel with its own prefetch
- * (`DOCFLOW_<STAGE>_PREFETCH`), with manual acks, and the dead-letter queues.
+ * (`DOCFLOW_<STAGE>_PREFETCH`), the render stage's express lane likewise
+ * (`DOCFLOW_EXPRESS_PREFETCH`), with manual acks, and the dead-letter queues.
  * Outcomes of a task:
  * - success -> ack;
  * - a problem with the document -> the job fails now, ack;
  * - its job was canceled or deleted meanwhile -> its outputs are removed, ack;
- * - anything else (transient) -> retried after a back-off through the stage's
- *   retry queue (base x 2^(attempt-1)); once `DOCFLOW_DELIVERY_LIMIT` attempts
+ * - anything else (transient) -> retried after a back-off through the retry
+ *   queue of the lane it came from (base x 2^(attempt-1): an express task
+ *   stays express); once `DOCFLOW_DELIVERY_LIMIT` attempts
  *   have failed, the message goes to the DLQ with the reason in its headers.
  * A processor killed mid-task never acks: RabbitMQ redelivers the message, and
  * its delivery limit dead-letters a message that keeps killing processors. A
@@ -55,7 +57,7 @@ export class Consumers {
   }
 
   get consuming(): boolean {
-    return this.#channels.length === STAGES.length + 1;
+    return this.#channels.length === STAGES.length + 2;
   }
 
   #prefetch(stage: Stage): number {
@@ -81,10 +83,16 @@ export class Consumers {
     // conversions never takes the places of quick inspections or renders.
     for (const stage of STAGES) {
       const ch = await open(this.#prefetch(stage));
-      const { consumerTag } = await ch.consume(workQueue(namespace, stage), (m) => void this.#onWork(ch, stage, m), { noAck: false });
+      const { consumerTag } = await ch.consume(laneQueue(namespace, stage), (m) => void this.#onWork(ch, stage, false, m), { noAck: false });
       this.#tags.set(ch, [consumerTag]);
       this.#channels.push(ch);
     }
+    // The express lane: its own prefetch on top of the render queue's, so its tasks (first
+    // ranges, small jobs) start at once even while long documents hold every render slot.
+    const express = await open(this.#ctx.config.DOCFLOW_EXPRESS_PREFETCH);
+    const { consumerTag } = await express.consume(laneQueue(namespace, "render", true), (m) => void this.#onWork(express, "render", true, m), { noAck: false });
+    this.#tags.set(express, [consumerTag]);
+    this.#channels.push(express);
     const dl = await open(4);
     const tags: string[] = [];
     for (const stage of STAGES) {
@@ -94,7 +102,7 @@ export class Consumers {
     this.#channels.push(dl);
   };
 
-  async #onWork(ch: Channel, stage: Stage, msg: ConsumeMessage | null): Promise<void> {
+  async #onWork(ch: Channel, stage: Stage, express: boolean, msg: ConsumeMessage | null): Promise<void> {
     if (!msg) return;
     const { log, metrics, config } = this.#ctx;
     let message: WorkMessage;
@@ -111,8 +119,9 @@ export class Consumers {
     // publish of what a finished range released): handlers treat it like a redelivery.
     const repeated = redelivered || Number(headers[WORK_HEADERS.attempts] ?? 0) > 0;
     if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)");
+    const queue = laneQueue(config.DOCFLOW_AMQP_NAMESPACE, stage, express);
     const sentAt = Number(headers[SENT_AT_HEADER]);
-    if (Number.isFinite(sentAt) && sentAt > 0) metrics.queueWait.observe({ stage }, Math.max(0, Date.now() - sentAt) / 1000);
+    if (Number.isFinite(sentAt) && sentAt > 0) metrics.queueWait.observe({ stage, queue }, Math.max(0, Date.now() - sentAt) / 1000);
     this.#inFlight++;
     metrics.tasksInFlight.inc();
     const started = process.hrtime.bigint();
@@ -124,7 +133,6 @@ export class Consumers {
     const signal = AbortSignal.any([deadline.signal, watcher.signal]);
     let outcome = "ok";
     try {
-      const queue = workQueue(config.DOCFLOW_AMQP_NAMESPACE, stage);
       await withSpan(
         `process ${queue}`,
         {
@@ -171,13 +179,13 @@ export class Consumers {
         }
       } else {
         outcome = "retry";
-        await this.#retry(ch, stage, msg, message, err);
+        await this.#retry(ch, stage, express, msg, message, err);
       }
     } finally {
       stopWatching();
       clearTimeout(timer);
       this.#running.delete(deadline);
-      metrics.taskDuration.observe({ stage, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.taskDuration.observe({ stage, queue, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
       metrics.tasksInFlight.dec();
       this.#inFlight--;
       if (this.#inFlight === 0) this.#idle.splice(0).forEach((resolve) => resolve());
@@ -192,7 +200,7 @@ export class Consumers {
    * broker refuses either, the message is requeued as before (its own delivery
    * limit still bounds that).
    */
-  async #retry(ch: Channel, stage: Stage, msg: ConsumeMessage, message: WorkMessage, err: unknown): Promise<void> {
+  async #retry(ch: Channel, stage: Stage, express: boolean, msg: ConsumeMessage, message: WorkMessage, err: unknown): Promise<void> {
     const { log, config, publisher } = this.#ctx;
     const headers = msg.properties.headers ?? {};
     const attempts = Number(headers[WORK_HEADERS.attempts] ?? 0) + Number(headers["x-delivery-count"] ?? 0) + 1;
@@ -210,7 +218,7 @@ export class Consumers {
       } else {
         const delayMs = this.#delays[attempts - 1] ?? this.#delays.at(-1) ?? config.DOCFLOW_RETRY_BASE_MS;
         log.warn({ err, jobId: message.jobId, stage, attempts, delayMs }, `task failed; retrying in ${delayMs} ms`);
-        await publisher.publishRetry(message, delayMs, { headers: { [WORK_HEADERS.attempts]: String(attempts) } });
+        await publisher.publishRetry(message, delayMs, { express, headers: { [WORK_HEADERS.attempts]: String(attempts) } });
       }
       safe(() => ch.ack(msg));
     } catch (publishErr) {

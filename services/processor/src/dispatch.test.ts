@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { JobRecord } from "@docflow/contracts";
-import { advanceWindow, allRangesDone, inFlightRanges } from "./dispatch.ts";
+import { advanceWindow, allRangesDone, inFlightRanges, isExpress } from "./dispatch.ts";
 import { splitRanges } from "./stages/split.ts";
 
 const job = (pages: number, done: number[], dispatched: number | undefined): JobRecord => ({
@@ -53,5 +53,15 @@ describe("windowed fan-out", () => {
     const old = job(40, [], undefined);
     expect(advanceWindow(old, 2)).toBe(old.ranges.length);
     expect(inFlightRanges(old)).toHaveLength(old.ranges.length);
+  });
+});
+
+describe("express lane", () => {
+  it("takes every job's first range and every range of a small job, nothing else", () => {
+    const big = job(100, [], 0);
+    expect(big.ranges.filter((r) => isExpress(big, r, 16)).map((r) => r.first)).toEqual([1]);
+    const small = job(16, [], 0);
+    expect(small.ranges.filter((r) => isExpress(small, r, 16))).toEqual(small.ranges);
+    expect(small.ranges.filter((r) => isExpress(small, r, 0)).map((r) => r.first)).toEqual([1]);
   });
 });

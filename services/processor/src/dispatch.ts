@@ -28,9 +28,23 @@ export function inFlightRanges(record: JobRecord, dispatched = record.rangesDisp
 
 export const allRangesDone = (record: JobRecord): boolean => record.ranges.length > 0 && record.rangesDone.length >= record.ranges.length;
 
-/** Publishes render messages for `ranges` (a duplicate is harmless: a done range is skipped). */
-export async function publishRanges(ctx: ProcessorContext, tenant: TenantId, jobId: JobId, ranges: readonly PageRange[]): Promise<void> {
-  for (const range of ranges) await ctx.publisher.publish({ v: 1, stage: "render", tenant, jobId, range });
+/**
+ * Whether `range` of the job goes to the render stage's express lane: its first
+ * range (page 1 shows at once, whatever else is queued) and every range of a
+ * job of at most `maxPages` pages (a small job is done in a few seconds even
+ * while long documents fill the render queue). Pure: the same range always
+ * takes the same lane, on every processor and every repair.
+ */
+export function isExpress(record: Pick<JobRecord, "pageCount" | "ranges">, range: PageRange, maxPages: number): boolean {
+  return range.first === record.ranges[0]?.first || (record.pageCount !== null && record.pageCount <= maxPages);
+}
+
+/** Publishes render messages for `ranges` of the job, each to its lane (a duplicate is harmless: a done range is skipped). */
+export async function publishRanges(ctx: ProcessorContext, record: JobRecord, ranges: readonly PageRange[]): Promise<void> {
+  const { tenant, id: jobId } = record;
+  for (const range of ranges) {
+    await ctx.publisher.publish({ v: 1, stage: "render", tenant, jobId, range }, { express: isExpress(record, range, ctx.config.DOCFLOW_EXPRESS_MAX_PAGES) });
+  }
 }
 
 /**
@@ -52,6 +66,6 @@ export async function resumeDispatch(ctx: ProcessorContext, tenant: TenantId, jo
     return;
   }
   const ranges = inFlightRanges(updated.record);
-  await publishRanges(ctx, tenant, jobId, ranges);
+  await publishRanges(ctx, updated.record, ranges);
   ctx.log.info({ jobId, ranges: ranges.length }, "dispatch resumed: ranges in flight published again");
 }

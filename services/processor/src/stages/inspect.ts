@@ -157,7 +157,7 @@ async function recordAndDispatch(ctx: ProcessorContext, record: JobRecord, pdfKe
   } else {
     publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision: updated.revision, at, job: toPublicJob(updated.record), pagesDone: 0, pageCount: info.pageCount });
   }
-  await publishRanges(ctx, tenant, jobId, updated.record.ranges.slice(0, updated.record.rangesDispatched));
+  await publishRanges(ctx, updated.record, updated.record.ranges.slice(0, updated.record.rangesDispatched));
   ctx.log.info({ jobId, pageCount: info.pageCount, ranges: ranges.length, dispatched: updated.record.rangesDispatched }, "inspected; ranges dispatched");
   return true;
 }

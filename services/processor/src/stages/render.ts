@@ -93,7 +93,7 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
   for (const n of pages) publishEvent(ctx.nats, tenant, { type: "page.ready", jobId, revision, at, page: n, pagesDone: record.pagesDone, pageCount: record.pageCount });
   publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision, at, pagesDone: record.pagesDone, pageCount: record.pageCount });
   const done = new Set(record.rangesDone);
-  await publishRanges(ctx, tenant, jobId, record.ranges.slice(released.from, released.to).filter((r) => !done.has(r.first)));
+  await publishRanges(ctx, record, record.ranges.slice(released.from, released.to).filter((r) => !done.has(r.first)));
   if (allRangesDone(record)) {
     await ctx.sources.evictJob(objectKeys.jobPrefix(tenant, jobId));
     await ctx.publisher.publish({ v: 1, stage: "finish", tenant, jobId });
