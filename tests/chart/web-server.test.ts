@@ -180,7 +180,7 @@ describe("the built web app under the CSP, in Chromium", () => {
     });
     await page.route("**/v1/**", async (route) => {
       const path = new URL(route.request().url()).pathname;
-      if (path === "/v1/config") return route.fulfill({ json: { uploadTransport: "tus", tusChunkBytes: 3670016 } });
+      if (path === "/v1/config") return route.fulfill({ json: { uploadTransport: "tus", tusChunkBytes: 5242880 } });
       if (path === "/v1/jobs") return route.fulfill({ json: { items: [job], nextCursor: null } });
       if (path === `/v1/jobs/${JOB_ID}`) return route.fulfill({ json: job, headers: { ETag: '"3"' } });
       if (path === `/v1/jobs/${JOB_ID}/result`) return route.fulfill(problem(409, "job_not_ready"));

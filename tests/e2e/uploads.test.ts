@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "@docflow/contracts";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
@@ -51,9 +52,10 @@ describe("resumable uploads (tus) across gateway replicas", () => {
   it("advertises a chunk size that the slowest supported client sends well inside the edge timeout", async () => {
     const config = (await (await fetch(`${stack.baseUrl}/v1/config`)).json()) as { uploadTransport: string; uploadEndpoint: string; tusChunkBytes: number };
     expect(config).toMatchObject({ uploadTransport: "tus", uploadEndpoint: "/v1/uploads" });
-    // Defaults: 1 Mbit/s and a 60 s edge timeout -> at most 30 s per chunk.
-    expect(config.tusChunkBytes / 125_000).toBeLessThanOrEqual(30);
-    expect(config.tusChunkBytes).toBeGreaterThanOrEqual(1024 * 1024);
+    // Defaults: 1 Mbit/s and a 55 s request timeout -> at most 44 s per chunk, leaving the final
+    // chunk time to complete the upload; and at least S3's 5 MiB part, so chunks stream as parts.
+    expect(config.tusChunkBytes / 125_000).toBeLessThanOrEqual(44);
+    expect(config.tusChunkBytes).toBeGreaterThanOrEqual(5 * 1024 * 1024);
   });
 
   it("continues one upload on either replica, chunk by chunk, and answers the final chunk with the job", async () => {
@@ -126,6 +128,39 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     expect(await waitForEnd(job.id)).toMatchObject({ status: "failed", sha256: sha256(file) });
     const source = Buffer.from(await (await api(`/v1/jobs/${job.id}/source`)).arrayBuffer());
     expect(sha256(source)).toBe(sha256(file));
+  });
+
+  it("streams whole-part chunks straight into S3: a chunk cut short stores nothing, and the upload resumes from the unchanged offset", async () => {
+    const part = 5 * 1024 * 1024;
+    const file = pdfLike(2 * part + 777);
+    const { location } = await tus.create(stack.baseUrl, file.length, { filename: "parts.pdf" });
+    const key = Buffer.from(location.split("/").pop()!, "base64url").toString();
+    const first = await tus.patch(stack.baseUrl, location, 0, file.subarray(0, part));
+    expect(first.status, await first.text()).toBe(204);
+
+    // The second chunk declares 5 MiB on replica b, sends 3 MiB and the client goes away.
+    const url = new URL(`${b.url}${location}`);
+    await new Promise<void>((resolve) => {
+      const req = httpRequest(url, { method: "PATCH", headers: tus.headers({ "upload-offset": String(part), "content-type": "application/offset+octet-stream", "content-length": String(part) }) });
+      req.on("error", () => resolve());
+      req.write(file.subarray(part, part + 3 * 1024 * 1024), () => setTimeout(() => req.destroy(), 300));
+    });
+    // The lock is released once the replica has seen the abort.
+    let state = await tus.offset(stack.baseUrl, location);
+    for (let i = 0; state.status !== 200 && i < 20; i++) state = await tus.offset(stack.baseUrl, location);
+    // Whole parts only: no 3 MiB "incomplete part" was staged, the offset did not move.
+    expect(state).toEqual({ status: 200, offset: part });
+    const bucket = stack.env.DOCFLOW_S3_BUCKET!;
+    const listed = await s3().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key }));
+    expect((listed.Contents ?? []).map((o) => o.Key!.slice(key.length))).toEqual([".info"]);
+
+    expect((await tus.patch(b.url, location, part, file.subarray(part, 2 * part))).status).toBe(204);
+    const last = await tus.patch(stack.baseUrl, location, 2 * part, file.subarray(2 * part));
+    expect(last.status).toBe(200);
+    const job = (await last.json()) as Job;
+    const stored = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    expect(sha256(Buffer.from(await stored.Body!.transformToByteArray()))).toBe(sha256(file));
+    expect(await waitForEnd(job.id)).toMatchObject({ sha256: sha256(file), size: file.length });
   });
 
   it("accepts creation-with-upload for a small file", async () => {

@@ -36,7 +36,8 @@ Rendered by templates/validate.yaml, so `helm template`, `helm install` and
 {{/*
 The tus chunk size: uploads.chunkSizeBytes, or as the gateway derives it
 (services/gateway/src/config.ts uploadChunkBytes): what the slowest supported client
-sends in half the edge timeout, rounded down to 256 KiB (at least 256 KiB).
+sends in 4/5 of the time one request may take (gateway.requestTimeoutSeconds, or
+edge.originTimeoutSeconds if shorter), rounded down to 256 KiB (at least 256 KiB).
 */}}
 {{- define "docflow.uploadChunkBytes" -}}
 {{- $u := .Values.uploads -}}
@@ -45,7 +46,8 @@ sends in half the edge timeout, rounded down to 256 KiB (at least 256 KiB).
 {{- else -}}
 {{- $align := 262144 -}}
 {{- $Bps := int64 (include "docflow.bytesPerSecond" $u.minClientBandwidth) -}}
-{{- $blocks := div (mul $Bps (int64 .Values.edge.originTimeoutSeconds)) (mul 2 $align) -}}
+{{- $seconds := min (int64 .Values.edge.originTimeoutSeconds) (int64 .Values.gateway.requestTimeoutSeconds) -}}
+{{- $blocks := div (mul 4 (mul $Bps $seconds)) (mul 5 $align) -}}
 {{- max $align (mul $blocks $align) -}}
 {{- end -}}
 {{- end -}}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { browserTracesUrl } from "./config.ts";
+import { browserTracesUrl, loadConfig, uploadChunkBytes } from "./config.ts";
 
 describe("browserTracesUrl (where browser spans are forwarded)", () => {
   it("follows the gateway's own OTLP/HTTP exporter by the OpenTelemetry environment rules", () => {
@@ -17,5 +17,25 @@ describe("browserTracesUrl (where browser spans are forwarded)", () => {
   it("obeys an explicit setting, including off", () => {
     expect(browserTracesUrl("http://x:4318/v1/traces", { OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })).toBe("http://x:4318/v1/traces");
     expect(browserTracesUrl("off", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" })).toBeNull();
+  });
+});
+
+describe("uploadChunkBytes (the advertised tus chunk)", () => {
+  const defaults = { DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: 125_000, DOCFLOW_EDGE_TIMEOUT_MS: 60_000, DOCFLOW_REQUEST_TIMEOUT_MS: 55_000 };
+
+  it("is S3's 5 MiB minimum part by default, which a 1 Mbit/s client sends in 42 s of the 55 s a request may take", () => {
+    expect(uploadChunkBytes(defaults)).toBe(5 * 1024 * 1024);
+    expect(uploadChunkBytes(defaults) / 125_000).toBeLessThan(0.8 * 55);
+  });
+
+  it("follows the shorter of the edge and request timeouts and the slowest bandwidth, in 256 KiB steps", () => {
+    expect(uploadChunkBytes({ ...defaults, DOCFLOW_REQUEST_TIMEOUT_MS: 25_000 })).toBe(9 * 256 * 1024);
+    expect(uploadChunkBytes({ ...defaults, DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: 1_250_000 })).toBe(52 * 1024 * 1024 + 256 * 1024);
+    expect(uploadChunkBytes({ ...defaults, DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: 1000 })).toBe(256 * 1024);
+    expect(uploadChunkBytes({ ...defaults, DOCFLOW_UPLOAD_CHUNK_BYTES: 8 * 1024 * 1024 })).toBe(8 * 1024 * 1024);
+  });
+
+  it("refuses a configured chunk the slowest client cannot send within one request", () => {
+    expect(() => loadConfig({ DOCFLOW_UPLOAD_CHUNK_BYTES: String(7 * 1024 * 1024) })).toThrow(/could not send one chunk in time/);
   });
 });

@@ -52,7 +52,8 @@ export const gatewayEnv = {
   DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: z.coerce.number().int().positive().default(125_000),
   /**
    * tus chunk size in bytes. Default: what the slowest supported client sends
-   * in half the edge timeout, so every PATCH finishes well inside it.
+   * in 4/5 of the request timeout (5 MiB at 1 Mbit/s and 55 s), so every PATCH
+   * finishes inside it (see uploadChunkBytes).
    */
   DOCFLOW_UPLOAD_CHUNK_BYTES: z.coerce.number().int().min(64 * 1024).optional(),
   /** Unfinished resumable uploads are removed this long after they were created. */
@@ -128,10 +129,21 @@ const CHUNK_ALIGN = 256 * 1024;
 
 /**
  * The tus chunk size: the configured one, or what the slowest supported client
- * sends in half the edge timeout, rounded down to 256 KiB.
+ * sends in 4/5 of the time one request may take (the request timeout, or the
+ * edge timeout if that is shorter), rounded down to 256 KiB. The fifth left
+ * over is for the final PATCH, which also completes the S3 upload and creates
+ * the job. With the defaults (1 Mbit/s, 55 s) that is 5 MiB, 42 s at 1 Mbit/s:
+ * S3's minimum part, so each PATCH streams into object storage as one part.
+ * A smaller chunk still works, staged by the store before it becomes a part.
  */
-export function uploadChunkBytes(config: { DOCFLOW_UPLOAD_CHUNK_BYTES?: number | undefined; DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: number; DOCFLOW_EDGE_TIMEOUT_MS: number }): number {
+export function uploadChunkBytes(config: {
+  DOCFLOW_UPLOAD_CHUNK_BYTES?: number | undefined;
+  DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS: number;
+  DOCFLOW_EDGE_TIMEOUT_MS: number;
+  DOCFLOW_REQUEST_TIMEOUT_MS: number;
+}): number {
   if (config.DOCFLOW_UPLOAD_CHUNK_BYTES) return config.DOCFLOW_UPLOAD_CHUNK_BYTES;
-  const budget = (config.DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS * config.DOCFLOW_EDGE_TIMEOUT_MS) / 1000 / 2;
+  const seconds = Math.min(config.DOCFLOW_EDGE_TIMEOUT_MS, config.DOCFLOW_REQUEST_TIMEOUT_MS) / 1000;
+  const budget = (config.DOCFLOW_MIN_CLIENT_BANDWIDTH_BPS * seconds * 4) / 5;
   return Math.max(CHUNK_ALIGN, Math.floor(budget / CHUNK_ALIGN) * CHUNK_ALIGN);
 }

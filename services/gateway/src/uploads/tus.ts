@@ -1,16 +1,16 @@
 import { join, resolve } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, Transform, pipeline } from "node:stream";
 import { FileStore } from "@tus/file-store";
-import { S3Store } from "@tus/s3-store";
 import { Server } from "@tus/server";
-import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
+import type { DataStore, Locker, Upload } from "@tus/utils";
 import { v7 as uuidv7 } from "uuid";
 import { ERRORS, JobId, objectKeys, toPublicJob, type ErrorCode, type TenantId } from "@docflow/contracts";
-import { SNIFF_BYTES, lightenPayloads, refusalDetail, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
+import { SNIFF_BYTES, refusalDetail, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
 import type { TokenRegistry } from "../auth.ts";
 import type { GatewayConfig } from "../config.ts";
 import { defaultFilename, enqueueJob, type EnqueueDependencies } from "../enqueue.ts";
 import { cleanFilename } from "../ingest.ts";
+import { StreamingS3Store } from "./s3-store.ts";
 
 export const TUS_PATH = "/v1/uploads";
 
@@ -36,20 +36,6 @@ const TUS_STATUS_CODES: Record<number, ErrorCode> = {
 
 const KEY_PATTERN = /^tenants\/([a-z0-9][a-z0-9_-]{0,62})\/jobs\/([0-9a-f-]{36})\/source$/;
 
-/** The tus S3 store, signing part uploads without hashing their bodies on the event loop (see lightenPayloads). */
-class LightS3Store extends S3Store {
-  constructor(options: ConstructorParameters<typeof S3Store>[0]) {
-    super(options);
-    lightenPayloads(this.client);
-  }
-}
-
-const noCache: KvStore<never> = {
-  get: async () => undefined,
-  set: async () => {},
-  delete: async () => {},
-};
-
 /** tus error: thrown from hooks, written by @tus/server as the response. */
 function problem(code: ErrorCode, detail?: string): { status_code: number; body: string } {
   const { status, title } = ERRORS[code];
@@ -69,11 +55,8 @@ export function createTusServer(deps: TusDependencies): Server {
   const { config } = deps;
   const datastore: DataStore =
     config.DOCFLOW_STORAGE === "s3"
-      ? new LightS3Store({
+      ? new StreamingS3Store({
           partSize: 8 * 1024 * 1024,
-          // Every replica reads an upload's state from S3: a per-process cache
-          // would go stale when another replica finishes, terminates or expires it.
-          cache: noCache,
           expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS,
           s3ClientConfig: {
             bucket: config.DOCFLOW_S3_BUCKET,
@@ -84,7 +67,7 @@ export function createTusServer(deps: TusDependencies): Server {
                 config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } : undefined,
             }),
           },
-        })
+        }, (message) => deps.log.debug({ message }, "object storage client warning"))
       : new FileStore({ directory: join(resolve(config.DOCFLOW_DATA_DIR), "objects"), expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS });
   watchWrites(datastore, (n) => deps.metrics.uploadBytes.inc(n));
 
@@ -206,14 +189,17 @@ async function finishUpload(deps: TusDependencies, upload: Upload) {
  */
 function watchWrites(datastore: DataStore, onBytes: (n: number) => void): void {
   const write = datastore.write.bind(datastore);
-  async function* counted(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const chunk of source) {
-      onBytes(chunk.length);
-      yield chunk;
-    }
-  }
-  datastore.write = (stream: Readable, id: string, offset: number) =>
-    write(Readable.from(offset === 0 ? sniffAhead(counted(stream), judge) : counted(stream)), id, offset);
+  datastore.write = (stream: Readable, id: string, offset: number) => {
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        onBytes(chunk.length);
+        done(null, chunk);
+      },
+    });
+    // The first bytes go through the sniffer; a refusal fails the write with its problem.
+    const source = offset === 0 ? Readable.from(sniffAhead(stream, judge)) : stream;
+    return write(pipeline(source, counted, () => {}), id, offset);
+  };
 }
 
 function judge(head: Buffer): void {
