@@ -1,11 +1,11 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Job } from "@docflow/contracts";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
 import { testServices } from "../support/env.ts";
+import { jobsApi } from "../support/jobs-api.ts";
 import { startStack, type Stack } from "../support/stack.ts";
 
 const BIG_PAGES = 120;
@@ -23,23 +23,7 @@ describe("processing: the express lane", () => {
   let acme: string;
   let globex: string;
 
-  const api = (tenant: string, path: string, init: RequestInit = {}) =>
-    fetch(`${stack.baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${stack.tokens[tenant]}`, ...(init.headers as Record<string, string>) } });
-  const upload = async (tenant: string, file: string): Promise<Job> => {
-    const res = await api(tenant, "/v1/documents?filename=doc.pdf", { method: "POST", body: await readFile(file), headers: { "content-type": "application/pdf" } });
-    expect(res.status).toBe(202);
-    return (await res.json()) as Job;
-  };
-  const getJob = async (tenant: string, id: string): Promise<Job> => (await (await api(tenant, `/v1/jobs/${id}`)).json()) as Job;
-  async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await fn();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${stack.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const { upload, getJob, waitFor, waitForEnd } = jobsApi(() => stack);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "docflow-express-"));
@@ -71,17 +55,14 @@ describe("processing: the express lane", () => {
     const ns = stack.env.DOCFLOW_AMQP_NAMESPACE!;
     const ch = await amqp.createChannel();
 
-    const big = await upload(acme, long);
+    const big = await upload(acme, long, "long.pdf");
     // Rendering has begun (page 1 came through the express lane, the next ranges through the render queue).
     await waitFor("the long document's first ranges", async () => ((await getJob(acme, big.id)).pagesDone >= 3 ? true : undefined), 60_000);
     const backlog = (await ch.checkQueue(`${ns}.render`)).messageCount;
     expect(backlog).toBeGreaterThan(10);
 
-    const tiny = await upload(globex, small);
-    const tinyJob = await waitFor("the 1-page job", async () => {
-      const job = await getJob(globex, tiny.id);
-      return ["completed", "failed", "canceled"].includes(job.status) ? job : undefined;
-    }, 30_000);
+    const tiny = await upload(globex, small, "small.pdf");
+    const tinyJob = await waitForEnd(globex, tiny.id, 30_000);
     const bigNow = await getJob(acme, big.id);
     const stillQueued = (await ch.checkQueue(`${ns}.render`)).messageCount;
     expect(tinyJob).toMatchObject({ status: "completed", pageCount: 1, pagesDone: 1 });
@@ -92,10 +73,7 @@ describe("processing: the express lane", () => {
     await ch.close();
 
     // And the long one still completes, every page of it.
-    const bigJob = await waitFor("the long document", async () => {
-      const job = await getJob(acme, big.id);
-      return job.status === "processing" ? undefined : job;
-    }, 180_000);
+    const bigJob = await waitForEnd(acme, big.id, 180_000);
     expect(bigJob).toMatchObject({ status: "completed", pageCount: BIG_PAGES, pagesDone: BIG_PAGES });
   });
 });

@@ -25,6 +25,7 @@ import {
   pageWords,
 } from "../fixtures/generate.ts";
 import { connectTestNats, testServices } from "../support/env.ts";
+import { jobsApi } from "../support/jobs-api.ts";
 import { startStack, type Stack } from "../support/stack.ts";
 
 const WINDOW = 4;
@@ -47,14 +48,7 @@ describe("processing pipeline", () => {
   let globex: string;
   const events: JobEvent[] = [];
 
-  const api = (tenant: string, path: string, init: RequestInit = {}) =>
-    fetch(`${stack.baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${stack.tokens[tenant]}`, ...(init.headers as Record<string, string>) } });
-  const upload = async (tenant: string, file: string, filename: string): Promise<Job> => {
-    const res = await api(tenant, `/v1/documents?filename=${encodeURIComponent(filename)}`, { method: "POST", body: await readFile(file), headers: { "content-type": "application/octet-stream" } });
-    expect(res.status).toBe(202);
-    return (await res.json()) as Job;
-  };
-  const getJob = async (tenant: string, id: string): Promise<Job> => (await (await api(tenant, `/v1/jobs/${id}`)).json()) as Job;
+  const { api, upload, getJob, waitFor, waitForEnd } = jobsApi(() => stack);
   /** The job once inspect has also recorded its font and image counts (they come after the ranges are out). */
   async function withCounts(tenant: string, id: string): Promise<Job> {
     const deadline = Date.now() + 20_000;
@@ -62,24 +56,6 @@ describe("processing pipeline", () => {
       const job = await getJob(tenant, id);
       if (job.document?.fontCount !== undefined || Date.now() > deadline) return job;
       await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  async function waitForEnd(tenant: string, id: string, timeoutMs = 120_000): Promise<Job> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const job = await getJob(tenant, id);
-      if (["completed", "failed", "canceled"].includes(job.status)) return job;
-      if (Date.now() > deadline) throw new Error(`job ${id} still ${job.status} after ${timeoutMs} ms\n${stack.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await fn();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${stack.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 50));
     }
   }
   const of = (id: string, type?: string) => events.filter((e) => e.jobId === id && (type === undefined || e.type === type));
