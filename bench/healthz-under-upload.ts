@@ -48,6 +48,7 @@ import {
   MiB,
   cleanups,
   cpuSeconds,
+  threadSchedule,
   f1,
   ioDelta,
   makeFiller,
@@ -90,6 +91,7 @@ interface Phase {
   cpu: { gateway: number; s3: number; bench: number };
   io: { gateway: Io; s3: Io };
   ownLoop: { p99: number; max: number };
+  loopThread: { run: number; wait: number };
   loadAfter: number[];
 }
 
@@ -171,6 +173,7 @@ async function main(): Promise<number> {
       const ownLoop = monitorEventLoopDelay({ resolution: 10 });
       ownLoop.enable();
       const rss = sampleRss(gateway.pid, 250);
+      const scheduleBefore = await threadSchedule(gateway.pid);
       const cpuBefore = { gateway: await cpuSeconds(gateway.pid), s3: await cpuSeconds(services.s3.pid, true), bench: process.cpuUsage() };
       const ioBefore = { gateway: await procIo(gateway.pid), s3: await procIo(services.s3.pid, true) };
       const t0 = performance.now();
@@ -189,12 +192,14 @@ async function main(): Promise<number> {
         s3: (await cpuSeconds(services.s3.pid, true)) - cpuBefore.s3,
         bench: (benchCpu.user + benchCpu.system) / 1e6,
       };
+      const scheduleAfter = await threadSchedule(gateway.pid);
+      const loopThread = { run: scheduleAfter.run - scheduleBefore.run, wait: scheduleAfter.wait - scheduleBefore.wait };
       const io = { gateway: ioDelta(await procIo(gateway.pid), ioBefore.gateway), s3: ioDelta(await procIo(services.s3.pid, true), ioBefore.s3) };
       const loop = await scrape(gateway.url).catch(() => ({}) as Record<string, number>);
       const hwm = await procStatus(gateway.pid, "VmHWM");
       agent.destroy();
       await fillStoredHashes(services, gateway, storage, results);
-      phases.push({ transport, seconds, probes, loop, results, rssBefore, rssPeak: rss.samples() > 0 ? rss.peak() : Number.NaN, hwm, hwmReset, cpu, io, ownLoop: { p99: ownLoop.percentile(99) / 1e6, max: ownLoop.max / 1e6 }, loadAfter: loadavg() });
+      phases.push({ transport, seconds, probes, loop, results, rssBefore, rssPeak: rss.samples() > 0 ? rss.peak() : Number.NaN, hwm, hwmReset, cpu, loopThread, io, ownLoop: { p99: ownLoop.percentile(99) / 1e6, max: ownLoop.max / 1e6 }, loadAfter: loadavg() });
       console.log(`${transport}: ${results.filter((r) => r.ok).length}/${uploads} uploads done in ${seconds.toFixed(1)} s`);
     }
     await prober.stop();
@@ -247,6 +252,9 @@ async function main(): Promise<number> {
       console.log(`\n### resources during the ${p.transport} load phase`);
       console.log(`gateway RSS: ${mib(p.rssBefore)} MiB before the uploads, highest sampled under load ${mib(p.rssPeak)} MiB, peak VmHWM ${mib(p.hwm)} MiB${p.hwmReset ? " (reset at the start of the phase)" : " (since the gateway started: clear_refs not allowed)"}; total uploaded ${(totalBytes / MiB).toFixed(0)} MiB (${uploads} x ${sizeMiB} MiB)`);
       console.log(`CPU seconds under load (${p.seconds.toFixed(1)} s wall, ${availableParallelism()} cores): gateway ${p.cpu.gateway.toFixed(1)}, S3 server ${p.cpu.s3.toFixed(1)}, this benchmark ${p.cpu.bench.toFixed(1)}`);
+      console.log(
+        `gateway event-loop thread (schedstat): ran ${p.loopThread.run.toFixed(1)} s, and waited ${p.loopThread.wait.toFixed(1)} s for a CPU while runnable (${((100 * p.loopThread.wait) / p.seconds).toFixed(0)}% of the phase): the waiting is the machine's share of slow answers (other processes held the cores), the running the gateway's`,
+      );
       const per = (n: number) => (totalBytes > 0 ? (n / totalBytes).toFixed(2) : "-");
       console.log(`I/O per byte uploaded (/proc/<pid>/io): gateway rchar ${per(p.io.gateway.rchar)}, wchar ${per(p.io.gateway.wchar)}, disk writes ${per(p.io.gateway.writeBytes)}; S3 server rchar ${per(p.io.s3.rchar)}, wchar ${per(p.io.s3.wchar)}, disk writes ${per(p.io.s3.writeBytes)}`);
       console.log(`machine load average after the phase: ${p.loadAfter.map((l) => l.toFixed(2)).join(" ")} (other processes on the machine share its ${availableParallelism()} cores)`);

@@ -17,6 +17,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { once } from "node:events";
 import { generateNatsAuth, type NatsAuth } from "./lib/nats-auth.ts";
+import { serviceNodeArgs } from "./lib/node-args.ts";
 import { startNats, startRabbitMq, startS3, type ServiceHandle } from "./lib/services.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
       : {}),
   };
   const launch = (service: string, extra: Record<string, string>) => {
-    const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env: { ...common, OTEL_SERVICE_NAME: service, ...extra }, stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(process.execPath, [...serviceNodeArgs(service), "--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env: { ...common, OTEL_SERVICE_NAME: service, ...extra }, stdio: ["ignore", "inherit", "inherit"] });
     child.once("exit", (code, signal) => {
       if (!stopping) {
         console.error(`docflow: the ${service} exited (${signal ?? code}); stopping the stack`);

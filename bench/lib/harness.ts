@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
+import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
 import type { AllServices } from "../../scripts/lib/services.ts";
 import type { ProbeConfig, Sample } from "./prober.ts";
 
@@ -127,7 +128,7 @@ export async function startGateway(c: Cleanups, services: AllServices, options: 
     ...options.extraEnv,
   };
   let logs = "";
-  const child = spawn(process.execPath, [join(ROOT, "services/gateway/src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...serviceNodeArgs("gateway"), join(ROOT, "services/gateway/src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
   child.stderr!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
   // Last resort if this process dies some other way: no gateway left behind.
@@ -315,6 +316,18 @@ export async function cpuSeconds(pid: number, tree = false): Promise<number> {
     }
   }
   return total;
+}
+
+/**
+ * Scheduler time of one thread (`/proc/<pid>/task/<tid>/schedstat`, the main thread by default:
+ * a Node process's event loop): seconds it ran on a CPU, and seconds it was runnable but waited
+ * for one. Waiting is the machine's share of a slow answer (other processes held the cores);
+ * running is the program's. NaN when the file is missing (a kernel without schedstats).
+ */
+export async function threadSchedule(pid: number, tid = pid): Promise<{ run: number; wait: number }> {
+  const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, "utf8").catch(() => "");
+  const [run, wait] = text.trim().split(" ").map(Number);
+  return { run: (run ?? Number.NaN) / 1e9, wait: (wait ?? Number.NaN) / 1e9 };
 }
 
 export interface Io {

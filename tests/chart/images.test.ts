@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
 import { ROOT } from "./support.ts";
 
 interface LockEntry {
@@ -171,6 +172,14 @@ describe.each(["gateway", "processor", "web"])("services/%s/Dockerfile", (servic
     // No package manager in the image the service runs from.
     expect(runtimeBody.some((i) => i.cmd === "RUN" && i.args.includes("/usr/local/bin/npm"))).toBe(true);
     expect(runtimeBody.some((i) => i.cmd === "RUN" && /\bnpm (ci|install)\b/.test(i.args))).toBe(false);
+  });
+
+  it("runs Node with the service's flags (package.json docflow.nodeArgs), as npm start, the tests and the benchmarks do", () => {
+    const argv = JSON.parse(runtimeBody.find((i) => i.cmd === "CMD")?.args ?? "[]") as string[];
+    const pkg = JSON.parse(readFileSync(join(ROOT, "services", service, "package.json"), "utf8")) as { scripts?: { start?: string } };
+    const flags = serviceNodeArgs(service);
+    expect(argv.slice(1, 1 + flags.length)).toEqual(flags);
+    if (pkg.scripts?.start) expect(pkg.scripts.start.split(" ").slice(1, 1 + flags.length)).toEqual(flags);
   });
 
   it("loads modules that exist in the repository", () => {

@@ -181,6 +181,8 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     const text = Buffer.from("plain text, definitely not a PDF or a presentation\n".repeat(50));
     const { location } = await tus.create(stack.baseUrl, text.length, { filename: "sneaky.pdf", filetype: "application/pdf" });
     expect(await asProblem(await tus.patch(stack.baseUrl, location, 0, text))).toMatchObject({ status: 415, body: { code: "unsupported_media_type" } });
+    // Refusing a body while its part upload waits for S3 must not take the gateway down.
+    expect((await fetch(`${stack.baseUrl}/healthz`, { headers: { connection: "close" } })).status).toBe(200);
 
     const mine = await tus.create(stack.baseUrl, 1000, { filename: "mine.pdf" });
     const other = new TusClient(stack.tokens[Object.keys(stack.tokens)[1]!]!);

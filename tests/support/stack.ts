@@ -5,6 +5,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { once } from "node:events";
+import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
 import { testServices, uniqueName } from "./env.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -90,7 +91,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let output = "";
   const children: ChildProcess[] = [];
   const launch = (service: string) => {
-    const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], {
+    const child = spawn(process.execPath, [...serviceNodeArgs(service), "--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], {
       cwd: ROOT,
       env: { OTEL_SERVICE_NAME: service, ...env },
       stdio: ["ignore", "pipe", "pipe"],

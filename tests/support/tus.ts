@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { join, resolve } from "node:path";
+import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
 import { freePort, type Stack } from "./stack.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -53,7 +54,7 @@ export interface Gateway {
 /** One more gateway process on the stack's services (a second replica, or one with other settings). */
 export async function launchGateway(stack: Stack, env: Record<string, string> = {}): Promise<Gateway> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services/gateway/src/server.ts")], {
+  const child = spawn(process.execPath, [...serviceNodeArgs("gateway"), "--import", "@docflow/telemetry/register", join(ROOT, "services/gateway/src/server.ts")], {
     cwd: ROOT,
     env: { ...stack.env, DOCFLOW_PORT: String(port), ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { IncomingMessage } from "node:http";
-import { Transform, pipeline, type Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { S3Store } from "@tus/s3-store";
 import type { KvStore } from "@tus/utils";
 import { lightenPayloads } from "@docflow/core";
@@ -34,6 +34,9 @@ const requestCache: KvStore<never> = {
 };
 
 type Part = { PartNumber?: number; ETag?: string; ChecksumCRC32?: string };
+/** aws-chunked: the smallest chunk S3 accepts but the last; small reads are gathered to this. */
+const MIN_CHUNK = 8 * 1024;
+const GATHER_CHUNK = 64 * 1024;
 const CHECKSUMMED = new Set(["CreateMultipartUploadCommand", "UploadPartCommand"]);
 type Options = Omit<ConstructorParameters<typeof S3Store>[0], "cache">;
 
@@ -69,10 +72,6 @@ export class StreamingS3Store extends S3Store {
       cache: requestCache,
       s3ClientConfig: {
         ...options.s3ClientConfig,
-        // aws-chunked bodies (those with a trailing checksum) may not have chunks
-        // under 8 KiB but the last, and socket reads come in any size: the SDK
-        // gathers them into 64 KiB chunks.
-        requestStreamBufferSize: 64 * 1024,
         // The SDK warns on the console when a streamed part fails (a client went away).
         logger: { debug: () => {}, info: () => {}, warn: (...args: unknown[]) => onWarning(args.join(" ")), error: (...args: unknown[]) => onWarning(args.join(" ")) },
       },
@@ -123,20 +122,37 @@ export class StreamingS3Store extends S3Store {
       failure ??= err;
       abort.abort(err);
     };
+    // aws-chunked bodies (those with a trailing checksum) may not have a chunk
+    // under 8 KiB but the last, and socket reads come in any size: small reads
+    // are gathered. (The SDK's requestStreamBufferSize would do it, but reads
+    // its source without backpressure.)
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
     const counted = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         received += chunk.length;
-        done(null, chunk);
+        if (pendingBytes === 0 && chunk.length >= MIN_CHUNK) return done(null, chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= GATHER_CHUNK) {
+          this.push(Buffer.concat(pending, pendingBytes));
+          pending = [];
+          pendingBytes = 0;
+        }
+        done();
       },
       // A short body never ends the part: it is aborted before the trailer.
       flush(done) {
-        if (received === length) done();
-        else fail(new ShortBodyError(received, length));
+        if (received !== length) return fail(new ShortBodyError(received, length));
+        done(null, pendingBytes > 0 ? Buffer.concat(pending, pendingBytes) : undefined);
       },
     });
-    // pipe() does not pass errors on, and the SDK's request would wait for
-    // the missing bytes: any failure of the body aborts the part upload.
-    pipeline(src, counted, (err) => err && fail(err));
+    // A failing body aborts the part upload, and `counted` is never destroyed
+    // with an error: the SDK wraps it in streams of its own that nobody
+    // listens to for errors while it waits for 100-continue (an unhandled
+    // 'error' event ends the process).
+    src.once("error", fail);
+    src.pipe(counted);
     const permit = await this.partUploadSemaphore.acquire();
     try {
       return await this.client.uploadPart(
