@@ -44,11 +44,11 @@ import { Agent } from "node:http";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { threadSchedule } from "@docflow/telemetry";
 import {
   MiB,
   cleanups,
   cpuSeconds,
-  threadSchedule,
   f1,
   ioDelta,
   makeFiller,
@@ -173,7 +173,8 @@ async function main(): Promise<number> {
       const ownLoop = monitorEventLoopDelay({ resolution: 10 });
       ownLoop.enable();
       const rss = sampleRss(gateway.pid, 250);
-      const scheduleBefore = await threadSchedule(gateway.pid);
+      // The gateway's event-loop thread: its run and wait (for a CPU) seconds.
+      const scheduleBefore = threadSchedule(gateway.pid) ?? { run: Number.NaN, wait: Number.NaN };
       const cpuBefore = { gateway: await cpuSeconds(gateway.pid), s3: await cpuSeconds(services.s3.pid, true), bench: process.cpuUsage() };
       const ioBefore = { gateway: await procIo(gateway.pid), s3: await procIo(services.s3.pid, true) };
       const t0 = performance.now();
@@ -192,7 +193,7 @@ async function main(): Promise<number> {
         s3: (await cpuSeconds(services.s3.pid, true)) - cpuBefore.s3,
         bench: (benchCpu.user + benchCpu.system) / 1e6,
       };
-      const scheduleAfter = await threadSchedule(gateway.pid);
+      const scheduleAfter = threadSchedule(gateway.pid) ?? { run: Number.NaN, wait: Number.NaN };
       const loopThread = { run: scheduleAfter.run - scheduleBefore.run, wait: scheduleAfter.wait - scheduleBefore.wait };
       const io = { gateway: ioDelta(await procIo(gateway.pid), ioBefore.gateway), s3: ioDelta(await procIo(services.s3.pid, true), ioBefore.s3) };
       const loop = await scrape(gateway.url).catch(() => ({}) as Record<string, number>);

@@ -318,18 +318,6 @@ export async function cpuSeconds(pid: number, tree = false): Promise<number> {
   return total;
 }
 
-/**
- * Scheduler time of one thread (`/proc/<pid>/task/<tid>/schedstat`, the main thread by default:
- * a Node process's event loop): seconds it ran on a CPU, and seconds it was runnable but waited
- * for one. Waiting is the machine's share of a slow answer (other processes held the cores);
- * running is the program's. NaN when the file is missing (a kernel without schedstats).
- */
-export async function threadSchedule(pid: number, tid = pid): Promise<{ run: number; wait: number }> {
-  const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, "utf8").catch(() => "");
-  const [run, wait] = text.trim().split(" ").map(Number);
-  return { run: (run ?? Number.NaN) / 1e9, wait: (wait ?? Number.NaN) / 1e9 };
-}
-
 export interface Io {
   /** Bytes read / written through read(2)/write(2) and friends: files and sockets. */
   rchar: number;

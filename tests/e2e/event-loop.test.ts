@@ -1,3 +1,6 @@
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,5 +46,40 @@ describe("event-loop delay is visible for every service", () => {
     const over1s = text.split("\n").find((l) => l.startsWith("docflow_eventloop_delay_seconds_bucket") && l.includes('le="1"'));
     const total = text.split("\n").find((l) => l.startsWith("docflow_eventloop_delay_seconds_count"));
     expect(Number(total?.split(" ").at(-1)) - Number(over1s?.split(" ").at(-1))).toBeGreaterThanOrEqual(1);
+  });
+
+  it("tells the machine's share of a late loop from the app's: CPU wait against CPU run of the loop's thread", async () => {
+    const metricsUrl = `${stack.baseUrl}/metrics`;
+    const read = async () => ({ run: await gauge(metricsUrl, "docflow_eventloop_cpu_seconds_total"), wait: await gauge(metricsUrl, "docflow_eventloop_cpu_wait_seconds_total") });
+    const pid = stack.pids.gateway;
+    const block = async () => {
+      const before = await read();
+      process.kill(pid, "SIGUSR2");
+      await new Promise((r) => setTimeout(r, 1700));
+      const after = await read();
+      return { run: after.run - before.run, wait: after.wait - before.wait };
+    };
+
+    // The app holds its loop for 1.2 s: the thread is runnable throughout, and
+    // runs for most of it (unless the test machine is busy with other work).
+    const alone = await block();
+    expect(alone.run + alone.wait).toBeGreaterThan(1.0);
+    expect(alone.run).toBeGreaterThan(0.5);
+
+    // The same stall while another process shares the gateway's only core: half of it is waiting.
+    const pin = (cpus: string) => expect(spawnSync("taskset", ["-a", "-p", "-c", cpus, String(pid)]).status).toBe(0);
+    pin("0");
+    const hog = spawn("taskset", ["-c", "0", process.execPath, "-e", "const t = Date.now() + 4000; while (Date.now() < t);"], { stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const shared = await block();
+      expect(shared.wait).toBeGreaterThan(0.4);
+      expect(shared.wait).toBeGreaterThan(alone.wait);
+      expect(shared.run).toBeLessThan(alone.run);
+    } finally {
+      hog.kill("SIGKILL");
+      await once(hog, "exit");
+      pin(`0-${availableParallelism() - 1}`);
+    }
   });
 });

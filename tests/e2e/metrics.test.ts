@@ -60,6 +60,8 @@ describe("metrics of one document", () => {
     expect(sample(gateway, "docflow_jobs_created_total", { content_type: "application/pdf" })).toBe(1);
     expect(sample(gateway, "docflow_queue_publish_duration_seconds_count", { messaging_destination_name: `${namespace}.inspect`, outcome: "ok" })).toBe(1);
     expect(sample(gateway, "docflow_eventloop_delay_seconds_count")).toBeGreaterThan(0);
+    expect(sample(gateway, "docflow_eventloop_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(sample(gateway, "docflow_eventloop_cpu_wait_seconds_total")).toBeGreaterThanOrEqual(0);
   });
 
   it("processor: every task by stage, the queue wait of each message, the pages, the outcome and what it published", () => {

@@ -1,4 +1,5 @@
-import { Gauge, Histogram, type Registry } from "prom-client";
+import { readFileSync } from "node:fs";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /**
  * Event-loop delay as Prometheus metrics, measured by timer drift: a timer
@@ -14,6 +15,12 @@ import { Gauge, Histogram, type Registry } from "prom-client";
  *   window with `histogram_quantile`.
  * - `docflow_eventloop_delay_max_seconds` (gauge): the worst delay since the
  *   previous scrape.
+ * - `docflow_eventloop_cpu_seconds_total` and
+ *   `docflow_eventloop_cpu_wait_seconds_total` (counters, Linux): how long the
+ *   event loop's thread ran on a CPU, and how long it was ready to run but
+ *   waited for one (`/proc/<pid>/task/<pid>/schedstat`). A late loop is the
+ *   app's doing when the first grows, the machine's (CPU limits, throttling,
+ *   busy neighbours) when the second does.
  */
 export function registerEventLoopMetrics(registry: Registry, intervalMs = 20): () => void {
   let max = 0;
@@ -41,5 +48,47 @@ export function registerEventLoopMetrics(registry: Registry, intervalMs = 20): (
     if (delay > max) max = delay;
   }, intervalMs);
   timer.unref();
+  registerLoopThreadCpu(registry);
   return () => clearInterval(timer);
+}
+
+/**
+ * Scheduler times of one thread in seconds (`/proc/<pid>/task/<tid>/schedstat`;
+ * by default this process's main thread, its event loop): how long it ran on a
+ * CPU, and how long it was ready to run but waited for one. Undefined where the
+ * kernel does not expose them (not Linux, no schedstats, the thread is gone).
+ */
+export function threadSchedule(pid = process.pid, tid = pid): { run: number; wait: number } | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").trim().split(" ").map(Number);
+    return Number.isFinite(run) && Number.isFinite(wait) ? { run: run! / 1e9, wait: wait! / 1e9 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function registerLoopThreadCpu(registry: Registry): void {
+  const start = threadSchedule();
+  if (!start) return;
+  const counter = (name: string, help: string, pick: (s: { run: number; wait: number }) => number) => {
+    let last = pick(start);
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = threadSchedule();
+        if (now && pick(now) > last) {
+          this.inc(pick(now) - last);
+          last = pick(now);
+        }
+      },
+    });
+  };
+  counter("docflow_eventloop_cpu_seconds_total", "Seconds the event loop's thread ran on a CPU (the process's own work).", (s) => s.run);
+  counter(
+    "docflow_eventloop_cpu_wait_seconds_total",
+    "Seconds the event loop's thread was ready to run but waited for a CPU (CPU limits, throttling, other processes): the machine's share of a late loop.",
+    (s) => s.wait,
+  );
 }

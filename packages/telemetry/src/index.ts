@@ -1,5 +1,5 @@
 export { createLogger, type Logger } from "./logger.ts";
-export { registerEventLoopMetrics } from "./event-loop.ts";
+export { registerEventLoopMetrics, threadSchedule } from "./event-loop.ts";
 export { queuePublishHistogram } from "./queue-metrics.ts";
 export { withSpan, withSyncSpan, injectContext, extractContext, SpanKind } from "./tracing.ts";
 export { shutdownTelemetry } from "./shutdown.ts";
