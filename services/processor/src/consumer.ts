@@ -170,6 +170,7 @@ export class Consumers {
       const err = deadline.signal.aborted && !isPermanent(raw) ? deadline.signal.reason : raw;
       if (isPermanent(err)) {
         outcome = "failed";
+        await this.#ctx.sources.evictJob(objectKeys.jobPrefix(message.tenant, message.jobId));
         try {
           await failJob(this.#ctx, message.tenant, message.jobId, jobErrorOf(err));
           safe(() => ch.ack(msg));

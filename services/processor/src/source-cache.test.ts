@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -96,6 +96,21 @@ describe("SourceCache", () => {
     expect(await files()).toEqual([]);
     await store.put("tenants/t/jobs/c/source", Buffer.from("%PDF-c"));
     expect(await cache.use("tenants/t/jobs/c/source", (path) => readFile(path, "utf8"))).toBe("%PDF-c");
+    await cache.dispose();
+  });
+
+  it("adopts a copy the caller downloaded itself, which outlives the caller's own file", async () => {
+    const cache = new SourceCache(store, { dir: dir(), maxBytes: 1024, idleMs: 60_000 });
+    await cache.open();
+    const own = join(root, "inspect.pdf");
+    await writeFile(own, "%PDF-a");
+    await cache.adopt("tenants/t/jobs/a/source", own);
+    await rm(own);
+    expect(await cache.use("tenants/t/jobs/a/source", (path) => readFile(path, "utf8"))).toBe("%PDF-a");
+    expect(gets.get("tenants/t/jobs/a/source")).toBeUndefined();
+    expect(cache.bytes).toBe(6);
+    await cache.evictJob("tenants/t/jobs/a/");
+    expect(await files()).toEqual([]);
     await cache.dispose();
   });
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, link, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { ObjectStore } from "@docflow/core";
 import { download } from "./workdir.ts";
@@ -87,6 +87,25 @@ export class SourceCache {
       if (entry.users === 0 && this.#entries.get(key) !== entry) await this.#remove(entry);
       await this.#trim();
     }
+  }
+
+  /**
+   * Takes a copy of `key` that the caller downloaded itself (inspect reads the whole document
+   * before its ranges go out): hard-linked, so the caller may delete its own name at once.
+   * Nothing happens when `key` is here already.
+   */
+  async adopt(key: string, file: string): Promise<void> {
+    if (this.#entries.has(key)) return;
+    const path = join(this.#options.dir, `${randomUUID()}.pdf`);
+    await link(file, path).catch(() => copyFile(file, path));
+    if (this.#entries.has(key)) {
+      await rm(path, { force: true });
+      return;
+    }
+    const bytes = (await stat(path)).size;
+    this.#entries.set(key, { path, bytes, ready: Promise.resolve(), users: 0, lastUsed: Date.now(), doomed: false });
+    this.#bytes += bytes;
+    await this.#trim();
   }
 
   async #fetch(key: string, entry: Entry): Promise<void> {

@@ -88,6 +88,8 @@ async function inspectDocument(ctx: ProcessorContext, record: JobRecord, signal:
     const path = join(dir, "document.pdf");
     if (pdfKey === record.sourceKey) await recordHash(ctx, record, await downloadHashed(ctx.store, pdfKey, path));
     else await download(ctx.store, pdfKey, path);
+    // The ranges are rendered from the same bytes: the ones this processor takes need no download.
+    await ctx.sources.adopt(pdfKey, path);
     signal.throwIfAborted();
     const call = { timeoutMs: config.DOCFLOW_TASK_TIMEOUT_MS, signal, maxMemoryBytes: config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
     // The page count first: a document over the limit is refused before its pages are listed.
