@@ -37,8 +37,10 @@
  *   --strict              exit 1 when a target is missed or an upload fails
  *   --upload-timeout-s N  client-side cap per request (300); the gateway's own 55 s deadline applies first
  *   --gateway-env K=V,... extra environment for the gateway (e.g. DOCFLOW_REQUEST_TIMEOUT_MS=120000)
+ *   --pin-gateway         the gateway on a CPU of its own, everything else on the others (as in a pod with its own CPU)
  * Everything it starts is stopped on exit, error, Ctrl-C or SIGTERM. Only 127.0.0.1 is contacted.
  */
+import { spawnSync } from "node:child_process";
 import { statfs } from "node:fs/promises";
 import { Agent } from "node:http";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -109,6 +111,7 @@ async function main(): Promise<number> {
       "max-target-ms": { type: "string", default: "250" },
       "upload-timeout-s": { type: "string", default: "300" },
       "gateway-env": { type: "string", default: "" },
+      "pin-gateway": { type: "boolean", default: false },
       strict: { type: "boolean", default: false },
     },
   });
@@ -144,6 +147,7 @@ async function main(): Promise<number> {
     const services = await startServices(c);
     const gateway = await startGateway(c, services, { storage, tenants, maxUploadBytes: size + MiB, bucket: "bench", extraEnv: parseEnvList(values["gateway-env"]) });
     const chunkBytes = await tusChunkBytes(gateway.url);
+    if (values["pin-gateway"]) pinGateway(gateway.pid, [services.s3.pid, services.rabbitmq.pid, services.nats.pid, process.pid]);
     console.log(`gateway pid ${gateway.pid} ready at ${gateway.url}; request deadline ${gateway.env.DOCFLOW_REQUEST_TIMEOUT_MS ?? "55000 (default)"} ms; tusChunkBytes ${chunkBytes} (${(chunkBytes / MiB).toFixed(2)} MiB, ${Math.ceil(size / chunkBytes)} PATCHes per tus upload)`);
     const filler = makeFiller();
     const expectedSha = sha256Of(filler, size);
@@ -252,13 +256,13 @@ async function main(): Promise<number> {
       });
       console.log(`\n### resources during the ${p.transport} load phase`);
       console.log(`gateway RSS: ${mib(p.rssBefore)} MiB before the uploads, highest sampled under load ${mib(p.rssPeak)} MiB, peak VmHWM ${mib(p.hwm)} MiB${p.hwmReset ? " (reset at the start of the phase)" : " (since the gateway started: clear_refs not allowed)"}; total uploaded ${(totalBytes / MiB).toFixed(0)} MiB (${uploads} x ${sizeMiB} MiB)`);
-      console.log(`CPU seconds under load (${p.seconds.toFixed(1)} s wall, ${availableParallelism()} cores): gateway ${p.cpu.gateway.toFixed(1)}, S3 server ${p.cpu.s3.toFixed(1)}, this benchmark ${p.cpu.bench.toFixed(1)}`);
+      console.log(`CPU seconds under load (${p.seconds.toFixed(1)} s wall, ${cpus().length} cores): gateway ${p.cpu.gateway.toFixed(1)}, S3 server ${p.cpu.s3.toFixed(1)}, this benchmark ${p.cpu.bench.toFixed(1)}`);
       console.log(
         `gateway event-loop thread (schedstat): ran ${p.loopThread.run.toFixed(1)} s, and waited ${p.loopThread.wait.toFixed(1)} s for a CPU while runnable (${((100 * p.loopThread.wait) / p.seconds).toFixed(0)}% of the phase): the waiting is the machine's share of slow answers (other processes held the cores), the running the gateway's`,
       );
       const per = (n: number) => (totalBytes > 0 ? (n / totalBytes).toFixed(2) : "-");
       console.log(`I/O per byte uploaded (/proc/<pid>/io): gateway rchar ${per(p.io.gateway.rchar)}, wchar ${per(p.io.gateway.wchar)}, disk writes ${per(p.io.gateway.writeBytes)}; S3 server rchar ${per(p.io.s3.rchar)}, wchar ${per(p.io.s3.wchar)}, disk writes ${per(p.io.s3.writeBytes)}`);
-      console.log(`machine load average after the phase: ${p.loadAfter.map((l) => l.toFixed(2)).join(" ")} (other processes on the machine share its ${availableParallelism()} cores)`);
+      console.log(`machine load average after the phase: ${p.loadAfter.map((l) => l.toFixed(2)).join(" ")} (other processes on the machine share its ${cpus().length} cores)`);
       console.log(`this benchmark's own event-loop delay under load: p99 ${p.ownLoop.p99.toFixed(1)} ms, max ${p.ownLoop.max.toFixed(1)} ms (the prober has its own thread)`);
 
       const l = stats(p.probes);
@@ -283,3 +287,21 @@ async function main(): Promise<number> {
 }
 
 runMain(main);
+
+/**
+ * --pin-gateway: the gateway gets the last CPU to itself and everything else of the run (the S3
+ * server, RabbitMQ, NATS, and this process with its prober thread) shares the others, as when the
+ * gateway runs in a pod with a CPU of its own. The prober's answers then also include its own
+ * wait for a CPU among the busy rest, so the figures stay an upper bound of the gateway's.
+ */
+function pinGateway(gatewayPid: number, others: number[]): void {
+  const count = cpus().length;
+  if (count < 2) throw new Error("--pin-gateway needs at least 2 CPUs");
+  const pin = (pid: number, list: string) => {
+    const result = spawnSync("taskset", ["-a", "-p", "-c", list, String(pid)], { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(`taskset for pid ${pid} failed: ${result.stderr || result.error?.message}`);
+  };
+  pin(gatewayPid, String(count - 1));
+  for (const pid of others) pin(pid, count === 2 ? "0" : `0-${count - 2}`);
+  console.log(`pinned: gateway (pid ${gatewayPid}) on CPU ${count - 1}; S3 server, RabbitMQ, NATS and this benchmark on ${count === 2 ? "CPU 0" : `CPUs 0-${count - 2}`}`);
+}
