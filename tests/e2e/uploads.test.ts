@@ -83,6 +83,7 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     // A retried final chunk gets the same job back, and no second one is created.
     const again = await tus.patch(b.url, location, file.length, Buffer.alloc(0));
     expect(again.status).toBe(200);
+    expect(again.headers.get("content-type")).toBe("application/json");
     expect(((await again.json()) as Job).id).toBe(job.id);
     // A client that lost the answer also finds the job id in the upload's metadata.
     const head = await fetch(`${stack.baseUrl}${location}`, { method: "HEAD", headers: tus.headers() });
@@ -173,14 +174,18 @@ describe("resumable uploads (tus) across gateway replicas", () => {
   });
 
   it("refuses wrong types, oversize and empty uploads, and other tenants' uploads", async () => {
-    const asProblem = async (res: Response) => ({ status: res.status, body: JSON.parse(await res.text()) as { code: string } });
-    expect(await asProblem((await tus.create(stack.baseUrl, 100, { filename: "x.png", filetype: "image/png" })).res)).toMatchObject({ status: 415, body: { code: "unsupported_media_type" } });
+    const asProblem = async (res: Response) => ({ status: res.status, type: res.headers.get("content-type"), body: JSON.parse(await res.text()) as { code: string } });
+    expect(await asProblem((await tus.create(stack.baseUrl, 100, { filename: "x.png", filetype: "image/png" })).res)).toMatchObject({
+      status: 415,
+      type: "application/problem+json",
+      body: { code: "unsupported_media_type" },
+    });
     expect(await asProblem((await tus.create(stack.baseUrl, 1024 ** 4)).res)).toMatchObject({ status: 413, body: { code: "file_too_large" } });
     expect(await asProblem((await tus.create(stack.baseUrl, 0)).res)).toMatchObject({ status: 400, body: { code: "empty_body" } });
 
     const text = Buffer.from("plain text, definitely not a PDF or a presentation\n".repeat(50));
     const { location } = await tus.create(stack.baseUrl, text.length, { filename: "sneaky.pdf", filetype: "application/pdf" });
-    expect(await asProblem(await tus.patch(stack.baseUrl, location, 0, text))).toMatchObject({ status: 415, body: { code: "unsupported_media_type" } });
+    expect(await asProblem(await tus.patch(stack.baseUrl, location, 0, text))).toMatchObject({ status: 415, type: "application/problem+json", body: { code: "unsupported_media_type" } });
     // Refusing a body while its part upload waits for S3 must not take the gateway down.
     expect((await fetch(`${stack.baseUrl}/healthz`, { headers: { connection: "close" } })).status).toBe(200);
 

@@ -1,36 +1,14 @@
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { IncomingMessage } from "node:http";
 import { Transform, type Readable } from "node:stream";
 import { S3Store } from "@tus/s3-store";
 import type { KvStore } from "@tus/utils";
 import { lightenPayloads } from "@docflow/core";
-
-/** What the store needs to know of the tus request it serves. */
-interface RequestScope {
-  /** The PATCH body's declared length (undefined: chunked or absent). */
-  contentLength: number | undefined;
-  /** Lookups made during this request (metadata, parts, staged part size). */
-  memo: Map<string, unknown>;
-}
-
-const scope = new AsyncLocalStorage<RequestScope>();
-
-/**
- * Runs one tus request with its declared length and a lookup memo in scope,
- * for {@link StreamingS3Store}. The memo never outlives the request: another
- * replica may finish, terminate or expire the upload between two requests.
- */
-export function inUploadRequest<T>(req: IncomingMessage, handle: () => T): T {
-  const header = req.headers["content-length"];
-  const length = header === undefined ? Number.NaN : Number(header);
-  return scope.run({ contentLength: Number.isSafeInteger(length) && length >= 0 ? length : undefined, memo: new Map() }, handle);
-}
+import { requestContentLength, requestMemo } from "./request-scope.ts";
 
 /** The S3 store's metadata cache, for the length of one request. */
 const requestCache: KvStore<never> = {
-  get: async (key) => scope.getStore()?.memo.get(`info:${key}`) as never,
-  set: async (key, value) => void scope.getStore()?.memo.set(`info:${key}`, value),
-  delete: async (key) => void scope.getStore()?.memo.delete(`info:${key}`),
+  get: async (key) => requestMemo()?.get(`info:${key}`) as never,
+  set: async (key, value) => void requestMemo()?.set(`info:${key}`, value),
+  delete: async (key) => void requestMemo()?.delete(`info:${key}`),
 };
 
 type Part = { PartNumber?: number; ETag?: string; ChecksumCRC32?: string };
@@ -88,7 +66,7 @@ export class StreamingS3Store extends S3Store {
   }
 
   override async write(src: Readable, id: string, offset: number): Promise<number> {
-    const length = scope.getStore()?.contentLength;
+    const length = requestContentLength();
     const metadata = await this.getMetadata(id);
     const size = metadata.file.size;
     const wholePart = length !== undefined && length > 0 && size !== undefined && (length >= this.minPartSize || offset + length === size);
@@ -206,7 +184,7 @@ export class StreamingS3Store extends S3Store {
   }
 
   private async memoized<T>(key: string, lookup: () => Promise<T>): Promise<T> {
-    const memo = scope.getStore()?.memo;
+    const memo = requestMemo();
     if (memo?.has(key)) return memo.get(key) as T;
     const value = await lookup();
     memo?.set(key, value);
@@ -214,11 +192,11 @@ export class StreamingS3Store extends S3Store {
   }
 
   private remember(key: string, value: unknown): void {
-    scope.getStore()?.memo.set(key, value);
+    requestMemo()?.set(key, value);
   }
 
   private forget(id: string): void {
-    const memo = scope.getStore()?.memo;
+    const memo = requestMemo();
     memo?.delete(`parts:${id}`);
     memo?.delete(`staged:${id}`);
   }

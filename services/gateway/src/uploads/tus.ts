@@ -10,6 +10,7 @@ import type { TokenRegistry } from "../auth.ts";
 import type { GatewayConfig } from "../config.ts";
 import { defaultFilename, enqueueJob, type EnqueueDependencies } from "../enqueue.ts";
 import { cleanFilename } from "../ingest.ts";
+import { answerAs } from "./request-scope.ts";
 import { StreamingS3Store } from "./s3-store.ts";
 
 export const TUS_PATH = "/v1/uploads";
@@ -126,11 +127,17 @@ export function createTusServer(deps: TusDependencies): Server {
     onResponseError: (_req, err) => {
       if (!("status_code" in err)) {
         deps.log.error({ err }, "upload request failed");
-        return undefined;
+        answerAs("application/problem+json");
+        return problem("internal", "The upload could not be stored; retry it from the offset a HEAD request reports.");
+      }
+      // docflow's own answers (a problem, or the Job of a retried final PATCH) are JSON already.
+      if (err.body.startsWith("{")) {
+        answerAs(err.status_code < 400 ? "application/json" : "application/problem+json");
+        return err;
       }
       // tus's own errors are plain text: give them docflow's problem shape and codes.
-      if (err.body.startsWith("{")) return err;
       const code = TUS_STATUS_CODES[err.status_code] ?? (err.status_code >= 500 ? "internal" : "validation_failed");
+      answerAs("application/problem+json");
       return { status_code: err.status_code, body: problem(code, err.body.trim()).body };
     },
   });
