@@ -151,10 +151,14 @@ export class S3ObjectStore implements ObjectStore {
       const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
       if (keys.length > 0) {
         const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }));
-        if (out.Errors && out.Errors.length > 0) {
-          throw new Error(`S3 refused to delete ${out.Errors.length} objects under ${prefix}: ${out.Errors[0]?.Code}`);
+        // A key removed between the listing and the delete (another remover, such as a processor
+        // cleaning up a canceled job) is what this call wants: gone.
+        const gone = (out.Errors ?? []).filter((e) => e.Code === "NoSuchKey").length;
+        const refused = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
+        if (refused.length > 0) {
+          throw new Error(`S3 refused to delete ${refused.length} objects under ${prefix}: ${refused[0]?.Code} (${refused[0]?.Key})`);
         }
-        count += keys.length;
+        count += keys.length - gone;
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
