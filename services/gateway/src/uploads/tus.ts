@@ -58,6 +58,8 @@ export function createTusServer(deps: TusDependencies): Server {
     config.DOCFLOW_STORAGE === "s3"
       ? new StreamingS3Store({
           partSize: 8 * 1024 * 1024,
+          // A streamed PATCH holds a part slot for as long as its body arrives: one per upload the replica admits.
+          maxConcurrentPartUploads: config.DOCFLOW_MAX_UPLOADS,
           expirationPeriodInMilliseconds: config.DOCFLOW_UPLOAD_EXPIRATION_MS,
           s3ClientConfig: {
             bucket: config.DOCFLOW_S3_BUCKET,
