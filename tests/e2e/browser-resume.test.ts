@@ -24,6 +24,7 @@ import {
   type TusRecording,
 } from "../support/browser.ts";
 import { startStack, type Stack } from "../support/stack.ts";
+import { launchGateway } from "../support/tus.ts";
 
 /**
  * Resumable uploads in real headless Chromium: the web app's upload panel (Uppy's tus plugin)
@@ -390,5 +391,46 @@ describe("resumable uploads in Chromium on the real stack", () => {
         await throttle.release();
       }
     }),
+  );
+  it(
+    "waits out 429 Too Many Requests for as long as Retry-After says, and every upload still completes",
+    debug("retry-after", async () => {
+      // A replica that admits one upload request per tenant at a time (it answers 429, Retry-After: 5).
+      const tight = await launchGateway(stack!, { DOCFLOW_MAX_UPLOADS_PER_TENANT: "1" });
+      try {
+        const session = await newSession(browser!, tenant, DESKTOP);
+        sessions.push(session);
+        await signIn(session, { ...stack!, baseUrl: tight.url });
+        await session.page.getByRole("heading", { level: 1, name: "Documents" }).waitFor();
+        const files = await Promise.all([1, 2, 3].map((n) => paddedPdf(`busy-${n}.pdf`, 3 * CHUNK)));
+        const tus = recordTus(session.page);
+        await chooseFiles(session.page, files.map((f) => f.path));
+        for (const file of files) await uploadRow(session.page, file.name).getByText("Uploaded.").waitFor({ timeout: 90_000 });
+        await tus.stop();
+        const wire = describeTus(tus.exchanges);
+
+        const refused = tus.exchanges.filter((e) => e.status === 429);
+        expect(refused.length, wire).toBeGreaterThan(0);
+        // The request a 429 refused is sent again only after the 5 s the gateway asked for.
+        for (const answer of refused) {
+          const again = tus.exchanges.find((e) => e.sentAt > answer.endedAt! && e.path === answer.path && e.method === answer.method);
+          expect(again, wire).toBeDefined();
+          expect(again!.sentAt - answer.endedAt!, wire).toBeGreaterThanOrEqual(4_500);
+        }
+        // Three uploads, three jobs, the same bytes as the three files.
+        const jobIds = [...new Set(tus.patches().flatMap((e) => (e.status === 200 && e.jobId ? [e.jobId] : [])))];
+        expect(jobIds, wire).toHaveLength(3);
+        const stored: string[] = [];
+        for (const id of jobIds) {
+          let job: Job | undefined;
+          await expect.poll(async () => (job = await api<Job>(`/v1/jobs/${id}`)).status, { timeout: 30_000, interval: 250 }).toBe("completed");
+          stored.push(job!.sha256!);
+        }
+        expect(stored.sort()).toEqual(files.map((f) => f.sha256).sort());
+      } finally {
+        await tight.stop("SIGKILL");
+      }
+    }),
+    120_000,
   );
 });

@@ -138,6 +138,16 @@ export function createXhrTransport(): UploadTransport {
  */
 export const TUS_RETRY_DELAYS: readonly number[] = [0, 1_000, 3_000, 5_000, 10_000, 20_000, 30_000, 60_000];
 
+/**
+ * How long to wait after a 429: the `Retry-After` seconds (at most a minute), else the
+ * retry delay for this attempt.
+ */
+export function retryAfterMs(header: string | undefined, retryAttempt: number): number {
+  const seconds = Number(header);
+  if (header && Number.isFinite(seconds) && seconds > 0) return Math.min(seconds, 60) * 1000;
+  return TUS_RETRY_DELAYS[Math.min(retryAttempt, TUS_RETRY_DELAYS.length - 1)] ?? 1000;
+}
+
 /** `Upload-Metadata` (`key base64value,...`) as a record. */
 function parseUploadMetadata(header: string | null): Record<string, string> {
   const metadata: Record<string, string> = {};
@@ -195,6 +205,19 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
         retryDelays: [...TUS_RETRY_DELAYS],
         removeFingerprintOnSuccess: true,
         allowedMetaFields: ["name", "type"],
+        onShouldRetry(error, retryAttempt, _options, next) {
+          const response = error.originalResponse;
+          // Too many uploads at once: the queue pauses for as long as the gateway's Retry-After
+          // says (and lowers its concurrency), before Uppy's own handling sees the error. Uppy's
+          // would ignore the header and pause by the next of its retry delays, an iterator
+          // shared by the whole plugin: after the 8th 429 of a session it failed every upload.
+          // Paused already, Uppy takes nothing from it and only queues the request again.
+          if (response?.getStatus() === 429) {
+            const plugin = uppy.getPlugin(TUS_PLUGIN_ID) as InstanceType<typeof Tus> | undefined;
+            if (plugin && !plugin.requests.isPaused) plugin.requests.rateLimit(retryAfterMs(response.getHeader("Retry-After"), retryAttempt));
+          }
+          return next(error);
+        },
         async onBeforeRequest(request, file) {
           fileOfRequest.set(request, file.id);
           const headers = { ...(await authorizationHeader()), ...spans.headersFor(file.id, file.name ?? "file", file.size ?? null) };

@@ -94,6 +94,33 @@ describe("tus upload transport", () => {
     expect(transport.jobIdFromSuccess({ body: {} })).toBeNull();
   });
 
+  it("waits out a 429 as long as Retry-After says, however many 429s came before, and still retries", () => {
+    const { onShouldRetry } = plugin.opts;
+    const tooMany = (retryAfter?: string) => ({ originalResponse: response(429, retryAfter ? { "Retry-After": retryAfter } : {}) }) as never;
+    const next = vi.fn(() => true);
+    const rateLimit = vi.spyOn(plugin.requests, "rateLimit");
+    const paused = vi.spyOn(plugin.requests, "isPaused", "get");
+
+    // More 429s than Uppy's retry delays (which it shares across the plugin and would run out of).
+    for (let i = 0; i < TUS_RETRY_DELAYS.length + 4; i++) {
+      paused.mockReturnValue(false);
+      expect(onShouldRetry!(tooMany("5"), i, plugin.opts, next)).toBe(true);
+    }
+    expect(rateLimit.mock.calls.every(([ms]) => ms === 5000)).toBe(true);
+    expect(rateLimit).toHaveBeenCalledTimes(TUS_RETRY_DELAYS.length + 4);
+    // Without the header: the retry delay of that attempt. Already paused: no second pause.
+    onShouldRetry!(tooMany(), 2, plugin.opts, next);
+    expect(rateLimit).toHaveBeenLastCalledWith(TUS_RETRY_DELAYS[2]);
+    paused.mockReturnValue(true);
+    onShouldRetry!(tooMany("5"), 0, plugin.opts, next);
+    expect(rateLimit).toHaveBeenCalledTimes(TUS_RETRY_DELAYS.length + 5);
+    // Every error still goes through Uppy's handling, which queues the request again.
+    expect(next).toHaveBeenCalledTimes(TUS_RETRY_DELAYS.length + 6);
+    // Other errors are Uppy's to judge alone.
+    onShouldRetry!({ originalResponse: response(500, {}) } as never, 0, plugin.opts, next);
+    expect(rateLimit).toHaveBeenCalledTimes(TUS_RETRY_DELAYS.length + 5);
+  });
+
   it("on detach, stops the uploads in flight without ending them on the server", () => {
     const upload = { abort: vi.fn(async () => undefined) };
     const events = { remove: vi.fn() };
