@@ -4,7 +4,15 @@ import { request as httpRequest } from "node:http";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import {
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "@docflow/contracts";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
@@ -162,6 +170,27 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     const stored = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     expect(sha256(Buffer.from(await stored.Body!.transformToByteArray()))).toBe(sha256(file));
     expect(await waitForEnd(job.id)).toMatchObject({ sha256: sha256(file), size: file.length });
+  });
+
+  it("continues an upload an earlier version created (a multipart upload without checksums), its parts unchecksummed too", async () => {
+    // What the stock tus S3 store of the previous release left in S3: the multipart upload and its `.info`.
+    const part = 5 * 1024 * 1024;
+    const file = pdfLike(part + 4321);
+    const client = s3();
+    const bucket = stack.env.DOCFLOW_S3_BUCKET!;
+    const key = `tenants/${tenant}/jobs/019ad000-0000-7000-8000-${randomBytes(6).toString("hex")}/source`;
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { "tus-version": "1.0.0" } }));
+    const upload = { id: key, size: file.length, offset: 0, metadata: { filename: "legacy.pdf", jobId: key.split("/")[3] }, creation_date: new Date().toISOString(), storage: { type: "s3", path: key, bucket } };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}.info`, Body: JSON.stringify(upload), Metadata: { "upload-id": UploadId!, "tus-version": "1.0.0" }, Tagging: "Tus-Completed=false" }));
+    const location = `/v1/uploads/${Buffer.from(key).toString("base64url")}`;
+
+    expect((await tus.patch(stack.baseUrl, location, 0, file.subarray(0, part))).status).toBe(204);
+    const listed = await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId }));
+    expect(listed.Parts?.map((p) => [p.PartNumber, p.Size, p.ChecksumCRC32 ?? null])).toEqual([[1, part, null]]);
+    const last = await tus.patch(b.url, location, part, file.subarray(part));
+    expect(last.status, await last.clone().text()).toBe(200);
+    const stored = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    expect(sha256(Buffer.from(await stored.Body!.transformToByteArray()))).toBe(sha256(file));
   });
 
   it("accepts creation-with-upload for a small file", async () => {

@@ -15,7 +15,7 @@ type Part = { PartNumber?: number; ETag?: string; ChecksumCRC32?: string };
 /** aws-chunked: the smallest chunk S3 accepts but the last; small reads are gathered to this. */
 const MIN_CHUNK = 8 * 1024;
 const GATHER_CHUNK = 64 * 1024;
-const CHECKSUMMED = new Set(["CreateMultipartUploadCommand", "UploadPartCommand"]);
+const PART_CHECKSUM = "CRC32";
 type Options = Omit<ConstructorParameters<typeof S3Store>[0], "cache">;
 
 /**
@@ -55,10 +55,14 @@ export class StreamingS3Store extends S3Store {
       },
     });
     lightenPayloads(this.client);
-    // Multipart uploads and all their parts are checksummed, on either path.
+    // New multipart uploads are checksummed, and so are all their parts, on either path. Parts
+    // of an upload created without a checksum (by an earlier version) carry none: S3 wants
+    // every part to use the algorithm the upload was created with.
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
-        if (CHECKSUMMED.has(context.commandName ?? "")) (args.input as { ChecksumAlgorithm?: string }).ChecksumAlgorithm ??= "CRC32";
+        const input = args.input as { ChecksumAlgorithm?: string; Key?: string };
+        if (context.commandName === "CreateMultipartUploadCommand") input.ChecksumAlgorithm ??= PART_CHECKSUM;
+        if (context.commandName === "UploadPartCommand" && input.Key && this.checksummed(input.Key)) input.ChecksumAlgorithm ??= PART_CHECKSUM;
         return next(args);
       },
       { step: "initialize", name: "docflowPartChecksums" },
@@ -74,7 +78,8 @@ export class StreamingS3Store extends S3Store {
 
     const parts = await this.retrieveParts(id);
     const partNumber = (parts.at(-1)?.PartNumber ?? 0) + 1;
-    if (partNumber > this.maxMultipartParts) return super.write(src, id, offset);
+    // Without the checked checksum a cut-short body could be kept as a part: stage it instead.
+    if (partNumber > this.maxMultipartParts || !this.checksummed(id)) return super.write(src, id, offset);
 
     const sent = await this.streamPart(src, id, metadata["upload-id"], partNumber, length);
     if (sent === undefined) return offset;
@@ -158,9 +163,25 @@ export class StreamingS3Store extends S3Store {
     return Location;
   }
 
-  protected override async retrieveParts(id: string, partNumberMarker?: string): Promise<Part[]> {
-    if (partNumberMarker) return super.retrieveParts(id, partNumberMarker);
-    return this.memoized(`parts:${id}`, () => super.retrieveParts(id));
+  /** The upload's parts, in order; also notes the checksum algorithm it was created with. */
+  protected override async retrieveParts(id: string): Promise<Part[]> {
+    return this.memoized(`parts:${id}`, async () => {
+      const uploadId = (await this.getMetadata(id))["upload-id"];
+      const parts: Part[] = [];
+      let marker: string | undefined;
+      do {
+        const page = await this.client.listParts({ Bucket: this.bucket, Key: id, UploadId: uploadId, PartNumberMarker: marker });
+        parts.push(...(page.Parts ?? []));
+        this.remember(`checksum:${id}`, page.ChecksumAlgorithm ?? null);
+        marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+      } while (marker);
+      return parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    });
+  }
+
+  /** Whether the upload's parts carry the checked checksum (known once its parts were listed in this request). */
+  private checksummed(id: string): boolean {
+    return requestMemo()?.get(`checksum:${id}`) === PART_CHECKSUM;
   }
 
   protected override async getIncompletePartSize(id: string): Promise<number | undefined> {
