@@ -58,22 +58,6 @@ function stopper(container: StartedTestContainer): () => Promise<void> {
   return () => (stopping ??= container.stop({ timeout: 3_000, remove: true, removeVolumes: true }).then(() => undefined));
 }
 
-/**
- * podman's API service now and then fails a container's start with "HTTP code 500 ... write
- * child: broken pipe" when several start at once (seen in a CI run: all three services at the
- * same moment; starting the same containers by hand then worked). One more try, a moment later,
- * with a new container; any other failure is reported as it is.
- */
-async function retryEngineHiccup<T>(start: () => Promise<T>): Promise<T> {
-  try {
-    return await start();
-  } catch (err) {
-    if (!/HTTP code 500|broken pipe/i.test(err instanceof Error ? err.message : String(err))) throw err;
-    await new Promise((r) => setTimeout(r, 2000));
-    return start();
-  }
-}
-
 const AMQP_PORT = 5672;
 const MANAGEMENT_PORT = 15672;
 
@@ -90,13 +74,11 @@ export async function startRabbitMqContainer(options: { management: boolean } & 
   // The module's defaults (guest/guest) are replaced: a broker reachable on a published port gets
   // a real password. Only the ports used are published (podman: unpublished exposed ports break
   // the port wait).
-  const container: StartedRabbitMQContainer = await retryEngineHiccup(() =>
-    joinNetwork(new RabbitMQContainer(image), options, "rabbitmq")
-      .withEnvironment({ RABBITMQ_DEFAULT_USER: "docflow", RABBITMQ_DEFAULT_PASS: password })
-      .withExposedPorts(AMQP_PORT, ...(options.management ? [MANAGEMENT_PORT] : []))
-      .withStartupTimeout(90_000)
-      .start(),
-  );
+  const container: StartedRabbitMQContainer = await joinNetwork(new RabbitMQContainer(image), options, "rabbitmq")
+    .withEnvironment({ RABBITMQ_DEFAULT_USER: "docflow", RABBITMQ_DEFAULT_PASS: password })
+    .withExposedPorts(AMQP_PORT, ...(options.management ? [MANAGEMENT_PORT] : []))
+    .withStartupTimeout(90_000)
+    .start();
   const host = container.getHost();
   const creds = await ensureUser(container, password);
   return {
@@ -153,14 +135,12 @@ export async function startNatsContainer(options: { config: string } & OnNetwork
   ].join("\n");
   // NatsContainer replaces the image's command with its arguments: the configuration file is one
   // of them. Its default --user/--pass do not apply in operator mode (accounts come from JWTs).
-  const container: StartedNatsContainer = await retryEngineHiccup(() =>
-    joinNetwork(new NatsContainer(image), options, "nats")
-      .withCopyContentToContainer([{ content: config, target: NATS_CONFIG, mode: 0o644 }])
-      .withArg("-c", NATS_CONFIG)
-      .withExposedPorts(NATS_PORT, NATS_WS_PORT)
-      .withStartupTimeout(60_000)
-      .start(),
-  );
+  const container: StartedNatsContainer = await joinNetwork(new NatsContainer(image), options, "nats")
+    .withCopyContentToContainer([{ content: config, target: NATS_CONFIG, mode: 0o644 }])
+    .withArg("-c", NATS_CONFIG)
+    .withExposedPorts(NATS_PORT, NATS_WS_PORT)
+    .withStartupTimeout(60_000)
+    .start();
   const host = container.getHost();
   return {
     describe: `${image} (${container.getId().slice(0, 12)})`,
@@ -188,16 +168,14 @@ export async function startS3Container(options: { buckets: readonly string[] } &
   // versitygw's posix backend: buckets are directories of /data, object metadata in a sidecar
   // directory (no dependency on the container file system's xattr support). Both are tmpfs: the
   // mounts create the directories in any image, and nothing outlives the container.
-  const container = await retryEngineHiccup(() =>
-    joinNetwork(new GenericContainer(image), options, "s3")
-      .withEnvironment({ ROOT_ACCESS_KEY_ID: accessKey, ROOT_SECRET_ACCESS_KEY: secretKey, VGW_REGION: "us-east-1" })
-      .withCommand(["--port", `:${S3_PORT}`, "--keep-alive", "posix", "--sidecar", "/sidecar", "/data"])
-      .withTmpFs({ "/data": "rw,size=4g", "/sidecar": "rw,size=256m" })
-      .withExposedPorts(S3_PORT)
-      .withWaitStrategy(Wait.forListeningPorts())
-      .withStartupTimeout(60_000)
-      .start(),
-  );
+  const container = await joinNetwork(new GenericContainer(image), options, "s3")
+    .withEnvironment({ ROOT_ACCESS_KEY_ID: accessKey, ROOT_SECRET_ACCESS_KEY: secretKey, VGW_REGION: "us-east-1" })
+    .withCommand(["--port", `:${S3_PORT}`, "--keep-alive", "posix", "--sidecar", "/sidecar", "/data"])
+    .withTmpFs({ "/data": "rw,size=4g", "/sidecar": "rw,size=256m" })
+    .withExposedPorts(S3_PORT)
+    .withWaitStrategy(Wait.forListeningPorts())
+    .withStartupTimeout(60_000)
+    .start();
   const handle: S3ContainerHandle = {
     describe: `${image} (${container.getId().slice(0, 12)})`,
     endpoint: `http://${container.getHost()}:${container.getMappedPort(S3_PORT)}`,
