@@ -147,16 +147,25 @@ ensure_images() {
 }
 
 ensure_socket() {
-  local t0
+  local t0 pid
   t0=$(now)
-  if curl -fsS --max-time 5 --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1; then
+  # A service started from a directory that was deleted since (a CI clone) still answers pings,
+  # but every container start then fails with "HTTP code 500 ... write child: broken pipe"
+  # (its children cannot start in a working directory that no longer exists): replace it.
+  pid=$(pgrep -f "podman system service --time=0 unix://$SOCKET" | head -n 1 || true)
+  if [ -n "$pid" ] && [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == *"(deleted)" ]]; then
+    echo "[containers] restarting podman's API service (pid $pid): its working directory was deleted" >&2
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  elif curl -fsS --max-time 5 --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1; then
     done_line socket "$t0" "ok unix://$SOCKET"
     return
   fi
   mkdir -p "$(dirname "$SOCKET")"
   rm -f "$SOCKET"
-  # Detached from this shell (setsid): it outlives the script and serves later test runs.
-  setsid podman system service --time=0 "unix://$SOCKET" >"$LOG_DIR/podman-service.log" 2>&1 < /dev/null &
+  # Detached from this shell (setsid): it outlives the script and serves later test runs, so it
+  # runs from / and not from the caller's directory, which may be gone by then.
+  (cd / && setsid podman system service --time=0 "unix://$SOCKET" >"$LOG_DIR/podman-service.log" 2>&1 < /dev/null &)
   for _ in $(seq 1 100); do
     curl -fsS --max-time 2 --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1
