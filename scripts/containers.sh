@@ -165,7 +165,7 @@ ensure_socket() {
   rm -f "$SOCKET"
   # Detached from this shell (setsid): it outlives the script and serves later test runs, so it
   # runs from / and not from the caller's directory, which may be gone by then.
-  (cd / && setsid podman system service --time=0 "unix://$SOCKET" >"$LOG_DIR/podman-service.log" 2>&1 < /dev/null &)
+  (cd / && exec setsid podman system service --time=0 "unix://$SOCKET" >"$LOG_DIR/podman-service.log" 2>&1 < /dev/null) &
   for _ in $(seq 1 100); do
     curl -fsS --max-time 2 --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1
