@@ -6,8 +6,8 @@
  * overhead (benchmark 2): the same real 300-page PDF through docflow (1 processor x concurrency 2;
  *   upload done -> `job.completed`, every output stored) and through the engine functions the
  *   processor uses (services/processor/src/engines: inspectPdf, pageSizes, countFontsAndImages,
- *   then per range extractText + pageSizes + renderPages(thumbnail, "sharp") + renderPages(preview,
- *   "sharp") and toWebp per page, exactly as stages/render.ts calls them) called directly in this
+ *   then per range extractText + pageSizes alongside renderPageImages (one pdftoppm pass, a PNG
+ *   preview and a WebP thumbnail per page), exactly as stages/render.ts calls them) called directly in this
  *   process, with the same ranges (stages/split.ts: first range 1 page, then 8) taken by as many
  *   lanes as the processor's concurrency, outputs kept in memory instead of stored. Interleaved,
  *   median of N rounds. Target: docflow / direct >= 0.85.
@@ -31,10 +31,14 @@
  *   --small-n N           1-page uploads during the long document (5), and 3 on an idle pipeline
  *   --small-after-pages N the 1-page uploads start once the long document has this many pages done (9: its
  *                         first two ranges; later, e.g. 100, when inspect's font/image count is over)
- *   --pin                 scaling: pin processor i (all its threads, and the poppler children it spawns
- *                         later) to core i with `taskset -a -cp`: each processor gets at most one core,
- *                         like a pod with a 1-CPU limit (one unpinned processor at concurrency 1 already
- *                         uses ~1.6 of the 2 cores: 4 poppler children per range and sharp's threads)
+ *   --cpu-limit N         scaling: each processor (all its threads, and the poppler children it spawns)
+ *                         runs in its own cgroup with a CFS quota of N cores, which is how the kubelet
+ *                         enforces a pod's `limits.cpu`: adding a processor adds N cores, as adding a pod
+ *                         does on a cluster. Default 1 where a cgroup can be made (root), else 0 = none.
+ *                         Without a budget one processor at concurrency 1 takes ~1.5 cores (a pdftoppm
+ *                         child renders page n+1 while sharp encodes page n and the event loop stores
+ *                         page n-1), so on a 2-core machine a second one has little left to add.
+ *   --pin                 scaling: instead of the quota, pin processor i to core i with `taskset -a -cp`
  *   --quick               smoke run in < 1 min: --pages 16 --rounds 1 --latency-n 2 --big-pages 300 --small-n 2
  *   --processor-env K=V,...  --gateway-env K=V,...   extra environment
  *   --timeout-s N         cap per docflow job (600)
@@ -42,19 +46,18 @@
  * Only 127.0.0.1 is contacted; everything is stopped on exit, error, Ctrl-C or SIGTERM.
  */
 import { execFile } from "node:child_process";
-import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
-import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { MiB, cleanups, cpuSeconds, f1, median, parseEnvList, startGateway, startServices, token, runMain, type Cleanups, type Gateway } from "./lib/harness.ts";
 import { cpuSplit, cpuWithChildren, deleteJob, getBytes, getJson, machineCpu, postFile, startProcessors, waitIdle, watchEvents, type Events, type Processor } from "./lib/docflow.ts";
+import { cpuLimitSupport, createCpuLimit, type CpuLimit } from "./lib/cpu-limit.ts";
 import { buildRealPdf, provenance, type RealPdf } from "./lib/real-pdf.ts";
 import { treeState } from "./lib/tree-state.ts";
 import type { AllServices } from "../scripts/lib/services.ts";
 // The benchmark measures the production engine functions and range split themselves.
 // eslint-disable-next-line no-restricted-imports
-import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, countFontsAndImages, extractText, inspectPdf, pageSizes, renderPages, toWebp } from "../services/processor/src/engines/index.ts";
+import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, countFontsAndImages, extractText, inspectPdf, pageSizes, renderPageImages } from "../services/processor/src/engines/index.ts";
 // eslint-disable-next-line no-restricted-imports
 import { splitRanges } from "../services/processor/src/stages/split.ts";
 
@@ -209,57 +212,46 @@ interface DirectRun {
 
 /** The engine functions called directly, as inspect + render call them, outputs in memory. */
 async function runDirect(doc: RealPdf, lanes: number, firstRange: number, rangeSize: number, timeoutMs: number): Promise<DirectRun> {
-  const work = await mkdtemp(join(tmpdir(), "docflow-bench-direct-"));
   const cpu0 = await cpuWithChildren("self");
   const node0 = (await cpuSplit(process.pid)).self;
   const m0 = await machineCpu();
   const t0 = performance.now();
-  try {
-    const call = { timeoutMs };
-    // inspect: page count, then every page's size; fonts and images counted alongside the ranges.
-    const info = await inspectPdf(doc.path, call);
-    const counting = countFontsAndImages(doc.path, call);
-    await pageSizes(doc.path, 1, info.pageCount, { ...call, maxOutputBytes: 128 * info.pageCount + 64 * 1024 });
-    const inspectMs = performance.now() - t0;
-    const queue = splitRanges(info.pageCount, firstRange, rangeSize);
-    let firstPageAt = NaN;
-    let texts = 0;
-    let webps = 0;
-    let pngs = 0;
-    await Promise.all(
-      Array.from({ length: lanes }, async () => {
-        for (let range = queue.shift(); range; range = queue.shift()) {
-          const dir = await mkdtemp(join(work, "range-"));
-          const { first, last } = range;
-          const [text, sizes, thumbs, previews] = await Promise.all([
-            extractText(doc.path, first, last, call),
-            pageSizes(doc.path, first, last, call),
-            renderPages(doc.path, first, last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb", encoder: "sharp" }),
-            renderPages(doc.path, first, last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview", encoder: "sharp" }),
-          ]);
-          for (let n = first; n <= last; n++) {
-            const size = sizes.find((p) => p.page === n);
-            const page = Buffer.from(JSON.stringify({ n, width: size?.width ?? 0, height: size?.height ?? 0, text: text[n - first] ?? "" }));
-            const [webp, png] = await Promise.all([toWebp(thumbs.get(n)!), readFile(previews.get(n)!)]);
-            if (page.length > 0 && (text[n - first] ?? "").trim() !== "") texts++;
-            if (webp.subarray(8, 12).toString("latin1") === "WEBP") webps++;
-            if (png.subarray(1, 4).toString("latin1") === "PNG") pngs++;
-          }
-          if (Number.isNaN(firstPageAt)) firstPageAt = performance.now();
-          await rm(dir, { recursive: true, force: true });
-        }
-      }),
-    );
-    await counting;
-    const seconds = (performance.now() - t0) / 1000;
-    const m1 = await machineCpu();
-    const cpu = (await cpuWithChildren("self")) - cpu0;
-    const cpuNode = (await cpuSplit(process.pid)).self - node0;
-    const ok = webps === doc.pages && pngs === doc.pages && texts >= doc.pages * 0.8;
-    return { ok, ...(ok ? {} : { problem: `direct produced ${texts} texts, ${webps} WebP thumbnails, ${pngs} PNG previews for ${doc.pages} pages` }), seconds, inspectMs, firstPageMs: firstPageAt - t0, cpu, cpuNode, machine: (m1.busy - m0.busy) / (m1.total - m0.total) };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const call = { timeoutMs };
+  // inspect: page count, then every page's size; fonts and images counted alongside the ranges.
+  const info = await inspectPdf(doc.path, call);
+  const counting = countFontsAndImages(doc.path, call);
+  await pageSizes(doc.path, 1, info.pageCount, { ...call, maxOutputBytes: 128 * info.pageCount + 64 * 1024 });
+  const inspectMs = performance.now() - t0;
+  const queue = splitRanges(info.pageCount, firstRange, rangeSize);
+  let firstPageAt = NaN;
+  let texts = 0;
+  let webps = 0;
+  let pngs = 0;
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      for (let range = queue.shift(); range; range = queue.shift()) {
+        const { first, last } = range;
+        const textsAndSizes = Promise.all([extractText(doc.path, first, last, call), pageSizes(doc.path, first, last, call)]);
+        await renderPageImages(doc.path, first, last, { ...call, dpi: PREVIEW_DPI, thumbnailWidthPx: THUMBNAIL_WIDTH_PX }, async ({ page: n, preview, thumbnail }) => {
+          const [text, sizes] = await textsAndSizes;
+          const size = sizes.find((p) => p.page === n);
+          const page = Buffer.from(JSON.stringify({ n, width: size?.width ?? 0, height: size?.height ?? 0, text: text[n - first] ?? "" }));
+          if (page.length > 0 && (text[n - first] ?? "").trim() !== "") texts++;
+          if (thumbnail.subarray(8, 12).toString("latin1") === "WEBP") webps++;
+          if (preview.subarray(1, 4).toString("latin1") === "PNG") pngs++;
+        });
+        await textsAndSizes;
+        if (Number.isNaN(firstPageAt)) firstPageAt = performance.now();
+      }
+    }),
+  );
+  await counting;
+  const seconds = (performance.now() - t0) / 1000;
+  const m1 = await machineCpu();
+  const cpu = (await cpuWithChildren("self")) - cpu0;
+  const cpuNode = (await cpuSplit(process.pid)).self - node0;
+  const ok = webps === doc.pages && pngs === doc.pages && texts >= doc.pages * 0.8;
+  return { ok, ...(ok ? {} : { problem: `direct produced ${texts} texts, ${webps} WebP thumbnails, ${pngs} PNG previews for ${doc.pages} pages` }), seconds, inspectMs, firstPageMs: firstPageAt - t0, cpu, cpuNode, machine: (m1.busy - m0.busy) / (m1.total - m0.total) };
 }
 
 async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency: number; firstRange: number; range: number }): Promise<{ pass: boolean; line: string }> {
@@ -311,19 +303,37 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
 // ---------------------------------------------------------------------------------------------
 // Benchmark 3: horizontal scaling
 
-async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean }): Promise<{ pass: boolean; line: string }> {
-  console.log(`\n=== scaling (benchmark 3): 1 processor vs 2 processors, concurrency 1 each, ${doc.pages} pages, ${o.rounds} interleaved round(s) (fresh processors per phase)${o.pin ? "; processor i pinned to core i (taskset -a: its threads and the poppler children it spawns), like pods with a 1-CPU limit" : ""}`);
+async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean; cpuLimit: number }): Promise<{ pass: boolean; line: string }> {
+  const how = o.pin
+    ? "; processor i pinned to core i (taskset -a: its threads and the poppler children it spawns)"
+    : o.cpuLimit > 0
+      ? `; each processor (its threads and the poppler children it spawns) in its own cgroup with a CFS quota of ${o.cpuLimit} core(s), as the kubelet enforces a pod's limits.cpu`
+      : "; no CPU budget per processor (all share the machine's cores)";
+  console.log(`\n=== scaling (benchmark 3): 1 processor vs 2 processors, concurrency 1 each, ${doc.pages} pages, ${o.rounds} interleaved round(s) (fresh processors per phase)${how}`);
   const phase = async (count: number, round: number) => {
     const procs = await startProcessors(env.c, env.services, env.gateway, { count, concurrency: 1, extraEnv: env.processorEnv });
     if (o.pin) for (const p of procs) await execTool("taskset", ["-a", "-cp", String(p.index % availableParallelism()), String(p.pid)]);
+    const limits: CpuLimit[] = [];
+    if (!o.pin && o.cpuLimit > 0) {
+      for (const p of procs) {
+        const limit = await createCpuLimit(`docflow-bench-${process.pid}-${round}-${count}-${p.index}`, o.cpuLimit);
+        env.c.push(() => limit.remove());
+        await limit.add(p.pid);
+        limits.push(limit);
+      }
+    }
     await sleep(1500);
     const a = await cpuSnap(env, procs);
+    const t0 = await Promise.all(limits.map((l) => l.throttled()));
     const run = await runJob(env, 0, doc, `scaling-${count}-${round}.pdf`);
     const cpu = cpuDelta(a, await cpuSnap(env, procs));
+    const t1 = await Promise.all(limits.map((l) => l.throttled()));
     const load = loadNow();
-    console.log(`round ${round}, ${count} processor(s): ${run.ok ? "completed" : `FAILED (${run.problem})`}, ${s2(run.seconds)} s = ${f1(doc.pages / run.seconds)} p/s; CPU ${f1(cpu.processors)} s processors + ${f1(cpu.services)} s services = ${f1(((cpu.processors + cpu.services) / run.seconds))} cores used by docflow; machine busy ${(cpu.machine * 100).toFixed(0)}%; load ${load}`);
+    const throttled = limits.length === 0 ? "" : `; throttled ${t1.map((t, i) => `${f1(t.throttledSeconds - t0[i]!.throttledSeconds)} s in ${t.throttledPeriods - t0[i]!.throttledPeriods}/${t.periods - t0[i]!.periods} periods`).join(", ")}`;
+    console.log(`round ${round}, ${count} processor(s): ${run.ok ? "completed" : `FAILED (${run.problem})`}, ${s2(run.seconds)} s = ${f1(doc.pages / run.seconds)} p/s; CPU ${f1(cpu.processors)} s processors + ${f1(cpu.services)} s services = ${f1(((cpu.processors + cpu.services) / run.seconds))} cores used by docflow; machine busy ${(cpu.machine * 100).toFixed(0)}%; load ${load}${throttled}`);
     if (!run.ok) for (const p of procs) console.log(`  processor ${p.index}'s last output:\n${p.logs().slice(-3000)}`);
     for (const p of procs) await p.stop();
+    for (const l of limits) await l.remove();
     return { run, cpu, load };
   };
   const rows: Array<{ round: number; one: Awaited<ReturnType<typeof phase>>; two: Awaited<ReturnType<typeof phase>> }> = [];
@@ -353,7 +363,8 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
   const pass = ok && ratio >= 1.7;
   // One processor at concurrency 1 already runs 4 poppler children per range and sharp's threads:
   // it uses `used1` cores. Two can at most use what the machine has left.
-  const line = `scaling: 2 processors / 1 = ${ratio.toFixed(3)}x (median of ${rows.length}; target >= 1.7x): ${pass ? "PASS" : "FAIL"}${ok ? "" : " (a run failed)"}; docflow used ${f1(used1)} cores with 1 processor, ${f1(used2)} with 2, machine ${(busy2 * 100).toFixed(0)}% busy during the 2-processor phase (${cores} cores)`;
+  const budget = o.pin ? "processors pinned to a core each" : o.cpuLimit > 0 ? `${o.cpuLimit} core(s) of CPU quota per processor` : "no CPU budget per processor";
+  const line = `scaling: 2 processors / 1 = ${ratio.toFixed(3)}x (median of ${rows.length}; ${budget}; target >= 1.7x): ${pass ? "PASS" : "FAIL"}${ok ? "" : " (a run failed)"}; docflow used ${f1(used1)} cores with 1 processor, ${f1(used2)} with 2, machine ${(busy2 * 100).toFixed(0)}% busy during the 2-processor phase (${cores} cores)`;
   console.log(line);
   return { pass, line };
 }
@@ -438,6 +449,23 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The CPU budget of each processor in the scaling benchmark: --cpu-limit N cores (0: none). By
+ * default 1 core where a CPU cgroup can be made (it says so otherwise and runs without).
+ */
+function scalingCpuLimit(flag: string | undefined, pin: boolean): number {
+  if (pin) return 0;
+  if (flag !== undefined) {
+    const cores = Number(flag);
+    if (!(cores >= 0)) throw new Error(`--cpu-limit: not a number of cores: ${flag}`);
+    return cores;
+  }
+  const support = cpuLimitSupport();
+  if (support.ok) return 1;
+  console.log(`scaling: no CPU budget per processor (${support.why}); the figure then depends on how many cores one processor takes`);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -453,6 +481,7 @@ async function main(): Promise<number> {
       "small-after-pages": { type: "string", default: "9" },
       quick: { type: "boolean", default: false },
       pin: { type: "boolean", default: false },
+      "cpu-limit": { type: "string" },
       "processor-env": { type: "string", default: "" },
       "gateway-env": { type: "string", default: "" },
       "timeout-s": { type: "string", default: "600" },
@@ -481,7 +510,7 @@ async function main(): Promise<number> {
     console.log(`gateway pid ${gateway.pid}`);
     const results: Array<{ pass: boolean; line: string }> = [];
     if (only.has("overhead")) results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range) }));
-    if (only.has("scaling")) results.push(await scaling(env, doc, { rounds, pin: values.pin }));
+    if (only.has("scaling")) results.push(await scaling(env, doc, { rounds, pin: values.pin, cpuLimit: scalingCpuLimit(values["cpu-limit"], values.pin) }));
     if (only.has("latency")) {
       results.push(await latency(env, doc, { n: Number(values["latency-n"] ?? (q ? 2 : 5)), bigPages: Number(values["big-pages"] ?? (q ? 300 : 2000)), smallN: Number(values["small-n"] ?? (q ? 2 : 5)), smallAfter: Number(values["small-after-pages"]), concurrency }));
     }

@@ -47,6 +47,32 @@ export interface RawImage {
   channels: 1 | 3;
 }
 
+/** A page's two images, encoded from the same raw pixels. */
+export interface PageImages {
+  /** PNG at the resolution the page was rendered at (the preview). */
+  preview: Buffer;
+  /** WebP, scaled down to the thumbnail width (height by aspect ratio). */
+  thumbnail: Buffer;
+}
+
+/**
+ * Encodes one rendered page as its preview (PNG) and its thumbnail (the same
+ * pixels scaled to `thumbnailWidthPx`, WebP): one rendering serves both. The
+ * two run one after the other on the threadpool, so a page costs one thread at
+ * a time. `image.data` is not used once the promise settles.
+ */
+export async function encodePageImages(image: RawImage, opts: { thumbnailWidthPx: number; compressionLevel?: number; quality?: number }): Promise<PageImages> {
+  const raw = { raw: { width: image.width, height: image.height, channels: image.channels } };
+  const thumbnail = await sharp(image.data, raw)
+    .resize({ width: opts.thumbnailWidthPx })
+    .webp({ quality: opts.quality ?? WEBP_QUALITY })
+    .toBuffer();
+  const preview = await sharp(image.data, raw)
+    .png({ compressionLevel: opts.compressionLevel ?? PNG_COMPRESSION_LEVEL })
+    .toBuffer();
+  return { preview, thumbnail };
+}
+
 /** Encodes raw pixels as a PNG file at `path` (sharp, on the threadpool). */
 export async function writeRawAsPng(image: RawImage, path: string, opts: { compressionLevel?: number } = {}): Promise<void> {
   await sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })

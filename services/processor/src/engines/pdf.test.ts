@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocflowError } from "@docflow/contracts";
-import sharp from "sharp";
-import { extractText, inspectPdf, pageSizes, PREVIEW_DPI, renderPages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
+import sharp, { type Metadata } from "sharp";
+import { extractText, inspectPdf, pageSizes, PREVIEW_DPI, renderPageImages, renderPages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
 import { expectCode, loadFixtures, processesMentioning, rejection } from "./test-support.ts";
 
 const { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, makeZeroPagePdf, pageWords } =
@@ -207,6 +207,69 @@ describe("renderPages", () => {
     const previews = await renderPages(f("five.pdf"), 1, 1, { outDir: out, prefix: "p", dpi: 150, encoder: "sharp", ...T });
     expect(await sharp(thumbs.get(2) ?? "").metadata()).toMatchObject({ format: "png", width: 200, height: 259 });
     expect(await sharp(previews.get(1) ?? "").metadata()).toMatchObject({ format: "png", width: 1275, height: 1650 });
+  });
+});
+
+describe("renderPageImages", () => {
+  it("renders each page once and hands over a 150 DPI PNG preview and a 200 px WebP thumbnail, in order", async () => {
+    const seen: Array<{ page: number; preview: Metadata; thumbnail: Metadata }> = [];
+    const count = await renderPageImages(f("five.pdf"), 2, 9, T, async ({ page, preview, thumbnail }) => {
+      seen.push({ page, preview: await sharp(preview).metadata(), thumbnail: await sharp(thumbnail).metadata() });
+    });
+    expect(count).toBe(4); // clamped at the last page
+    expect(seen.map((p) => p.page)).toEqual([2, 3, 4, 5]);
+    for (const p of seen) {
+      expect(p.preview).toMatchObject({ format: "png", width: 1275, height: 1650 });
+      expect(p.thumbnail).toMatchObject({ format: "webp", width: THUMBNAIL_WIDTH_PX, height: 259 });
+    }
+  });
+
+  it("the thumbnail shows the page: it matches pdftoppm's own rendering at thumbnail size", async () => {
+    const out = join(dir, "thumb-compare");
+    await mkdir(out);
+    const poppler = await renderPages(f("five.pdf"), 3, 3, { outDir: out, widthPx: THUMBNAIL_WIDTH_PX, ...T });
+    let ours: Buffer | undefined;
+    await renderPageImages(f("five.pdf"), 3, 3, T, async ({ thumbnail }) => void (ours = thumbnail));
+    const grey = async (input: Buffer | string) => (await sharp(input).greyscale().raw().toBuffer({ resolveWithObject: true })).data;
+    const [a, b] = [await grey(poppler.get(3) ?? ""), await grey(ours ?? Buffer.alloc(0))];
+    expect(b.length).toBe(a.length);
+    // Compared where pdftoppm's thumbnail has ink: a blank or shifted thumbnail differs there.
+    let inkA = 0;
+    let inkB = 0;
+    let diffOnInk = 0;
+    let blankOnInk = 0;
+    for (let i = 0; i < a.length; i++) {
+      if (b[i]! < 224) inkB++;
+      if (a[i]! >= 224) continue;
+      inkA++;
+      diffOnInk += Math.abs(a[i]! - b[i]!);
+      blankOnInk += 255 - a[i]!;
+    }
+    expect(inkA).toBeGreaterThan(100); // the page has text on it
+    expect(Math.abs(inkB - inkA) / inkA).toBeLessThan(0.25);
+    // Anti-aliasing differs (sharp scales 150 DPI pixels, pdftoppm renders at 200 px), the text is the same:
+    // well under what a blank thumbnail would differ by.
+    expect(diffOnInk).toBeLessThan(blankOnInk * 0.6);
+  });
+
+  it("fails with the first onPage error, stops pdftoppm and waits for no page in flight", async () => {
+    const calls: number[] = [];
+    const error = await rejection(
+      renderPageImages(f("twelve.pdf"), 1, 12, { ...T, dpi: 300 }, async ({ page }) => {
+        calls.push(page);
+        if (page === 2) throw new Error("store refused page 2");
+      }),
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toBe("store refused page 2");
+    expect(calls).toEqual([1, 2]);
+    expect(await processesMentioning(dir)).toEqual([]);
+  });
+
+  it("maps an encrypted document to pdf_encrypted and times out with processing_timeout", async () => {
+    await expectCode(renderPageImages(f("encrypted.pdf"), 1, 1, T, async () => {}), "pdf_encrypted");
+    await expectCode(renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 400 }, async () => {}), "processing_timeout");
+    expect(await processesMentioning(dir)).toEqual([]);
   });
 });
 

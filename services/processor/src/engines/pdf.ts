@@ -38,7 +38,7 @@ import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { DocflowError } from "@docflow/contracts";
-import { writeRawAsPng } from "./images.ts";
+import { encodePageImages, writeRawAsPng, type PageImages } from "./images.ts";
 import { BufferPool, PpmSplitter } from "./ppm.ts";
 import { runTool, toolError, type RunResult } from "./run.ts";
 
@@ -237,6 +237,65 @@ export async function renderPages(path: string, first: number, last: number, opt
   );
   await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutSink: splitter, maxMemoryBytes: opts.maxMemoryBytes });
   return files;
+}
+
+export interface PageImagesOptions extends PdfCallOptions {
+  /** Resolution of the preview in DPI (default 150). */
+  dpi?: number | undefined;
+  /** Width of the thumbnail in pixels (default 200), scaled from the preview's pixels. */
+  thumbnailWidthPx?: number | undefined;
+}
+
+/**
+ * Renders pages first..last once, with one pdftoppm call at the preview's
+ * resolution streaming raw pixels, and encodes each page as a PNG preview and
+ * a WebP thumbnail scaled from the same pixels (rendering the page a second
+ * time at thumbnail size cost more than scaling it). `onPage` gets each page
+ * in order as soon as it is encoded, and runs beside the next page's
+ * encoding, one call at a time; the call fails with the first `onPage` error
+ * (and kills pdftoppm). Nothing of the range is written to disk. When the
+ * promise settles, no `onPage` call is still running. Returns how many pages
+ * were delivered (a last page beyond the document is clamped).
+ */
+export async function renderPageImages(
+  path: string,
+  first: number,
+  last: number,
+  opts: PageImagesOptions,
+  onPage: (page: PageImages & { page: number }) => Promise<void>,
+): Promise<number> {
+  checkRange(first, last);
+  const dpi = opts.dpi ?? PREVIEW_DPI;
+  if (!(dpi > 0 && dpi <= 2400)) throw new RangeError(`invalid dpi ${dpi}`);
+  const thumbnailWidthPx = opts.thumbnailWidthPx ?? THUMBNAIL_WIDTH_PX;
+  if (!(Number.isInteger(thumbnailWidthPx) && thumbnailWidthPx > 0)) throw new RangeError(`invalid thumbnailWidthPx ${thumbnailWidthPx}`);
+  let delivering: Promise<void> = Promise.resolve();
+  let failed: { error: unknown } | undefined;
+  let delivered = 0;
+  const splitter = new PpmSplitter(
+    async (image, index) => {
+      const images = await encodePageImages(image, { thumbnailWidthPx }); // the raw pixels go back to the pool after this
+      await delivering;
+      if (failed) throw failed.error;
+      delivering = onPage({ page: first + index, ...images }).then(
+        () => void delivered++,
+        (error: unknown) => void (failed ??= { error }),
+      );
+    },
+    { pool: RAW_PAGES },
+  );
+  try {
+    await runPoppler("pdftoppm", ["-f", String(first), "-l", String(last), "-r", String(dpi), path], {
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      stdoutSink: splitter,
+      maxMemoryBytes: opts.maxMemoryBytes,
+    });
+  } finally {
+    await delivering;
+  }
+  if (failed) throw failed.error;
+  return delivered;
 }
 
 /** `<prefix>-<digits>.png` files in dir for pages first..last (any zero padding). */

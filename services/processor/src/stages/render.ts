@@ -1,11 +1,9 @@
-import { readFile } from "node:fs/promises";
 import { TERMINAL_STATUSES, objectKeys, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import { withSpan } from "@docflow/telemetry";
 import type { ProcessorContext, TaskInfo } from "../context.ts";
 import { advanceWindow, allRangesDone, publishRanges, resumeDispatch } from "../dispatch.ts";
-import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, extractText, pageSizes, renderPages, toWebp } from "../engines/index.ts";
-import { withWorkdir } from "../workdir.ts";
+import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, extractText, pageSizes, renderPageImages } from "../engines/index.ts";
 
 /**
  * Render and extract one page range: text, a thumbnail and a preview per page,
@@ -37,38 +35,40 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
   const written: string[] = [];
 
   // The document comes from this processor's cache: downloaded by the job's first range here, not by every range.
-  await withWorkdir(ctx.config.DOCFLOW_WORK_DIR, (dir) =>
-    ctx.sources.use(pdfKey, async (pdf) => {
-      signal.throwIfAborted();
-      const call = { timeoutMs, signal, maxMemoryBytes: ctx.config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
-      const [texts, sizes, thumbs, previews] = await Promise.all([
-        extractText(pdf, range.first, range.last, call),
-        pageSizes(pdf, range.first, range.last, call),
-        renderPages(pdf, range.first, range.last, { ...call, widthPx: THUMBNAIL_WIDTH_PX, outDir: dir, prefix: "thumb", encoder: "sharp" }),
-        renderPages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, outDir: dir, prefix: "preview", encoder: "sharp" }),
-      ]);
-      signal.throwIfAborted();
-      for (const [i, n] of pages.entries()) {
-        const thumbPng = thumbs.get(n);
-        const previewPng = previews.get(n);
-        if (!thumbPng || !previewPng) throw new Error(`page ${n} of job ${jobId} was not rendered`);
+  await ctx.sources.use(pdfKey, async (pdf) => {
+    signal.throwIfAborted();
+    const call = { timeoutMs, signal, maxMemoryBytes: ctx.config.DOCFLOW_ENGINE_MAX_MEMORY_BYTES };
+    // Text and sizes are small and quick: they come alongside the images, which are stored page by
+    // page as they are encoded (nothing of the range is held in memory or on disk).
+    const textsAndSizes = Promise.all([extractText(pdf, range.first, range.last, call), pageSizes(pdf, range.first, range.last, call)]);
+    textsAndSizes.catch(() => {}); // awaited below; a failure must not go unhandled while the images are rendered
+    const rendered = new Set<number>();
+    try {
+      await renderPageImages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, thumbnailWidthPx: THUMBNAIL_WIDTH_PX }, async ({ page: n, preview, thumbnail }) => {
+        const [texts, sizes] = await textsAndSizes;
+        signal.throwIfAborted();
         // Width and height as the page is shown (rotation applied), in PDF points.
         const size = sizes.find((p) => p.page === n);
         const turned = size?.rotation === 90 || size?.rotation === 270;
-        const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[i] ?? "" };
+        const page: PageResult = { n, width: (turned ? size?.height : size?.width) ?? 0, height: (turned ? size?.width : size?.height) ?? 0, text: texts[n - range.first] ?? "" };
         const keys = [objectKeys.pageJson(tenant, jobId, n), objectKeys.pageThumbnail(tenant, jobId, n), objectKeys.pagePreview(tenant, jobId, n)] as const;
         written.push(...keys);
         await withSpan(`page ${n}`, { attributes: { "docflow.job.id": jobId, "docflow.page": n } }, () =>
           settleAll([
             ctx.store.put(keys[0], Buffer.from(JSON.stringify(page)), { contentType: "application/json" }),
-            toWebp(thumbPng).then((webp) => ctx.store.put(keys[1], webp, { contentType: "image/webp" })),
-            readFile(previewPng).then((png) => ctx.store.put(keys[2], png, { contentType: "image/png" })),
+            ctx.store.put(keys[1], thumbnail, { contentType: "image/webp" }),
+            ctx.store.put(keys[2], preview, { contentType: "image/png" }),
           ]),
         );
-        signal.throwIfAborted();
-      }
-    }),
-  );
+        rendered.add(n);
+      });
+    } finally {
+      await textsAndSizes.catch(() => {}); // no child of this range is still running when we return
+    }
+    signal.throwIfAborted();
+    const missing = pages.filter((n) => !rendered.has(n));
+    if (missing.length > 0) throw new Error(`pages ${missing.join(", ")} of job ${jobId} were not rendered`);
+  });
 
   const window = ctx.config.DOCFLOW_RANGE_WINDOW;
   let released: { from: number; to: number } = { from: 0, to: 0 };
