@@ -5,14 +5,18 @@ import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { PDFDocument } from "pdf-lib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "@docflow/contracts";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
@@ -191,6 +195,43 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     expect(last.status, await last.clone().text()).toBe(200);
     const stored = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     expect(sha256(Buffer.from(await stored.Body!.transformToByteArray()))).toBe(sha256(file));
+  });
+
+  it("makes the job of an upload whose last bytes were stored but whose final PATCH failed, at the client's next HEAD", async () => {
+    // The final PATCH's part and the multipart completion reached S3, then the job was never made
+    // (the job store or storage failed, or the gateway died): the state is rebuilt in S3 directly.
+    const part = 5 * 1024 * 1024;
+    // A real 2-page PDF, a little over one part long (an unreferenced stream of random bytes).
+    const dir = await mkdtemp(join(tmpdir(), "docflow-tus-"));
+    await makeTextPdf(join(dir, "lost.pdf"), defaultPages(2));
+    const doc = await PDFDocument.load(await readFile(join(dir, "lost.pdf")));
+    doc.context.register(doc.context.stream(randomBytes(part + 777)));
+    const file = Buffer.from(await doc.save({ useObjectStreams: false }));
+    const { location } = await tus.create(stack.baseUrl, file.length, { filename: "lost-finish.pdf", filetype: "application/pdf" });
+    expect((await tus.patch(stack.baseUrl, location, 0, file.subarray(0, part))).status).toBe(204);
+    const key = Buffer.from(location.split("/").pop()!, "base64url").toString("utf8");
+    const jobId = key.split("/")[3]!;
+    const client = s3();
+    const bucket = stack.env.DOCFLOW_S3_BUCKET!;
+    const UploadId = (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${key}.info` }))).Metadata?.["upload-id"];
+    const last = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 2, Body: file.subarray(part), ChecksumAlgorithm: "CRC32" }));
+    const first = (await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId }))).Parts!.find((p) => p.PartNumber === 1)!;
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId,
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: first.ETag, ChecksumCRC32: first.ChecksumCRC32 }, { PartNumber: 2, ETag: last.ETag, ChecksumCRC32: last.ChecksumCRC32 }] },
+      }),
+    );
+    expect((await api(`/v1/jobs/${jobId}`)).status).toBe(404);
+
+    // The client resumes: HEAD says every byte is there, and the job now exists, once.
+    expect(await tus.offset(b.url, location)).toEqual({ status: 200, offset: file.length });
+    expect(await tus.offset(stack.baseUrl, location)).toEqual({ status: 200, offset: file.length });
+    expect(await waitForEnd(jobId)).toMatchObject({ id: jobId, status: "completed", filename: "lost-finish.pdf", size: file.length, sha256: sha256(file) });
+    const listed = (await (await api("/v1/jobs?limit=100")).json()) as { items: Job[] };
+    expect(listed.items.filter((j) => j.id === jobId)).toHaveLength(1);
   });
 
   it("accepts creation-with-upload for a small file", async () => {

@@ -105,6 +105,14 @@ export function createTusServer(deps: TusDependencies): Server {
         const job = await deps.jobs.get(tenant, jobId!);
         if (job) throw { status_code: 200, body: JSON.stringify(toPublicJob(job.record)) };
       }
+      if (req.method === "HEAD" && !(await deps.jobs.get(tenant, jobId!))) {
+        // The final PATCH stored the last bytes, then failed before the job existed (the job store
+        // or storage refused), or its answer was lost: clients resume with a HEAD, and one that
+        // finds every byte there takes the upload as done. So the HEAD makes the job, as the final
+        // PATCH would have (exactly once; the client finds its id in the upload's metadata).
+        const upload = await datastore.getUpload(id).catch(() => undefined);
+        if (upload?.size !== undefined && upload.offset === upload.size) await finishUpload(deps, upload);
+      }
     },
     onUploadCreate: async (_req, upload) => {
       if (upload.size === undefined) throw problem("validation_failed", "Upload-Length is required (deferred length is not supported).");
@@ -132,6 +140,8 @@ export function createTusServer(deps: TusDependencies): Server {
         answerAs("application/problem+json");
         return problem("internal", "The upload could not be stored; retry it from the offset a HEAD request reports.");
       }
+      // A 5xx is the gateway's or storage's fault, whoever phrased it: always in the log.
+      if (err.status_code >= 500) deps.log.error({ status: err.status_code, detail: err.body.slice(0, 500) }, "upload request failed");
       // docflow's own answers (a problem, or the Job of a retried final PATCH) are JSON already.
       if (err.body.startsWith("{")) {
         answerAs(err.status_code < 400 ? "application/json" : "application/problem+json");
