@@ -170,7 +170,7 @@ export async function startS3Container(options: { buckets: readonly string[] } &
   // mounts create the directories in any image, and nothing outlives the container.
   const container = await joinNetwork(new GenericContainer(image), options, "s3")
     .withEnvironment({ ROOT_ACCESS_KEY_ID: accessKey, ROOT_SECRET_ACCESS_KEY: secretKey, VGW_REGION: "us-east-1" })
-    .withCommand(["--port", `:${S3_PORT}`, "posix", "--sidecar", "/sidecar", "/data"])
+    .withCommand(["--port", `:${S3_PORT}`, "--keep-alive", "posix", "--sidecar", "/sidecar", "/data"])
     .withTmpFs({ "/data": "rw,size=4g", "/sidecar": "rw,size=256m" })
     .withExposedPorts(S3_PORT)
     .withWaitStrategy(Wait.forListeningPorts())

@@ -685,9 +685,11 @@ export async function startS3(options: S3Options = {}): Promise<S3Handle> {
       const [port] = (await resolvePorts([options.port])) as [number];
       const logFile = join(dir, "versitygw.log");
       const env = childEnv({ ROOT_ACCESS_KEY_ID: accessKey, ROOT_SECRET_ACCESS_KEY: secretKey, VGW_REGION: "us-east-1" }, ["VGW_", "ROOT_", "AWS_"]);
+      // --keep-alive: as S3 itself does. Without it versitygw closes every connection after one
+      // answer, and each request of the gateway and processors pays a new TCP connection.
       const launch = (): Spawned => {
         const backendArgs = metadata === "sidecar" ? ["--sidecar", sidecarDir, root] : [root];
-        return spawnLogged(bin, ["--port", `127.0.0.1:${port}`, "--quiet", "posix", ...backendArgs], { cwd: dir, env, logFile });
+        return spawnLogged(bin, ["--port", `127.0.0.1:${port}`, "--quiet", "--keep-alive", "posix", ...backendArgs], { cwd: dir, env, logFile });
       };
       const probe = async (): Promise<boolean> => (await httpProbe(port)) > 0;
       const readyOpts = { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 50, logs: [logFile] };

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PDFDocument } from "pdf-lib";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import type { Job } from "@docflow/contracts";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
 import {
@@ -397,6 +397,8 @@ describe("resumable uploads in Chromium on the real stack", () => {
     debug("retry-after", async () => {
       // A replica that admits one upload request per tenant at a time (it answers 429, Retry-After: 5).
       const tight = await launchGateway(stack!, { DOCFLOW_MAX_UPLOADS_PER_TENANT: "1" });
+      // The stack's logs come with a failure; this replica's warnings and errors too.
+      onTestFailed(() => console.error(`--- the 1-upload replica's warnings and errors\n${tight.logs().split("\n").filter((l) => /"level":[4-6]0/.test(l)).join("\n").slice(-16_000) || "(none)"}`));
       try {
         const session = await newSession(browser!, tenant, DESKTOP);
         sessions.push(session);

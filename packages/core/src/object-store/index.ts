@@ -1,3 +1,3 @@
 export type { ObjectStore, StoredObject, PutOptions } from "./types.ts";
 export { FsObjectStore } from "./fs.ts";
-export { S3ObjectStore, s3ClientConfig, lightenPayloads, type S3StoreOptions } from "./s3.ts";
+export { S3ObjectStore, s3ClientConfig, lightenPayloads, closeAfterChunkedBodies, type S3StoreOptions } from "./s3.ts";

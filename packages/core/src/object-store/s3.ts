@@ -43,6 +43,7 @@ export class S3ObjectStore implements ObjectStore {
     this.#queueSize = options.queueSize ?? 2;
     this.client = new S3Client(s3ClientConfig(options));
     lightenPayloads(this.client);
+    closeAfterChunkedBodies(this.client);
   }
 
   /**
@@ -219,4 +220,42 @@ export function lightenPayloads(client: S3Client): void {
     },
     { step: "build", name: "docflowUnsignedPayload" },
   );
+}
+
+/**
+ * Sends `Connection: close` with every request whose body goes out with
+ * `Transfer-Encoding: chunked` (a stream of unknown length, or a part with a
+ * trailing checksum, which the SDK frames as aws-chunked inside HTTP chunks),
+ * so its connection is not reused. An S3 server may answer such a request once
+ * it has read the aws-chunked trailer, before the HTTP chunked terminator that
+ * follows: versitygw 1.8 does, and leaves those bytes unread, so the next
+ * request on the kept-alive connection failed with 400 "An error occurred when
+ * parsing the HTTP request" (a streamed tus PATCH, then the final PATCH's
+ * request, in 2 of 80 tries against the container). A new connection per
+ * streamed part costs nothing next to the part; every other request keeps its
+ * connection.
+ */
+export function closeAfterChunkedBodies(client: S3Client): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      const headers = request.headers;
+      if (headers && isStream(request.body)) {
+        const chunked = /chunked/i.test(headerValue(headers, "transfer-encoding") ?? "") || headerValue(headers, "content-length") === undefined;
+        if (chunked) headers["connection"] = "close";
+      }
+      return next(args);
+    },
+    // After the checksum middleware (build step) has chosen the framing.
+    { step: "finalizeRequest", name: "docflowCloseAfterChunkedBodies" },
+  );
+}
+
+function isStream(body: unknown): boolean {
+  return typeof body === "object" && body !== null && typeof (body as { pipe?: unknown }).pipe === "function";
+}
+
+function headerValue(headers: Record<string, string>, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === name) return value;
+  return undefined;
 }

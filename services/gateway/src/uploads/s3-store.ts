@@ -1,7 +1,7 @@
 import { Transform, type Readable } from "node:stream";
 import { S3Store } from "@tus/s3-store";
 import type { KvStore } from "@tus/utils";
-import { lightenPayloads } from "@docflow/core";
+import { closeAfterChunkedBodies, lightenPayloads } from "@docflow/core";
 import { requestContentLength, requestMemo } from "./request-scope.ts";
 
 /** The S3 store's metadata cache, for the length of one request. */
@@ -55,6 +55,7 @@ export class StreamingS3Store extends S3Store {
       },
     });
     lightenPayloads(this.client);
+    closeAfterChunkedBodies(this.client);
     // New multipart uploads are checksummed, and so are all their parts, on either path. Parts
     // of an upload created without a checksum (by an earlier version) carry none: S3 wants
     // every part to use the algorithm the upload was created with.
