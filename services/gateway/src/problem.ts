@@ -14,8 +14,17 @@ export function sendProblem(res: Response, code: ErrorCode, detail?: string, ext
 
 /** The one error middleware: catalog errors as they are, validation as 400, anything else as a logged 500. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err, req, res, next) => {
-    if (res.headersSent) return next(err);
+  return (err, req, res, _next) => {
+    if (res.headersSent) {
+      // The answer was already under way (a page image or source being streamed): it cannot
+      // become a problem document. A client that went away mid-download is routine; anything else
+      // is logged. Either way the connection is cut, so the client sees a short body, not a whole one.
+      const gone = (err as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE" || req.destroyed;
+      if (gone) log.debug({ path: req.path, method: req.method }, "client went away during the answer");
+      else log.error({ err, path: req.path, method: req.method }, "error while answering");
+      res.destroy();
+      return;
+    }
     // A refused upload: answer, and read (and drop) a bounded rest of the body so
     // the client gets to read the answer rather than a reset; past the bound the
     // connection is cut.
