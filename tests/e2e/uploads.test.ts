@@ -243,6 +243,15 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     expect(res.headers.get("upload-offset")).toBe(String(file.length));
   });
 
+  it("answers tus's own protocol errors as problem documents too", async () => {
+    const asProblem = async (res: Response) => ({ status: res.status, type: res.headers.get("content-type"), body: JSON.parse(await res.text()) as { code: string; detail: string; status: number } });
+    const noVersion = await fetch(`${stack.baseUrl}/v1/uploads`, { method: "POST", headers: { authorization: `Bearer ${tus.token}`, "upload-length": "100" } });
+    expect(noVersion.headers.get("tus-resumable")).toBe("1.0.0");
+    expect(await asProblem(noVersion)).toMatchObject({ status: 412, type: "application/problem+json", body: { status: 412, code: "tus_version_required", detail: "Tus-Resumable Required" } });
+    const badLength = await fetch(`${stack.baseUrl}/v1/uploads`, { method: "POST", headers: tus.headers({ "upload-length": "a lot" }) });
+    expect(await asProblem(badLength)).toMatchObject({ status: 400, type: "application/problem+json", body: { status: 400, code: "validation_failed", detail: expect.stringMatching(/upload-length/i) } });
+  });
+
   it("refuses wrong types, oversize and empty uploads, and other tenants' uploads", async () => {
     const asProblem = async (res: Response) => ({ status: res.status, type: res.headers.get("content-type"), body: JSON.parse(await res.text()) as { code: string } });
     expect(await asProblem((await tus.create(stack.baseUrl, 100, { filename: "x.png", filetype: "image/png" })).res)).toMatchObject({

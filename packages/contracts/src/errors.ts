@@ -16,6 +16,7 @@ export const ERRORS = {
   too_many_uploads: { status: 429, title: "Too many uploads in progress; retry shortly" },
   upload_offset_mismatch: { status: 409, title: "The upload offset does not match the server's; ask for the current offset (HEAD) and continue from there" },
   upload_expired: { status: 410, title: "This upload expired before it was finished; start it again" },
+  tus_version_required: { status: 412, title: "Uploads at /v1/uploads use tus 1.0.0: send the header Tus-Resumable: 1.0.0" },
   request_timeout: { status: 408, title: "The request took longer than the server allows for one request" },
   job_not_ready: { status: 409, title: "The job has not finished processing yet" },
   page_not_ready: { status: 404, title: "This page has not been processed yet" },

@@ -31,6 +31,7 @@ const TUS_STATUS_CODES: Record<number, ErrorCode> = {
   404: "not_found",
   409: "upload_offset_mismatch",
   410: "upload_expired",
+  412: "tus_version_required",
   413: "file_too_large",
   415: "unsupported_media_type",
 };
@@ -41,6 +42,17 @@ const KEY_PATTERN = /^tenants\/([a-z0-9][a-z0-9_-]{0,62})\/jobs\/([0-9a-f-]{36})
 function problem(code: ErrorCode, detail?: string): { status_code: number; body: string } {
   const { status, title } = ERRORS[code];
   return { status_code: status, body: JSON.stringify({ type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code }) };
+}
+
+/**
+ * A plain-text answer tus wrote by itself, before any hook ran (412 without
+ * `Tus-Resumable`, 400 for an invalid header, 404 for a method it has no
+ * handler for), as docflow's problem document: tus's words become the detail.
+ */
+export function tusTextAsProblem(status: number, text: string): string {
+  const code = TUS_STATUS_CODES[status] ?? (status >= 500 ? "internal" : "validation_failed");
+  const { title } = ERRORS[code];
+  return JSON.stringify({ type: `urn:docflow:problem:${code}`, title, status, detail: text.trim() || title, code });
 }
 
 /**
