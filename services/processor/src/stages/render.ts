@@ -42,9 +42,9 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
     // page as they are encoded (nothing of the range is held in memory or on disk).
     const textsAndSizes = Promise.all([extractText(pdf, range.first, range.last, call), pageSizes(pdf, range.first, range.last, call)]);
     textsAndSizes.catch(() => {}); // awaited below; a failure must not go unhandled while the images are rendered
-    const rendered = new Set<number>();
+    let delivered: number;
     try {
-      await renderPageImages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, thumbnailWidthPx: THUMBNAIL_WIDTH_PX }, async ({ page: n, preview, thumbnail }) => {
+      delivered = await renderPageImages(pdf, range.first, range.last, { ...call, dpi: PREVIEW_DPI, thumbnailWidthPx: THUMBNAIL_WIDTH_PX }, async ({ page: n, preview, thumbnail }) => {
         const [texts, sizes] = await textsAndSizes;
         signal.throwIfAborted();
         // Width and height as the page is shown (rotation applied), in PDF points.
@@ -60,13 +60,13 @@ export async function render(ctx: ProcessorContext, message: RenderMessage, sign
             ctx.store.put(keys[2], preview, { contentType: "image/png" }),
           ]),
         );
-        rendered.add(n);
       });
     } finally {
       await textsAndSizes.catch(() => {}); // no child of this range is still running when we return
     }
     signal.throwIfAborted();
-    const missing = pages.filter((n) => !rendered.has(n));
+    // Pages come in order from the first: the ones missing are the last ones.
+    const missing = pages.slice(delivered);
     if (missing.length > 0) throw new Error(`pages ${missing.join(", ")} of job ${jobId} were not rendered`);
   });
 
