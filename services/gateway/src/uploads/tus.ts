@@ -39,10 +39,13 @@ const TUS_STATUS_CODES: Record<number, ErrorCode> = {
 const KEY_PATTERN = /^tenants\/([a-z0-9][a-z0-9_-]{0,62})\/jobs\/([0-9a-f-]{36})\/source$/;
 
 /** tus error: thrown from hooks, written by @tus/server as the response. */
-function problem(code: ErrorCode, detail?: string): { status_code: number; body: string } {
-  const { status, title } = ERRORS[code];
+function problem(code: ErrorCode, detail?: string, status: number = ERRORS[code].status): { status_code: number; body: string } {
+  const { title } = ERRORS[code];
   return { status_code: status, body: JSON.stringify({ type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code }) };
 }
+
+/** docflow's code for a status tus answers with. */
+const tusCode = (status: number): ErrorCode => TUS_STATUS_CODES[status] ?? (status >= 500 ? "internal" : "validation_failed");
 
 /**
  * A plain-text answer tus wrote by itself, before any hook ran (412 without
@@ -50,9 +53,7 @@ function problem(code: ErrorCode, detail?: string): { status_code: number; body:
  * handler for), as docflow's problem document: tus's words become the detail.
  */
 export function tusTextAsProblem(status: number, text: string): string {
-  const code = TUS_STATUS_CODES[status] ?? (status >= 500 ? "internal" : "validation_failed");
-  const { title } = ERRORS[code];
-  return JSON.stringify({ type: `urn:docflow:problem:${code}`, title, status, detail: text.trim() || title, code });
+  return problem(tusCode(status), text.trim() || undefined, status).body;
 }
 
 /**
@@ -160,9 +161,8 @@ export function createTusServer(deps: TusDependencies): Server {
         return err;
       }
       // tus's own errors are plain text: give them docflow's problem shape and codes.
-      const code = TUS_STATUS_CODES[err.status_code] ?? (err.status_code >= 500 ? "internal" : "validation_failed");
       answerAs("application/problem+json");
-      return { status_code: err.status_code, body: problem(code, err.body.trim()).body };
+      return { status_code: err.status_code, body: problem(tusCode(err.status_code), err.body.trim()).body };
     },
   });
 }
