@@ -4,6 +4,7 @@ import { v7 as uuidv7 } from "uuid";
 import { WORK_HEADERS } from "@docflow/contracts";
 import { AmqpConnection, WorkPublisher, deadLetterQueue, expressQueue, retryQueue, workQueue } from "@docflow/core";
 import { createLogger } from "@docflow/telemetry";
+import { deleteTopology } from "../support/amqp.ts";
 import { testServices, uniqueName } from "../support/env.ts";
 
 /** The render stage's express lane on a real RabbitMQ: its own queue, retries that come back to it, dead letters in the render DLQ. */
@@ -23,11 +24,7 @@ describe("processing queues: the render express lane", () => {
     ch = await raw.createChannel();
   });
   afterAll(async () => {
-    const queues = [expressQueue(namespace), ...delays.map((d) => retryQueue(namespace, "render", d, true))];
-    for (const stage of ["inspect", "convert", "render", "finish"] as const) {
-      queues.push(workQueue(namespace, stage), deadLetterQueue(namespace, stage), ...delays.map((d) => retryQueue(namespace, stage, d)));
-    }
-    for (const q of queues) await ch.deleteQueue(q).catch(() => {});
+    await deleteTopology(ch, namespace, delays);
     await raw.close();
     await conn.close();
   });

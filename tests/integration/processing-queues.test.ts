@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Channel, type ChannelModel, type GetMessage } from "amqplib";
 import { v7 as uuidv7 } from "uuid";
-import { STAGES, WORK_HEADERS } from "@docflow/contracts";
+import { WORK_HEADERS } from "@docflow/contracts";
 import { AmqpConnection, WorkPublisher, deadLetterQueue, workQueue } from "@docflow/core";
 import { createLogger } from "@docflow/telemetry";
+import { deleteTopology } from "../support/amqp.ts";
 import { testServices, uniqueName } from "../support/env.ts";
 
 /** The processor's queue topology on a real RabbitMQ: a queue per stage, retry queues that delay, dead letters with reasons. */
@@ -22,11 +23,7 @@ describe("processing queues: stages, retry back-off and dead letters on a real b
     ch = await raw.createChannel();
   });
   afterAll(async () => {
-    for (const stage of STAGES) {
-      for (const q of [workQueue(namespace, stage), deadLetterQueue(namespace, stage), ...delays.map((d) => `${namespace}.${stage}.retry.${d}ms`)]) {
-        await ch.deleteQueue(q).catch(() => {});
-      }
-    }
+    await deleteTopology(ch, namespace, delays);
     await raw.close();
     await conn.close();
   });

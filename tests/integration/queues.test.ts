@@ -3,6 +3,7 @@ import { connect, type ChannelModel } from "amqplib";
 import { v7 as uuidv7 } from "uuid";
 import { AmqpConnection, WorkPublisher, deadLetterQueue, workQueue } from "@docflow/core";
 import { createLogger } from "@docflow/telemetry";
+import { deleteTopology } from "../support/amqp.ts";
 import { testServices, uniqueName } from "../support/env.ts";
 
 describe("RabbitMQ topology and publishing on a real broker", () => {
@@ -17,10 +18,7 @@ describe("RabbitMQ topology and publishing on a real broker", () => {
     raw = await connect(amqpUrl);
   });
   afterAll(async () => {
-    const ch = await raw.createChannel();
-    for (const q of [workQueue(namespace, "inspect"), workQueue(namespace, "render"), deadLetterQueue(namespace, "inspect"), deadLetterQueue(namespace, "render")]) {
-      await ch.deleteQueue(q).catch(() => {});
-    }
+    await deleteTopology(await raw.createChannel(), namespace);
     await raw.close();
     await conn.close();
   });
