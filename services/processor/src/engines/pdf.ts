@@ -36,11 +36,10 @@
  */
 import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Writable } from "node:stream";
 import { DocflowError } from "@docflow/contracts";
 import { encodePageImages, writeRawAsPng, type PageImages } from "./images.ts";
-import { BufferPool, PpmSplitter } from "./ppm.ts";
-import { runTool, toolError, type RunResult } from "./run.ts";
+import { BufferPool, PpmReader } from "./ppm.ts";
+import { runTool, toolError, type RunResult, type StdoutReader } from "./run.ts";
 
 export interface PdfCallOptions {
   /** The child is SIGKILLed after this long; the call fails with `processing_timeout`. */
@@ -226,7 +225,7 @@ export async function renderPages(path: string, first: number, last: number, opt
   // "sharp": no output root, so pdftoppm writes the pages as one PPM stream to stdout.
   // PPM is pdftoppm's default format.
   const files = new Map<number, string>();
-  const splitter = new PpmSplitter(
+  const pages = new PpmReader(
     async (image, index) => {
       const page = first + index;
       const file = join(opts.outDir, `${prefix}-${page}.png`);
@@ -235,7 +234,7 @@ export async function renderPages(path: string, first: number, last: number, opt
     },
     { pool: RAW_PAGES },
   );
-  await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutSink: splitter, maxMemoryBytes: opts.maxMemoryBytes });
+  await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutReader: pages, maxMemoryBytes: opts.maxMemoryBytes });
   return files;
 }
 
@@ -272,7 +271,7 @@ export async function renderPageImages(
   let delivering: Promise<void> = Promise.resolve();
   let failed: { error: unknown } | undefined;
   let delivered = 0;
-  const splitter = new PpmSplitter(
+  const pages = new PpmReader(
     async (image, index) => {
       const images = await encodePageImages(image, { thumbnailWidthPx }); // the raw pixels go back to the pool after this
       await delivering;
@@ -288,7 +287,7 @@ export async function renderPageImages(
     await runPoppler("pdftoppm", ["-f", String(first), "-l", String(last), "-r", String(dpi), path], {
       timeoutMs: opts.timeoutMs,
       signal: opts.signal,
-      stdoutSink: splitter,
+      stdoutReader: pages,
       maxMemoryBytes: opts.maxMemoryBytes,
     });
   } finally {
@@ -348,14 +347,14 @@ async function assertPdfHeader(path: string): Promise<void> {
 async function runPoppler(
   command: string,
   args: string[],
-  opts: PdfCallOptions & { stdoutSink?: Writable | undefined },
+  opts: PdfCallOptions & { stdoutReader?: StdoutReader | undefined },
 ): Promise<RunResult> {
   const result = await runTool(command, args, {
     timeoutMs: opts.timeoutMs,
     signal: opts.signal,
     maxStdoutBytes: opts.maxOutputBytes,
     maxMemoryBytes: opts.maxMemoryBytes,
-    stdoutSink: opts.stdoutSink,
+    stdoutReader: opts.stdoutReader,
     // Poppler's messages are English only in the C locale; keep them stable for matching.
     env: { ...process.env, LC_ALL: "C", LANG: "C" },
   });

@@ -1,14 +1,16 @@
 /**
  * Splits the concatenated binary PPM/PGM images that `pdftoppm` writes to
  * stdout (when given no output root) into one raw image per page, and hands
- * each to an async consumer. One image is consumed while the next one is
+ * each to an async consumer. It is a `StdoutReader` (run.ts): the child's
+ * output is read straight into each page's buffer, with no buffer allocated
+ * and no byte copied per read. One image is consumed while the next one is
  * received (so pdftoppm renders page n+1 while sharp encodes page n); when the
- * next one is complete before the consumer is done, the Writable stops taking
- * data and pdftoppm waits on a full pipe. Memory: about two raw pages (a
- * US-letter page at 150 DPI is 6.3 MB of RGB).
+ * next one is complete before the consumer is done, reading stops and
+ * pdftoppm waits on a full socket. Memory: about two raw pages (a US-letter
+ * page at 150 DPI is 6.3 MB of RGB).
  */
-import { Writable } from "node:stream";
 import type { RawImage } from "./images.ts";
+import type { StdoutControl, StdoutReader } from "./run.ts";
 
 /** Upper bound for one page's pixel data (e.g. 20000 x 20000 gray), against absurd headers. */
 const MAX_PAGE_BYTES = 1024 * 1024 * 1024;
@@ -56,7 +58,7 @@ export class BufferPool {
   }
 }
 
-export interface PpmSplitterOptions {
+export interface PpmReaderOptions {
   /**
    * Take each image's buffer from this pool and give it back once `consume`'s
    * promise has resolved: the consumer must not keep `image.data` beyond it.
@@ -64,20 +66,29 @@ export interface PpmSplitterOptions {
   pool?: BufferPool | undefined;
 }
 
-export class PpmSplitter extends Writable {
-  #consume: (image: RawImage, index: number) => Promise<void>;
-  #header = Buffer.alloc(0);
+/** The shortest header there is: "P6\n1 1\n255\n". */
+const MIN_HEADER_BYTES = 11;
+/** "P6\n<width> <height>\n255\n" with widths and heights of up to 9 digits, and some slack. */
+const MAX_HEADER_BYTES = 64;
+
+export class PpmReader implements StdoutReader {
+  readonly #consume: (image: RawImage, index: number) => Promise<void>;
+  readonly #pool: BufferPool | undefined;
+  readonly #header = Buffer.alloc(MAX_HEADER_BYTES + 1); // one spare byte: next() never hands out an empty buffer
+  #headerFilled = 0;
+  /** The image being read, and how much of it is in. */
   #image: RawImage | undefined;
   #filled = 0;
   #count = 0;
   /** The consume() in flight, if any; it never rejects (errors go to #failed). */
   #inFlight: Promise<void> | undefined;
+  /** A complete image waiting for the consumer (reading is stopped meanwhile). */
+  #waiting: RawImage | undefined;
   #failed: Error | undefined;
-  readonly #pool: BufferPool | undefined;
+  #control: StdoutControl = { resume: () => {}, fail: () => {} };
 
-  /** `consume(image, index)` is called once per image, in order; index counts from 0. */
-  constructor(consume: (image: RawImage, index: number) => Promise<void>, options: PpmSplitterOptions = {}) {
-    super();
+  /** `consume(image, index)` is called once per image, in order, one at a time; index counts from 0. */
+  constructor(consume: (image: RawImage, index: number) => Promise<void>, options: PpmReaderOptions = {}) {
     this.#consume = consume;
     this.#pool = options.pool;
   }
@@ -87,69 +98,81 @@ export class PpmSplitter extends Writable {
     return this.#count;
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#take(chunk).then(() => callback(), (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))));
+  start(control: StdoutControl): void {
+    this.#control = control;
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    if (this.#image !== undefined || this.#header.length > 0) {
-      callback(new Error(`pdftoppm output ended inside image ${this.#count + 1}`));
-      return;
+  next(): Uint8Array {
+    if (this.#image !== undefined) return this.#image.data.subarray(this.#filled);
+    // A header is read in its shortest length first, then a byte at a time, so that no read runs
+    // past it into the pixels (which go straight into the image's own buffer).
+    return this.#header.subarray(this.#headerFilled, Math.max(MIN_HEADER_BYTES, this.#headerFilled + 1));
+  }
+
+  data(n: number): boolean {
+    const image = this.#image;
+    if (image !== undefined) {
+      this.#filled += n;
+      if (this.#filled < image.data.length) return true;
+      this.#image = undefined;
+      this.#headerFilled = 0;
+      if (this.#inFlight !== undefined) {
+        // The consumer is still on the previous image: hold this one and stop reading.
+        this.#waiting = image;
+        return false;
+      }
+      this.#emit(image);
+      return true;
     }
-    this.#settle().then(() => callback(), (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))));
+    this.#headerFilled += n;
+    if (this.#headerFilled < MIN_HEADER_BYTES) return true;
+    const header = this.#header.subarray(0, this.#headerFilled);
+    const parsed = parseHeader(header, this.#pool);
+    if (parsed === undefined) {
+      if (this.#headerFilled >= MAX_HEADER_BYTES) throw new Error("pdftoppm output is not a PPM stream");
+      return true;
+    }
+    if (parsed.headerLength !== this.#headerFilled) throw new Error("pdftoppm output is not a PPM stream");
+    this.#image = parsed.image;
+    this.#filled = 0;
+    return true;
   }
 
-  /** Waits for the consume() in flight and rethrows its error. */
-  async #settle(): Promise<void> {
-    if (this.#inFlight !== undefined) await this.#inFlight;
-    this.#inFlight = undefined;
+  async end(): Promise<void> {
+    if (this.#image !== undefined || this.#headerFilled > 0) {
+      const complete = this.#count + (this.#waiting === undefined ? 0 : 1);
+      throw new Error(`pdftoppm output ended inside image ${complete + 1}`);
+    }
+    while (this.#inFlight !== undefined) await this.#inFlight;
     if (this.#failed !== undefined) throw this.#failed;
   }
 
-  async #emit(image: RawImage): Promise<void> {
-    await this.#settle();
-    const index = this.#count++;
-    this.#inFlight = this.#consume(image, index).then(
-      () => this.#pool?.give(image.data),
-      (error: unknown) => {
-        // Not given back: a failed consumer may still be reading it.
-        this.#failed ??= error instanceof Error ? error : new Error(String(error));
-      },
-    );
+  abort(): void {
+    // The image nobody will consume goes back to the pool; the one in flight is still being read.
+    if (this.#waiting !== undefined) this.#pool?.give(this.#waiting.data);
+    this.#waiting = undefined;
   }
 
-  async #take(input: Buffer): Promise<void> {
-    let chunk = input;
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.destroyed) return;
-      if (this.#image === undefined) {
-        // Collect header bytes until "P6 <w> <h> <maxval>" and its one whitespace byte are in.
-        const header = Buffer.concat([this.#header, chunk.subarray(at)]);
-        const parsed = parseHeader(header, this.#pool);
-        if (parsed === undefined) {
-          if (header.length > 512) throw new Error("pdftoppm output is not a PPM stream");
-          this.#header = header;
-          return;
+  #emit(image: RawImage): void {
+    const index = this.#count++;
+    this.#inFlight = this.#consume(image, index).then(
+      () => {
+        this.#pool?.give(image.data);
+        this.#inFlight = undefined;
+        const waiting = this.#waiting;
+        if (waiting !== undefined && this.#failed === undefined) {
+          this.#waiting = undefined;
+          this.#emit(waiting);
+          this.#control.resume();
         }
-        this.#header = Buffer.alloc(0);
-        this.#image = parsed.image;
-        this.#filled = 0;
-        // Go on with the pixel bytes that came with the header.
-        chunk = header.subarray(parsed.headerLength);
-        at = 0;
-        continue;
-      }
-      const image = this.#image;
-      const n = Math.min(image.data.length - this.#filled, chunk.length - at);
-      chunk.copy(image.data, this.#filled, at, at + n);
-      this.#filled += n;
-      at += n;
-      if (this.#filled === image.data.length) {
-        this.#image = undefined;
-        await this.#emit(image);
-      }
-    }
+      },
+      (error: unknown) => {
+        // Not given back: a failed consumer may still be reading it.
+        this.#inFlight = undefined;
+        this.#failed ??= error instanceof Error ? error : new Error(String(error));
+        this.#control.fail(this.#failed);
+      },
+    );
   }
 }
 

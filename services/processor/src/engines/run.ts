@@ -5,8 +5,10 @@
  * child; the event loop only moves bytes.
  */
 import { spawn } from "node:child_process";
-import type { Writable } from "node:stream";
-import { basename } from "node:path";
+import { mkdtemp } from "node:fs/promises";
+import { connect, createServer, type OnReadOpts, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { DocflowError } from "@docflow/contracts";
 import { withSpan } from "@docflow/telemetry";
 
@@ -26,12 +28,13 @@ export interface RunOptions {
    */
   processGroup?: boolean | undefined;
   /**
-   * Stream stdout into this sink (with backpressure: a slow sink pauses the
-   * child) instead of buffering it; `maxStdoutBytes` does not apply and
-   * `RunResult.stdout` is empty. The call settles once the sink has finished;
-   * a sink error kills the child and fails the call with that error.
+   * Read stdout straight into the reader's memory instead of buffering it
+   * (with backpressure: a reader that stops reading pauses the child);
+   * `maxStdoutBytes` does not apply and `RunResult.stdout` is empty. The call
+   * settles once the reader's `end()` has; a reader error kills the child and
+   * fails the call with that error.
    */
-  stdoutSink?: Writable | undefined;
+  stdoutReader?: StdoutReader | undefined;
   /**
    * Cap on the child's address space (`ulimit -v`, set by `/bin/sh` before it
    * execs the command, so the pid, process group and signals are the
@@ -41,6 +44,38 @@ export interface RunOptions {
   maxMemoryBytes?: number | undefined;
   env?: NodeJS.ProcessEnv | undefined;
   cwd?: string | undefined;
+}
+
+/**
+ * Takes a child's stdout without a buffer per read: the child writes to a Unix
+ * socket whose reads land in memory the reader hands out (`next`), e.g. the
+ * raw page being received. A pipe's stream allocates a new 64 KiB buffer per
+ * read instead: for pdftoppm's 6 MB per page, gigabytes of short-lived
+ * buffers outside V8's heap, which made V8 run a full garbage collection
+ * every few pages.
+ */
+export interface StdoutReader {
+  /** Called once, before any read, with the controls of this call. */
+  start(control: StdoutControl): void;
+  /** The memory the next read fills (never empty); asked before every read. */
+  next(): Uint8Array;
+  /**
+   * `n` bytes were read into the start of the memory the last `next()` gave.
+   * Returns false to stop reading (the child then waits on a full socket)
+   * until the reader calls `control.resume()`. Throwing fails the call.
+   */
+  data(n: number): boolean;
+  /** stdout ended; resolves once what was read has been dealt with; a rejection fails the call. */
+  end(): Promise<void>;
+  /** The call failed (the child is being killed): let go of what is pending. */
+  abort(): void;
+}
+
+export interface StdoutControl {
+  /** Reads again after `data()` returned false. */
+  resume(): void;
+  /** Fails the call with `error` and kills the child. */
+  fail(error: Error): void;
 }
 
 export interface RunResult {
@@ -74,13 +109,20 @@ export function runTool(command: string, args: readonly string[], options: RunOp
   });
 }
 
-function runChild(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+async function runChild(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  if (options.signal?.aborted) throw new Error(`${command} was not started: aborted`, { cause: options.signal.reason });
+  const reader = options.stdoutReader;
+  // Filled in below, before the child exists (and so before any read).
+  const onRead = { data: (_n: number): boolean => false };
+  const sockets = reader === undefined ? undefined : await stdoutSockets({ buffer: () => reader.next(), callback: (n) => onRead.data(n) });
   const maxStdout = options.maxStdoutBytes ?? DEFAULT_MAX_STDOUT_BYTES;
   const maxStderr = options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES;
   const group = options.processGroup === true;
 
   return new Promise<RunResult>((resolve, reject) => {
     if (options.signal?.aborted) {
+      sockets?.childEnd.destroy();
+      sockets?.parentEnd.destroy();
       reject(new Error(`${command} was not started: aborted`, { cause: options.signal.reason }));
       return;
     }
@@ -90,12 +132,14 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
     // sh -c 'ulimit -v KiB && exec "$@"' KiB command args...: $0 is the limit, "$@" the command line.
     const argv = limited ? ["-c", 'ulimit -v "$0" && exec "$@"', String(Math.ceil(options.maxMemoryBytes! / 1024)), command, ...args] : args;
     const child = spawn(file, argv, {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", sockets?.childEnd ?? "pipe", "pipe"],
       detached: group,
       env: options.env ?? process.env,
       cwd: options.cwd,
       windowsHide: true,
     });
+    // The child has its own copy of its end now.
+    sockets?.childEnd.destroy();
 
     const stdoutChunks: Buffer[] = [];
     let stdoutBytes = 0;
@@ -122,8 +166,11 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
       if (failure !== undefined) return;
       failure = error;
       killChild();
-      // Stop the consumer too (it may still be working on what it has).
-      if (options.stdoutSink !== undefined && !options.stdoutSink.destroyed) options.stdoutSink.destroy();
+      // Stop reading too (the reader may still be working on what it has).
+      if (reader !== undefined && sockets !== undefined) {
+        sockets.parentEnd.destroy();
+        reader.abort();
+      }
     };
 
     const timer = setTimeout(() => {
@@ -137,26 +184,42 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
     };
     options.signal?.addEventListener("abort", onAbort, { once: true });
 
-    const sink = options.stdoutSink;
-    /** Resolves when the sink has taken everything (at once when there is no sink). */
-    const sinkDone = new Promise<void>((resolveSink) => {
-      if (sink === undefined) {
-        resolveSink();
+    /** Resolves when the reader has taken everything (at once when there is none), or the call failed. */
+    const readerDone = new Promise<void>((resolveReader) => {
+      if (reader === undefined || sockets === undefined) {
+        resolveReader();
         return;
       }
-      sink.once("finish", () => resolveSink());
-      sink.once("error", (error: Error) => {
-        fail(error);
-        child.stdout.unpipe(sink);
-        child.stdout.resume(); // drain what is left so the child can exit
-        resolveSink();
+      const socket = sockets.parentEnd;
+      let ended = false;
+      socket.once("end", () => {
+        ended = true;
+        socket.destroy(); // half-open: our side is not closed by the end of theirs
+        reader.end().then(resolveReader, (error: unknown) => {
+          fail(error instanceof Error ? error : new Error(String(error)));
+          resolveReader();
+        });
       });
-      sink.once("close", () => resolveSink());
+      socket.on("error", (error: Error) => {
+        if (!ended) fail(error);
+      });
+      // Destroyed (by fail) or broken before the end: nothing more comes.
+      socket.once("close", () => {
+        if (!ended) resolveReader();
+      });
+      onRead.data = (n) => {
+        if (failure !== undefined) return false;
+        try {
+          return reader.data(n);
+        } catch (error) {
+          fail(error instanceof Error ? error : new Error(String(error)));
+          return false;
+        }
+      };
+      reader.start({ resume: () => void (failure === undefined && socket.resume()), fail });
     });
-    if (sink !== undefined) {
-      child.stdout.pipe(sink);
-    } else {
-      child.stdout.on("data", (chunk: Buffer) => {
+    if (reader === undefined) {
+      child.stdout!.on("data", (chunk: Buffer) => {
         if (failure !== undefined) return;
         stdoutBytes += chunk.length;
         if (stdoutBytes > maxStdout) {
@@ -166,7 +229,7 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
         stdoutChunks.push(chunk);
       });
     }
-    child.stderr.on("data", (chunk: Buffer) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
       const room = maxStderr - stderrKept;
       if (room > 0) {
         const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
@@ -192,6 +255,7 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
     child.once("error", (error: Error) => {
       // Spawn failure (ENOENT, EACCES, EAGAIN): environmental, retryable.
       clearTimeout(timer);
+      sockets?.parentEnd.destroy();
       options.signal?.removeEventListener("abort", onAbort);
       if (failure !== undefined) {
         reject(failure);
@@ -201,7 +265,7 @@ function runChild(command: string, args: readonly string[], options: RunOptions)
     });
 
     child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
-      void sinkDone.then(() => settle(code, signal));
+      void readerDone.then(() => settle(code, signal));
     });
 
     const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -223,4 +287,51 @@ export function toolError(command: string, result: RunResult): Error {
   const how = result.code !== null ? `exit code ${result.code}` : `signal ${result.signal ?? "?"}`;
   const stderr = result.stderr.trim();
   return new Error(`${command} failed (${how})${stderr === "" ? "" : `: ${stderr.slice(0, 2000)}`}`);
+}
+
+let socketDir: Promise<string> | undefined;
+let socketSeq = 0;
+
+/** This process's private directory (mode 0700, from mkdtemp) for the sockets children write their stdout to. */
+function stdoutSocketDir(): Promise<string> {
+  socketDir ??= mkdtemp(join(tmpdir(), "docflow-stdout-")).catch((error: unknown) => {
+    socketDir = undefined; // try again next time (e.g. once /tmp has room)
+    throw error;
+  });
+  return socketDir;
+}
+
+/**
+ * A connected pair of Unix stream sockets: `childEnd` to give a child as its
+ * stdout, `parentEnd` reading with `onread` (into the reader's memory). The
+ * listening socket exists only until its one connection is accepted, in a
+ * directory only this user can enter.
+ */
+async function stdoutSockets(onread: OnReadOpts): Promise<{ childEnd: Socket; parentEnd: Socket }> {
+  const path = join(await stdoutSocketDir(), `${socketSeq++}.sock`);
+  const server = createServer({ pauseOnConnect: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    // Half-open: nothing is ever written to the child, and its end closing is all we wait for.
+    const parentEnd = connect({ path, onread, allowHalfOpen: true });
+    try {
+      const childEnd = await Promise.race([
+        accepted,
+        new Promise<never>((_, reject) => parentEnd.once("error", reject)),
+      ]);
+      return { childEnd, parentEnd };
+    } catch (error) {
+      parentEnd.destroy();
+      throw new Error(`could not connect a socket for a child's stdout: ${(error as Error).message}`, { cause: error });
+    }
+  } finally {
+    server.close(); // removes the socket file; the accepted connection stays
+  }
 }
