@@ -5,6 +5,7 @@
  * child; the event loop only moves bytes.
  */
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { connect, createServer, type OnReadOpts, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -294,10 +295,17 @@ let socketSeq = 0;
 
 /** This process's private directory (mode 0700, from mkdtemp) for the sockets children write their stdout to. */
 function stdoutSocketDir(): Promise<string> {
-  socketDir ??= mkdtemp(join(tmpdir(), "docflow-stdout-")).catch((error: unknown) => {
-    socketDir = undefined; // try again next time (e.g. once /tmp has room)
-    throw error;
-  });
+  socketDir ??= mkdtemp(join(tmpdir(), "docflow-stdout-")).then(
+    (dir) => {
+      // Empty but for the socket of a child being started; gone with the process.
+      process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+      return dir;
+    },
+    (error: unknown) => {
+      socketDir = undefined; // try again next time (e.g. once /tmp has room)
+      throw error;
+    },
+  );
   return socketDir;
 }
 
