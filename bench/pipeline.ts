@@ -41,6 +41,7 @@
  *   --pin                 scaling: instead of the quota, pin processor i to core i with `taskset -a -cp`
  *   --quick               smoke run in < 1 min: --pages 16 --rounds 1 --latency-n 2 --big-pages 300 --small-n 2
  *   --processor-env K=V,...  --gateway-env K=V,...   extra environment
+ *   --processor-args "--flag ..."  extra node flags of the processors (e.g. --trace-gc, which NODE_OPTIONS refuses)
  *   --timeout-s N         cap per docflow job (600)
  *   --strict              exit 1 on FAIL
  * Only 127.0.0.1 is contacted; everything is stopped on exit, error, Ctrl-C or SIGTERM.
@@ -74,6 +75,7 @@ interface Env {
   events: Events[];
   timeoutMs: number;
   processorEnv: Record<string, string>;
+  processorArgs: string[];
 }
 
 /** CPU seconds of a process with its reaped children, plus its live process-group members (the services). */
@@ -85,6 +87,8 @@ interface CpuSnap {
   processors: number;
   processorsNode: number;
   services: number;
+  /** gateway, S3 server, RabbitMQ, NATS */
+  each: number[];
   machineBusy: number;
   machineTotal: number;
 }
@@ -94,7 +98,7 @@ async function cpuSnap(env: Env, procs: Processor[]): Promise<CpuSnap> {
   const n = await Promise.all(procs.map(async (x) => (await cpuSplit(x.pid)).self));
   const s = await Promise.all([cpuOf(env.gateway.pid), cpuOf(env.services.s3.pid), cpuOf(env.services.rabbitmq.pid), cpuOf(env.services.nats.pid)]);
   const m = await machineCpu();
-  return { processors: p.reduce((a, b) => a + b, 0), processorsNode: n.reduce((a, b) => a + b, 0), services: s.reduce((a, b) => a + b, 0), machineBusy: m.busy, machineTotal: m.total };
+  return { processors: p.reduce((a, b) => a + b, 0), processorsNode: n.reduce((a, b) => a + b, 0), services: s.reduce((a, b) => a + b, 0), each: s, machineBusy: m.busy, machineTotal: m.total };
 }
 
 interface CpuUse {
@@ -103,11 +107,13 @@ interface CpuUse {
   /** Of which the processors' Node processes themselves (the rest: their poppler children). */
   processorsNode: number;
   services: number;
+  /** Of which the gateway, the S3 server, RabbitMQ and NATS. */
+  each: number[];
   /** Busy share of the whole machine over the phase (0-1), whoever used it. */
   machine: number;
 }
 
-const cpuDelta = (a: CpuSnap, b: CpuSnap): CpuUse => ({ processors: b.processors - a.processors, processorsNode: b.processorsNode - a.processorsNode, services: b.services - a.services, machine: (b.machineBusy - a.machineBusy) / Math.max(1e-9, b.machineTotal - a.machineTotal) });
+const cpuDelta = (a: CpuSnap, b: CpuSnap): CpuUse => ({ processors: b.processors - a.processors, processorsNode: b.processorsNode - a.processorsNode, services: b.services - a.services, each: b.each.map((x, i) => x - a.each[i]!), machine: (b.machineBusy - a.machineBusy) / Math.max(1e-9, b.machineTotal - a.machineTotal) });
 
 interface JobRun {
   ok: boolean;
@@ -120,7 +126,7 @@ interface JobRun {
 }
 
 /** Uploads `doc` as tenant `t` and waits for its end (or, with `until: "first-page"`, its first page.ready, then deletes it). */
-async function runJob(env: Env, t: number, doc: RealPdf, name: string, opts: { until?: "done" | "first-page"; verify?: boolean } = {}): Promise<JobRun> {
+async function runJob(env: Env, t: number, doc: RealPdf, name: string, opts: { until?: "done" | "first-page"; verify?: boolean; atDone?: () => Promise<void> } = {}): Promise<JobRun> {
   const { gateway } = env;
   const events = env.events[t]!;
   const posted = await postFile(gateway.url, token(t), doc.path, name);
@@ -141,6 +147,7 @@ async function runJob(env: Env, t: number, doc: RealPdf, name: string, opts: { u
       }
     }
     const done = await events.waitDone(jobId, { baseUrl: gateway.url, token: token(t), timeoutMs: env.timeoutMs, pollMs: 2000 });
+    await opts.atDone?.();
     const seen = events.events(jobId);
     const ready = seen.filter((e) => e.type === "page.ready");
     const run: JobRun = {
@@ -256,7 +263,7 @@ async function runDirect(doc: RealPdf, lanes: number, firstRange: number, rangeS
 
 async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency: number; firstRange: number; range: number }): Promise<{ pass: boolean; line: string }> {
   console.log(`\n=== overhead (benchmark 2): docflow (1 processor x concurrency ${o.concurrency}) vs the engine functions called directly (${o.concurrency} lanes, ranges ${o.firstRange} + ${o.range}...), ${doc.pages} pages, ${o.rounds} interleaved round(s)`);
-  const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv });
+  const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv, nodeArgs: env.processorArgs });
   await sleep(2000);
   const rows: Array<{ round: number; order: string; d: JobRun; dc: CpuUse; x: DirectRun; load: string }> = [];
   for (let round = 1; round <= o.rounds; round++) {
@@ -266,9 +273,11 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
     let x: DirectRun | undefined;
     for (const which of docflowFirst ? ["docflow", "direct"] : ["direct", "docflow"]) {
       if (which === "docflow") {
+        // CPU from before the upload to the job's end (not the checks of its outputs after it).
         const a = await cpuSnap(env, procs);
-        d = await runJob(env, 0, doc, `overhead-${round}.pdf`);
-        dc = cpuDelta(a, await cpuSnap(env, procs));
+        let b: CpuSnap | undefined;
+        d = await runJob(env, 0, doc, `overhead-${round}.pdf`, { atDone: async () => void (b = await cpuSnap(env, procs)) });
+        dc = cpuDelta(a, b ?? (await cpuSnap(env, procs)));
         console.log(`round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, ${s2(d.seconds)} s = ${f1(doc.pages / d.seconds)} p/s; first page.ready ${ms(d.firstPageMs)} ms; CPU ${f1(dc.processors)} s processor + ${f1(dc.services)} s services; machine busy ${(dc.machine * 100).toFixed(0)}%; load ${loadNow()}`);
         if (!d.ok) for (const p of procs) console.log(`  processor's last output:\n${p.logs().slice(-3000)}`);
       } else {
@@ -293,6 +302,8 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
   const xNode = median(rows.map((r) => r.x.cpuNode)) / doc.pages;
   const svc = median(rows.map((r) => r.dc.services)) / doc.pages;
   console.log(`CPU ms per page (medians): docflow processor Node process ${ms(node * 1000)} + its poppler children ${ms((median(rows.map((r) => r.dc.processors)) / doc.pages - node) * 1000)} + services (gateway, S3 server, RabbitMQ, NATS) ${ms(svc * 1000)}; direct: this Node process ${ms(xNode * 1000)} + its poppler children ${ms((xCpu - xNode) * 1000)}`);
+  const each = ["gateway", "S3 server", "RabbitMQ", "NATS"].map((name, i) => `${name} ${f1((median(rows.map((r) => r.dc.each[i]!)) / doc.pages) * 1000)}`);
+  console.log(`services' CPU ms per page (medians): ${each.join(", ")}`);
   const ok = rows.every((r) => r.d.ok && r.x.ok);
   const pass = ok && ratio >= 0.85;
   const line = `overhead: docflow / direct = ${ratio.toFixed(3)} (median of ${rows.length}; target >= 0.85): ${pass ? "PASS" : "FAIL"}${ok ? "" : " (a run failed)"}; CPU per page docflow ${ms(dCpu * 1000)} ms vs direct ${ms(xCpu * 1000)} ms (direct / docflow ${(xCpu / dCpu).toFixed(2)})`;
@@ -311,7 +322,7 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
       : "; no CPU budget per processor (all share the machine's cores)";
   console.log(`\n=== scaling (benchmark 3): 1 processor vs 2 processors, concurrency 1 each, ${doc.pages} pages, ${o.rounds} interleaved round(s) (fresh processors per phase)${how}`);
   const phase = async (count: number, round: number) => {
-    const procs = await startProcessors(env.c, env.services, env.gateway, { count, concurrency: 1, extraEnv: env.processorEnv });
+    const procs = await startProcessors(env.c, env.services, env.gateway, { count, concurrency: 1, extraEnv: env.processorEnv, nodeArgs: env.processorArgs });
     if (o.pin) for (const p of procs) await execTool("taskset", ["-a", "-cp", String(p.index % availableParallelism()), String(p.pid)]);
     const limits: CpuLimit[] = [];
     if (!o.pin && o.cpuLimit > 0) {
@@ -325,8 +336,9 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
     await sleep(1500);
     const a = await cpuSnap(env, procs);
     const t0 = await Promise.all(limits.map((l) => l.throttled()));
-    const run = await runJob(env, 0, doc, `scaling-${count}-${round}.pdf`);
-    const cpu = cpuDelta(a, await cpuSnap(env, procs));
+    let b: CpuSnap | undefined;
+    const run = await runJob(env, 0, doc, `scaling-${count}-${round}.pdf`, { atDone: async () => void (b = await cpuSnap(env, procs)) });
+    const cpu = cpuDelta(a, b ?? (await cpuSnap(env, procs)));
     const t1 = await Promise.all(limits.map((l) => l.throttled()));
     const load = loadNow();
     const throttled = limits.length === 0 ? "" : `; throttled ${t1.map((t, i) => `${f1(t.throttledSeconds - t0[i]!.throttledSeconds)} s in ${t.throttledPeriods - t0[i]!.throttledPeriods}/${t.periods - t0[i]!.periods} periods`).join(", ")}`;
@@ -374,7 +386,7 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
 
 async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number; smallN: number; smallAfter: number; concurrency: number }): Promise<{ pass: boolean; line: string }> {
   console.log(`\n=== latency (benchmark 4): 1 processor x concurrency ${o.concurrency}`);
-  const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv });
+  const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv, nodeArgs: env.processorArgs });
   await sleep(2000);
 
   // (a) first page of the long document
@@ -484,6 +496,7 @@ async function main(): Promise<number> {
       "cpu-limit": { type: "string" },
       "processor-env": { type: "string", default: "" },
       "gateway-env": { type: "string", default: "" },
+      "processor-args": { type: "string", default: "" },
       "timeout-s": { type: "string", default: "600" },
       strict: { type: "boolean", default: false },
     },
@@ -506,7 +519,7 @@ async function main(): Promise<number> {
     const services = await startServices(c);
     const gateway = await startGateway(c, services, { storage: "s3", tenants: 2, maxUploadBytes: 1024 * MiB, bucket: `bench-pipe-${process.pid}`, extraEnv: parseEnvList(values["gateway-env"]) });
     const events = [await watchEvents(c, services.nats.url, "bench-0"), await watchEvents(c, services.nats.url, "bench-1")];
-    const env: Env = { c, services, gateway, events, timeoutMs: Number(values["timeout-s"]) * 1000, processorEnv: parseEnvList(values["processor-env"]) };
+    const env: Env = { c, services, gateway, events, timeoutMs: Number(values["timeout-s"]) * 1000, processorEnv: parseEnvList(values["processor-env"]), processorArgs: values["processor-args"].split(" ").filter((a) => a !== "") };
     console.log(`gateway pid ${gateway.pid}`);
     const results: Array<{ pass: boolean; line: string }> = [];
     if (only.has("overhead")) results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range) }));

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -33,6 +33,8 @@ export interface ProcessorOptions {
   count: number;
   concurrency: number;
   extraEnv?: Record<string, string>;
+  /** Extra `node` flags before the script, e.g. `--trace-gc` (which NODE_OPTIONS does not take). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -57,8 +59,15 @@ export async function startProcessors(c: Cleanups, services: AllServices, gatewa
       ...options.extraEnv,
     };
     let logs = "";
-    const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services/processor/src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "@docflow/telemetry/register", join(ROOT, "services/processor/src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
+    // The whole output, for flags that print a lot (--trace-gc): DOCFLOW_BENCH_LOG_DIR/processor-<i>-<pid>.log
+    const logDir = process.env.DOCFLOW_BENCH_LOG_DIR;
+    if (logDir) {
+      const file = createWriteStream(join(logDir, `processor-${i}-${child.pid}.log`));
+      child.stdout!.pipe(file);
+      child.stderr!.pipe(file);
+    }
     child.stderr!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
     const killOnExit = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
