@@ -38,6 +38,12 @@
  *                         Without a budget one processor at concurrency 1 takes ~1.5 cores (a pdftoppm
  *                         child renders page n+1 while sharp encodes page n and the event loop stores
  *                         page n-1), so on a 2-core machine a second one has little left to add.
+ *   --budget N            overhead: run each side under the same CPU quota of N cores (a cgroup, as
+ *                         --cpu-limit): docflow's processor and gateway (with the poppler children) in
+ *                         one, this process during the direct run in the other; the S3 server, RabbitMQ
+ *                         and NATS outside both, as on a cluster, where they are other pods. Default 0:
+ *                         no quota, everything shares the machine's cores (the services' CPU then
+ *                         counts against docflow).
  *   --pin                 scaling: instead of the quota, pin processor i to core i with `taskset -a -cp`
  *   --quick               smoke run in < 1 min: --pages 16 --rounds 1 --latency-n 2 --big-pages 300 --small-n 2
  *   --processor-env K=V,...  --gateway-env K=V,...   extra environment
@@ -52,7 +58,7 @@ import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { MiB, cleanups, cpuSeconds, f1, median, parseEnvList, startGateway, startServices, token, runMain, type Cleanups, type Gateway } from "./lib/harness.ts";
 import { cpuSplit, cpuWithChildren, deleteJob, getBytes, getJson, machineCpu, postFile, startProcessors, waitIdle, watchEvents, type Events, type Processor } from "./lib/docflow.ts";
-import { cpuLimitSupport, createCpuLimit, type CpuLimit } from "./lib/cpu-limit.ts";
+import { cpuLimitSupport, createCpuLimit, currentCpuCgroup, moveToCgroup, type CpuLimit } from "./lib/cpu-limit.ts";
 import { buildRealPdf, provenance, type RealPdf } from "./lib/real-pdf.ts";
 import { treeState } from "./lib/tree-state.ts";
 import type { AllServices } from "../scripts/lib/services.ts";
@@ -261,9 +267,22 @@ async function runDirect(doc: RealPdf, lanes: number, firstRange: number, rangeS
   return { ok, ...(ok ? {} : { problem: `direct produced ${texts} texts, ${webps} WebP thumbnails, ${pngs} PNG previews for ${doc.pages} pages` }), seconds, inspectMs, firstPageMs: firstPageAt - t0, cpu, cpuNode, machine: (m1.busy - m0.busy) / (m1.total - m0.total) };
 }
 
-async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency: number; firstRange: number; range: number }): Promise<{ pass: boolean; line: string }> {
-  console.log(`\n=== overhead (benchmark 2): docflow (1 processor x concurrency ${o.concurrency}) vs the engine functions called directly (${o.concurrency} lanes, ranges ${o.firstRange} + ${o.range}...), ${doc.pages} pages, ${o.rounds} interleaved round(s)`);
+async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency: number; firstRange: number; range: number; budget: number }): Promise<{ pass: boolean; line: string }> {
+  const budgetText = o.budget > 0 ? `; each side under the same CPU quota of ${o.budget} cores (docflow: the processor and the gateway with their children; direct: this process with its children), the S3 server, RabbitMQ and NATS outside it` : "; all on the same cores as the S3 server, RabbitMQ and NATS";
+  console.log(`\n=== overhead (benchmark 2): docflow (1 processor x concurrency ${o.concurrency}) vs the engine functions called directly (${o.concurrency} lanes, ranges ${o.firstRange} + ${o.range}...), ${doc.pages} pages, ${o.rounds} interleaved round(s)${budgetText}`);
   const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv, nodeArgs: env.processorArgs });
+  // --budget: a cgroup with a CFS quota per side, as a pod's limits.cpu is enforced; the
+  // services stay outside (on a cluster they are other pods, on other nodes).
+  let budget: { docflow: CpuLimit; direct: CpuLimit; home: string; gatewayHome: string } | undefined;
+  if (o.budget > 0) {
+    const name = `docflow-bench-${process.pid}-overhead`;
+    budget = { docflow: await createCpuLimit(`${name}-docflow`, o.budget), direct: await createCpuLimit(`${name}-direct`, o.budget), home: await currentCpuCgroup("self"), gatewayHome: await currentCpuCgroup(env.gateway.pid) };
+    const b = budget;
+    env.c.push(() => b.docflow.remove());
+    env.c.push(() => b.direct.remove());
+    for (const p of procs) await b.docflow.add(p.pid);
+    await b.docflow.add(env.gateway.pid);
+  }
   await sleep(2000);
   const rows: Array<{ round: number; order: string; d: JobRun; dc: CpuUse; x: DirectRun; load: string }> = [];
   for (let round = 1; round <= o.rounds; round++) {
@@ -281,13 +300,25 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
         console.log(`round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, ${s2(d.seconds)} s = ${f1(doc.pages / d.seconds)} p/s; first page.ready ${ms(d.firstPageMs)} ms; CPU ${f1(dc.processors)} s processor + ${f1(dc.services)} s services; machine busy ${(dc.machine * 100).toFixed(0)}%; load ${loadNow()}`);
         if (!d.ok) for (const p of procs) console.log(`  processor's last output:\n${p.logs().slice(-3000)}`);
       } else {
-        x = await runDirect(doc, o.concurrency, o.firstRange, o.range, env.timeoutMs);
+        if (budget) await budget.direct.add(process.pid);
+        try {
+          x = await runDirect(doc, o.concurrency, o.firstRange, o.range, env.timeoutMs);
+        } finally {
+          if (budget) await moveToCgroup(budget.home, process.pid);
+        }
         console.log(`round ${round} direct: ${x.ok ? "ok" : `FAILED (${x.problem})`}, ${s2(x.seconds)} s = ${f1(doc.pages / x.seconds)} p/s (inspect ${ms(x.inspectMs)} ms, first range ${ms(x.firstPageMs)} ms); CPU ${f1(x.cpu)} s; machine busy ${(x.machine * 100).toFixed(0)}%; load ${loadNow()}`);
       }
     }
     rows.push({ round, order: docflowFirst ? "docflow, direct" : "direct, docflow", d: d!, dc: dc!, x: x!, load: loadNow() });
   }
   for (const p of procs) await p.stop();
+  if (budget) {
+    await moveToCgroup(budget.gatewayHome, env.gateway.pid);
+    const [d, x] = [await budget.docflow.throttled(), await budget.direct.throttled()];
+    console.log(`CPU quota ${o.budget} cores: docflow throttled in ${d.throttledPeriods}/${d.periods} periods (${f1(d.throttledSeconds)} s), direct in ${x.throttledPeriods}/${x.periods} (${f1(x.throttledSeconds)} s)`);
+    await budget.docflow.remove();
+    await budget.direct.remove();
+  }
   const pps = (s: number) => doc.pages / s;
   console.log(`\n| round (order) | docflow p/s | direct p/s | ratio docflow / direct | docflow s | direct s | CPU ms/page docflow (processor + services) | CPU ms/page direct | machine busy docflow / direct | load (1 min) |`);
   console.log("|---|---|---|---|---|---|---|---|---|---|");
@@ -306,7 +337,7 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
   console.log(`services' CPU ms per page (medians): ${each.join(", ")}`);
   const ok = rows.every((r) => r.d.ok && r.x.ok);
   const pass = ok && ratio >= 0.85;
-  const line = `overhead: docflow / direct = ${ratio.toFixed(3)} (median of ${rows.length}; target >= 0.85): ${pass ? "PASS" : "FAIL"}${ok ? "" : " (a run failed)"}; CPU per page docflow ${ms(dCpu * 1000)} ms vs direct ${ms(xCpu * 1000)} ms (direct / docflow ${(xCpu / dCpu).toFixed(2)})`;
+  const line = `overhead${o.budget > 0 ? ` (CPU quota of ${o.budget} cores per side)` : " (shared cores)"}: docflow / direct = ${ratio.toFixed(3)} (median of ${rows.length}; target >= 0.85): ${pass ? "PASS" : "FAIL"}${ok ? "" : " (a run failed)"}; CPU per page docflow ${ms(dCpu * 1000)} ms vs direct ${ms(xCpu * 1000)} ms (direct / docflow ${(xCpu / dCpu).toFixed(2)})`;
   console.log(line);
   return { pass, line };
 }
@@ -478,6 +509,17 @@ function scalingCpuLimit(flag: string | undefined, pin: boolean): number {
   return 0;
 }
 
+/** --budget N: the CPU quota of each side of the overhead benchmark (0: none). */
+function overheadBudget(flag: string): number {
+  const cores = Number(flag);
+  if (!(cores >= 0)) throw new Error(`--budget: not a number of cores: ${flag}`);
+  if (cores > 0) {
+    const support = cpuLimitSupport();
+    if (!support.ok) throw new Error(`--budget needs a CPU cgroup: ${support.why}`);
+  }
+  return cores;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -494,6 +536,7 @@ async function main(): Promise<number> {
       quick: { type: "boolean", default: false },
       pin: { type: "boolean", default: false },
       "cpu-limit": { type: "string" },
+      budget: { type: "string", default: "0" },
       "processor-env": { type: "string", default: "" },
       "gateway-env": { type: "string", default: "" },
       "processor-args": { type: "string", default: "" },
@@ -522,7 +565,7 @@ async function main(): Promise<number> {
     const env: Env = { c, services, gateway, events, timeoutMs: Number(values["timeout-s"]) * 1000, processorEnv: parseEnvList(values["processor-env"]), processorArgs: values["processor-args"].split(" ").filter((a) => a !== "") };
     console.log(`gateway pid ${gateway.pid}`);
     const results: Array<{ pass: boolean; line: string }> = [];
-    if (only.has("overhead")) results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range) }));
+    if (only.has("overhead")) results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range), budget: overheadBudget(values.budget) }));
     if (only.has("scaling")) results.push(await scaling(env, doc, { rounds, pin: values.pin, cpuLimit: scalingCpuLimit(values["cpu-limit"], values.pin) }));
     if (only.has("latency")) {
       results.push(await latency(env, doc, { n: Number(values["latency-n"] ?? (q ? 2 : 5)), bigPages: Number(values["big-pages"] ?? (q ? 300 : 2000)), smallN: Number(values["small-n"] ?? (q ? 2 : 5)), smallAfter: Number(values["small-after-pages"]), concurrency }));

@@ -77,3 +77,24 @@ export async function createCpuLimit(name: string, cores: number): Promise<CpuLi
     },
   };
 }
+
+/** The directory of the CPU cgroup `pid` is in now (to move a process back where it came from). */
+export async function currentCpuCgroup(pid: number | "self"): Promise<string> {
+  const support = cpuLimitSupport();
+  if (!support.ok) throw new Error(support.why);
+  const lines = (await readFile(`/proc/${pid}/cgroup`, "utf8")).split("\n");
+  if (support.version === 2) {
+    const path = lines.find((l) => l.startsWith("0::"))?.slice(3);
+    if (path === undefined) throw new Error(`no cgroup v2 entry in /proc/${pid}/cgroup`);
+    return join(ROOT, path);
+  }
+  // v1: "<id>:<controllers>:<path>", the CPU controller alone or with cpuacct.
+  const line = lines.find((l) => l.split(":")[1]?.split(",").includes("cpu"));
+  if (line === undefined) throw new Error(`no cpu controller in /proc/${pid}/cgroup`);
+  return join(ROOT, "cpu", line.split(":").slice(2).join(":"));
+}
+
+/** Moves a process (all its threads) into the cgroup at `dir` (e.g. back to `currentCpuCgroup`'s answer). */
+export async function moveToCgroup(dir: string, pid: number): Promise<void> {
+  await writeFile(join(dir, "cgroup.procs"), String(pid));
+}
