@@ -46,4 +46,18 @@ describe("OfficeSlots: one LibreOffice profile per concurrent conversion", () =>
     await expect(slots.run(async () => { throw new Error("soffice killed"); }, () => false)).rejects.toThrow("soffice killed");
     await expect(stat(profile)).rejects.toMatchObject({ code: "ENOENT" });
   });
+
+  it("starts without the profiles an earlier process of the same pid left", async () => {
+    const dir = join(root, "office-1");
+    const left = new OfficeSlots(dir, 1);
+    let profile = "";
+    await left.run(async (p) => {
+      profile = p;
+      await writeFile(join(p, "half-written.xcu"), "<oor:items");
+    }, () => true);
+    const restarted = new OfficeSlots(dir, 1);
+    await restarted.open();
+    await expect(stat(join(profile, "half-written.xcu"))).rejects.toMatchObject({ code: "ENOENT" });
+    await restarted.run(async (p) => expect(p).toBe(profile), () => true);
+  });
 });

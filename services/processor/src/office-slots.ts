@@ -1,6 +1,9 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
+/** A processor's LibreOffice profiles live in `<work dir>/office-<pid>`. */
+export const OFFICE_DIR_PREFIX = "office-";
+
 /**
  * LibreOffice isolation: each concurrent conversion runs in its own slot,
  * with the slot's own profile directory (`-env:UserInstallation`). soffice
@@ -18,6 +21,14 @@ export class OfficeSlots {
   constructor(root: string, size: number) {
     this.#root = root;
     this.#free = Array.from({ length: size }, (_, i) => i);
+  }
+
+  /**
+   * Starts with no profile: what an earlier process of the same pid left (a container restarted
+   * in its pod, where the entrypoint's pid repeats) may be half written by a killed soffice.
+   */
+  async open(): Promise<void> {
+    await rm(this.#root, { recursive: true, force: true });
   }
 
   /** Removes every slot's profile (on shutdown: profiles are several MB each and per process). */

@@ -7,7 +7,7 @@ import { loadConfig, retryDelays } from "./config.ts";
 import { Consumers } from "./consumer.ts";
 import type { ProcessorContext } from "./context.ts";
 import { createMetrics } from "./metrics.ts";
-import { OfficeSlots } from "./office-slots.ts";
+import { OFFICE_DIR_PREFIX, OfficeSlots } from "./office-slots.ts";
 import { SOURCE_CACHE_PREFIX, SourceCache, removeStaleCaches } from "./source-cache.ts";
 import { startSweeper } from "./sweeper.ts";
 
@@ -22,9 +22,12 @@ async function main(): Promise<void> {
   const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE, {
     onPublish: (queue, outcome, seconds) => metrics.queuePublishDuration.observe({ messaging_destination_name: queue, outcome }, seconds),
   });
-  const office = new OfficeSlots(join(config.DOCFLOW_WORK_DIR, `office-${process.pid}`), config.DOCFLOW_CONVERT_PREFETCH);
-  // Per process: several processors may share one work dir (local mode); a dead one's cache is removed.
+  const office = new OfficeSlots(join(config.DOCFLOW_WORK_DIR, `${OFFICE_DIR_PREFIX}${process.pid}`), config.DOCFLOW_CONVERT_PREFETCH);
+  // Per process: several processors may share one work dir (local mode, or a container restarted
+  // in the same pod); a dead one's source cache and LibreOffice profiles are removed.
   await removeStaleCaches(config.DOCFLOW_WORK_DIR, SOURCE_CACHE_PREFIX);
+  await removeStaleCaches(config.DOCFLOW_WORK_DIR, OFFICE_DIR_PREFIX);
+  await office.open();
   const sources = new SourceCache(store, {
     dir: join(config.DOCFLOW_WORK_DIR, `${SOURCE_CACHE_PREFIX}${process.pid}`),
     maxBytes: config.DOCFLOW_SOURCE_CACHE_BYTES,
