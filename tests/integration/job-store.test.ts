@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import type { JobRecord } from "@docflow/contracts";
+import { Kvm } from "@nats-io/kv";
 import { JobStore } from "@docflow/core";
 import { connectTestNats, uniqueName } from "../support/env.ts";
 
@@ -16,11 +17,20 @@ function record(tenant: string, id = uuidv7()): JobRecord {
 describe("JobStore on real NATS JetStream KV", () => {
   let nc: NatsConnection;
   let jobs: JobStore;
+  let bucket: string;
 
   beforeAll(async () => {
     nc = await connectTestNats();
-    jobs = await JobStore.open(nc, uniqueName("jobs"));
+    bucket = uniqueName("jobs");
+    jobs = await JobStore.open(nc, bucket);
   });
+
+  /** The open jobs of the tenants given (other tests share the bucket). */
+  const openOf = async (store: JobStore, ...tenants: string[]): Promise<string[]> => {
+    const ids: string[] = [];
+    for await (const { record } of store.openJobs()) if (tenants.includes(record.tenant)) ids.push(`${record.tenant}/${record.id}`);
+    return ids.sort();
+  };
   afterAll(async () => {
     await nc?.drain();
   });
@@ -74,5 +84,51 @@ describe("JobStore on real NATS JetStream KV", () => {
     await jobs.delete("acme", r.id);
     expect(await jobs.get("acme", r.id)).toBeNull();
     expect(await jobs.update("acme", r.id, (cur) => cur)).toBeNull();
+  });
+
+  it("reads the jobs that have not ended, every tenant's, and none that ended or were deleted", async () => {
+    const [t1, t2] = [uniqueName("open").toLowerCase(), uniqueName("open").toLowerCase()];
+    const queued = record(t1);
+    const processing = record(t2);
+    const completed = record(t1);
+    const deleted = record(t2);
+    for (const r of [queued, processing, completed, deleted]) await jobs.create(r);
+    await jobs.update(t2, processing.id, (r) => ({ ...r, status: "processing" }));
+    await jobs.update(t1, completed.id, (r) => ({ ...r, status: "completed" }));
+    await jobs.delete(t2, deleted.id);
+    expect(await openOf(jobs, t1, t2)).toEqual([`${t1}/${queued.id}`, `${t2}/${processing.id}`].sort());
+    // Only the open ones have a key: what the sweeper reads grows with the jobs in flight, not with all jobs kept.
+    const index = await new Kvm(nc).open(`${bucket}-open`);
+    const keys: string[] = [];
+    for await (const key of await index.keys()) if (key.startsWith(`${t1}.`) || key.startsWith(`${t2}.`)) keys.push(key);
+    expect(keys.sort()).toEqual([`${t1}.${queued.id}`, `${t2}.${processing.id}`].sort());
+  });
+
+  it("drops the key of a job that ended while its key was left behind (a crash between the two writes)", async () => {
+    const tenant = uniqueName("crash").toLowerCase();
+    const r = record(tenant);
+    await jobs.create(r);
+    // The record ends without its key going: written straight to the bucket, as if the process died in between.
+    const records = await new Kvm(nc).open(bucket);
+    await records.put(`${tenant}.${r.id}`, JSON.stringify({ ...r, status: "failed", error: { code: "pdf_invalid", message: "x" } }));
+    expect(await openOf(jobs, tenant)).toEqual([]);
+    const index = await new Kvm(nc).open(`${bucket}-open`);
+    const left = await index.get(`${tenant}.${r.id}`);
+    expect(left === null || left.operation !== "PUT").toBe(true);
+  });
+
+  it("indexes the open records a bucket held before the index existed, once", async () => {
+    const older = uniqueName("jobs");
+    const records = await new Kvm(nc).create(older, { history: 1 });
+    const tenant = "acme";
+    const open = record(tenant);
+    const done = { ...record(tenant), status: "completed" as const, completedAt: new Date().toISOString() };
+    for (const r of [open, done]) await records.put(`${tenant}.${r.id}`, JSON.stringify(r));
+    const store = await JobStore.open(nc, older);
+    expect(await openOf(store, tenant)).toEqual([`${tenant}/${open.id}`]);
+    // A record written behind the store's back after that is not picked up by opening again: the index was built once.
+    const later = record(tenant);
+    await records.put(`${tenant}.${later.id}`, JSON.stringify(later));
+    expect(await openOf(await JobStore.open(nc, older), tenant)).toEqual([`${tenant}/${open.id}`]);
   });
 });

@@ -1,6 +1,6 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JobRecord, recordKey, type JobId, type TenantId } from "@docflow/contracts";
+import { JobRecord, TERMINAL_STATUSES, recordKey, type JobId, type TenantId } from "@docflow/contracts";
 
 export interface Versioned {
   record: JobRecord;
@@ -11,22 +11,41 @@ export interface Versioned {
  * Job records in a JetStream KV bucket, keyed `<tenant>.<job>`. Every change is
  * a compare-and-set on the entry's revision, so concurrent processors never
  * overwrite each other's progress.
+ *
+ * A second bucket, `<bucket>-open`, holds a key per job that has not ended
+ * (queued or processing), so that the sweeper reads the jobs still in flight
+ * instead of every job ever made. It is kept by this class alone: the key is
+ * written before the record is created and removed after the record has
+ * ended (or been deleted). A crash between the two leaves an extra key, never
+ * a missing one; `openJobs()` drops the extra ones it meets.
  */
 export class JobStore {
   readonly #kv: KV;
+  readonly #open: KV;
 
-  private constructor(kv: KV) {
+  private constructor(kv: KV, open: KV) {
     this.#kv = kv;
+    this.#open = open;
   }
 
   static async open(nc: NatsConnection, bucket: string): Promise<JobStore> {
-    const kv = await new Kvm(nc).create(bucket, { history: 1 });
-    return new JobStore(kv);
+    const kvm = new Kvm(nc);
+    const kv = await kvm.create(bucket, { history: 1 });
+    const open = await kvm.create(`${bucket}-open`, { history: 1 });
+    const store = new JobStore(kv, open);
+    // Records written before the index existed (an upgrade): index the open ones, once per bucket.
+    if ((await open.get(INDEX_BUILT)) === null) {
+      await store.#indexOpenRecords();
+      await open.put(INDEX_BUILT, new Date().toISOString());
+    }
+    return store;
   }
 
   async create(record: JobRecord): Promise<Versioned> {
     const parsed = JobRecord.parse(record);
-    const revision = await this.#kv.create(recordKey(parsed.tenant, parsed.id), JSON.stringify(parsed));
+    const key = recordKey(parsed.tenant, parsed.id);
+    if (!TERMINAL_STATUSES.has(parsed.status)) await this.#open.put(key, "1");
+    const revision = await this.#kv.create(key, JSON.stringify(parsed));
     return { record: parsed, revision };
   }
 
@@ -55,6 +74,7 @@ export class JobStore {
       const parsed = JobRecord.parse(next);
       try {
         const revision = await this.#kv.update(recordKey(tenant, id), JSON.stringify(parsed), current.revision);
+        if (TERMINAL_STATUSES.has(parsed.status) && !TERMINAL_STATUSES.has(current.record.status)) await this.#unindex(tenant, id);
         return { record: parsed, revision, changed: true };
       } catch (err) {
         if (!isWrongRevision(err)) throw err;
@@ -76,21 +96,50 @@ export class JobStore {
     return records.flatMap((r) => (r ? [r.record] : []));
   }
 
-  /** Every job record of every tenant (the sweeper's scan; O(jobs)). */
-  async *scan(): AsyncGenerator<Versioned> {
+  /**
+   * The jobs that have not ended (queued or processing), every tenant's: the
+   * sweeper's scan, O(jobs in flight) whatever the number of jobs kept.
+   */
+  async *openJobs(): AsyncGenerator<Versioned> {
     const keys: string[] = [];
-    for await (const key of await this.#kv.keys()) keys.push(key);
+    for await (const key of await this.#open.keys()) if (key !== INDEX_BUILT) keys.push(key);
     for (const key of keys) {
       const [tenant, id] = key.split(".");
       const found = tenant && id ? await this.get(tenant, id) : null;
-      if (found) yield found;
+      if (found && !TERMINAL_STATUSES.has(found.record.status)) yield found;
+      // The record ended or is gone, and the crash that came between left its key.
+      else await this.#open.purge(key);
     }
   }
 
   async delete(tenant: TenantId, id: JobId): Promise<void> {
     await this.#kv.purge(recordKey(tenant, id));
+    await this.#unindex(tenant, id);
+  }
+
+  /**
+   * Drops an ended job's key. The record's change has happened by then, so a
+   * failure here does not fail it: the key left over is dropped by the next
+   * `openJobs()` that meets it.
+   */
+  async #unindex(tenant: TenantId, id: JobId): Promise<void> {
+    await this.#open.purge(recordKey(tenant, id)).catch(() => {});
+  }
+
+  /** Indexes every record that has not ended (the one full scan, for records older than the index). */
+  async #indexOpenRecords(): Promise<void> {
+    const keys: string[] = [];
+    for await (const key of await this.#kv.keys()) keys.push(key);
+    for (const key of keys) {
+      const [tenant, id] = key.split(".");
+      const found = tenant && id ? await this.get(tenant, id) : null;
+      if (found && !TERMINAL_STATUSES.has(found.record.status)) await this.#open.put(key, "1");
+    }
   }
 }
+
+/** The open-jobs bucket's marker that every record older than the index has been indexed (not a job: job ids are UUIDs). */
+const INDEX_BUILT = "_index.built";
 
 function isWrongRevision(err: unknown): boolean {
   const e = err as { message?: string; api_error?: { err_code?: number }; code?: string };

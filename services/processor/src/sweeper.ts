@@ -20,7 +20,7 @@ export function startSweeper(ctx: ProcessorContext): () => void {
     if (running) return;
     running = true;
     try {
-      for await (const { record } of ctx.jobs.scan()) {
+      for await (const { record } of ctx.jobs.openJobs()) {
         const cutoff = staleSince(record, Date.now());
         if (cutoff === null || Date.parse(record.updatedAt) > cutoff) continue;
         const touched = await ctx.jobs.update(record.tenant, record.id, (r) => (r.status === record.status && Date.parse(r.updatedAt) <= cutoff ? r : null));
