@@ -1,6 +1,6 @@
 /**
  * charts/docflow `metrics.*`: the Prometheus Operator objects (ServiceMonitors, the PrometheusRule
- * with its four alerts) and the Grafana dashboard ConfigMap. All off by default; ci/observability-values.yaml
+ * with its five alerts) and the Grafana dashboard ConfigMap. All off by default; ci/observability-values.yaml
  * turns them on (with its own queue namespace `docs.prod` and thresholds), so the generic chart
  * tests lint, render and validate them too.
  */
@@ -10,7 +10,7 @@ import { CHART, find, mergedValues, render, renderResult, type K8sObject } from 
 
 const OBSERVABILITY = join(CHART, "ci", "observability-values.yaml");
 const KINDS = ["ServiceMonitor", "PrometheusRule"];
-const ALERTS = ["DocflowEventLoopLagHigh", "DocflowQueueBacklog", "DocflowJobFailureRate", "DocflowDeadLetters"];
+const ALERTS = ["DocflowEventLoopLagHigh", "DocflowQueueBacklog", "DocflowJobFailureRate", "DocflowDeadLetters", "DocflowWorkRedispatched"];
 
 interface Rule {
   alert: string;
@@ -71,7 +71,7 @@ describe("metrics objects", () => {
 });
 
 describe("PrometheusRule", () => {
-  it("has the four alerts, with PromQL-looking expressions on the documented metrics and the default thresholds", () => {
+  it("has the five alerts, with PromQL-looking expressions on the documented metrics and the default thresholds", () => {
     const alerts = rules(render({ set: { "metrics.prometheusRule.enabled": true } }));
     expect([...alerts.keys()]).toEqual(ALERTS);
     for (const rule of alerts.values()) looksLikePromQL(rule.expr);
@@ -83,6 +83,8 @@ describe("PrometheusRule", () => {
     expect(failures).toContain('rate(docflow_job_outcomes_total{namespace="docflow", job=~"docflow-(gateway|processor)", status="failed"}[10m])');
     expect(failures).toMatch(/\) \/ sum\(rate\(docflow_job_outcomes_total\{[^}]*\}\[10m\]\)\) > 0\.1$/);
     expect(alerts.get("DocflowDeadLetters")?.expr).toBe('sum by (vhost, queue) (rabbitmq_queue_messages{queue=~"docflow\\\\..*\\\\.dlq"}) > 0');
+    expect(alerts.get("DocflowWorkRedispatched")?.expr).toBe('sum(increase(docflow_jobs_redispatched_total{namespace="docflow", job=~"docflow-(gateway|processor)"}[15m])) > 0');
+    expect(alerts.get("DocflowWorkRedispatched")?.for).toBe("1m");
     for (const rule of alerts.values()) {
       expect(rule.labels.severity, rule.alert).toBe("warning");
       expect(rule.annotations.summary, rule.alert).toBeTruthy();
@@ -106,6 +108,7 @@ describe("PrometheusRule", () => {
     expect(dlq.test("docs.prod.render")).toBe(false);
     expect(alerts.get("DocflowEventLoopLagHigh")?.expr).toMatch(new RegExp(` > ${values.eventLoopLag.thresholdSeconds}$`));
     expect(alerts.get("DocflowJobFailureRate")?.expr).toMatch(new RegExp(` > ${values.jobFailureRate.threshold}$`));
+    expect(alerts.get("DocflowWorkRedispatched")?.expr).toMatch(new RegExp(` > ${values.workRedispatched.threshold}$`));
     for (const rule of alerts.values()) {
       looksLikePromQL(rule.expr);
       expect(rule.labels.severity).toBe("critical");

@@ -9,7 +9,7 @@ import { objectKeys, type Job, type JobRecord } from "@docflow/contracts";
 import { JobStore, S3ObjectStore } from "@docflow/core";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
 import { connectTestNats, testServices } from "../support/env.ts";
-import { startStack, type Stack } from "../support/stack.ts";
+import { processorPort, startStack, type Stack } from "../support/stack.ts";
 
 /**
  * Work whose message was lost (the broker never confirmed the gateway's
@@ -69,6 +69,10 @@ describe("recovery of lost work messages", () => {
     const job = await waitCompleted(id, 30_000);
     expect(job).toMatchObject({ status: "completed", pageCount: 5, pagesDone: 5 });
     expect(stack.logs()).toMatch(new RegExp(`"jobId":"${id}","status":"queued".*re-dispatched`));
+    // What an alert sees: the processor counts the lost message it made up for.
+    const metrics = await (await fetch(`http://127.0.0.1:${processorPort(stack)}/metrics`)).text();
+    expect(Number(/^docflow_jobs_redispatched_total\{status="queued",service="processor"\} (\d+)$/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
+    expect(metrics).toMatch(/^docflow_jobs_open\{service="processor"\} \d+$/m);
   });
 
   it("re-dispatches the unfinished ranges of a processing job that stalled", async () => {

@@ -27,6 +27,13 @@ export function createMetrics() {
     tasksInFlight: new Gauge({ name: "docflow_tasks_in_flight", help: "Tasks running in this processor.", registers: [registry] }),
     pages: new Counter({ name: "docflow_pages_processed_total", help: "Pages rendered and extracted.", registers: [registry] }),
     jobOutcomes: new Counter({ name: "docflow_job_outcomes_total", help: "Jobs finished, by status.", labelNames: ["status"] as const, registers: [registry] }),
+    jobsOpen: new Gauge({ name: "docflow_jobs_open", help: "Jobs queued or processing (every tenant's), as this processor's last sweep read them.", registers: [registry] }),
+    jobsRedispatched: new Counter({
+      name: "docflow_jobs_redispatched_total",
+      help: "Jobs this processor's sweeper sent again because their work message was lost (queued: never reached the broker; processing: stalled), by the status they were in.",
+      labelNames: ["status"] as const,
+      registers: [registry],
+    }),
   };
 }
 

@@ -19,15 +19,19 @@ export function startSweeper(ctx: ProcessorContext): () => void {
   const sweep = async () => {
     if (running) return;
     running = true;
+    let open = 0;
     try {
       for await (const { record } of ctx.jobs.openJobs()) {
+        open++;
         const cutoff = staleSince(record, Date.now());
         if (cutoff === null || Date.parse(record.updatedAt) > cutoff) continue;
         const touched = await ctx.jobs.update(record.tenant, record.id, (r) => (r.status === record.status && Date.parse(r.updatedAt) <= cutoff ? r : null));
         if (!touched?.changed) continue;
         await ctx.publisher.publish({ v: 1, stage: "inspect", tenant: record.tenant, jobId: record.id });
+        ctx.metrics.jobsRedispatched.inc({ status: record.status });
         ctx.log.info({ jobId: record.id, status: record.status }, "re-dispatched a job whose work message was lost");
       }
+      ctx.metrics.jobsOpen.set(open);
     } catch (err) {
       ctx.log.warn({ err }, "sweep failed");
     } finally {
