@@ -165,7 +165,7 @@ describe("Grafana dashboard ConfigMap", () => {
 
   it("has panels for every documented metric", () => {
     const panelFor = (metric: string) => json.panels.filter((p) => p.targets.some((t) => t.expr.includes(metric))).map((p) => p.title);
-    for (const metric of ["http_server_request_duration_seconds_count", "http_server_request_duration_seconds_bucket", "docflow_eventloop_delay_seconds_bucket", "docflow_upload_bytes_total", "rabbitmq_queue_messages_ready", "docflow_pages_processed_total", "docflow_task_duration_seconds_bucket"]) {
+    for (const metric of ["http_server_request_duration_seconds_count", "http_server_request_duration_seconds_bucket", "docflow_eventloop_delay_seconds_bucket", "docflow_upload_bytes_total", "rabbitmq_queue_messages_ready", "docflow_pages_processed_total", "docflow_task_duration_seconds_bucket", "docflow_jobs_open", "docflow_jobs_redispatched_total"]) {
       expect(panelFor(metric), metric).not.toEqual([]);
     }
     expect(exprs.some((e) => e.includes("sum by (le, stage)") && e.includes("docflow_task_duration_seconds_bucket"))).toBe(true);
