@@ -131,4 +131,18 @@ describe("JobStore on real NATS JetStream KV", () => {
     await records.put(`${tenant}.${later.id}`, JSON.stringify(later));
     expect(await openOf(await JobStore.open(nc, older), tenant)).toEqual([`${tenant}/${open.id}`]);
   });
+
+  it("keeps nothing of the jobs that ended in the index, not even a delete marker per job", async () => {
+    const name = uniqueName("jobs");
+    const store = await JobStore.open(nc, name);
+    const [open, ended, deleted] = [record("acme"), record("acme"), record("acme")];
+    for (const r of [open, ended, deleted]) await store.create(r);
+    await store.update("acme", ended.id, (r) => ({ ...r, status: "completed" }));
+    await store.delete("acme", deleted.id);
+    // The open job's key and the "index built" marker: what a sweep reads grows with the jobs in
+    // flight only, however many have come and gone.
+    const index = await new Kvm(nc).open(`${name}-open`);
+    expect((await index.status()).values).toBe(2);
+  });
 });
+

@@ -1,3 +1,4 @@
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JobRecord, TERMINAL_STATUSES, recordKey, type JobId, type TenantId } from "@docflow/contracts";
@@ -17,22 +18,30 @@ export interface Versioned {
  * instead of every job ever made. It is kept by this class alone: the key is
  * written before the record is created and removed after the record has
  * ended (or been deleted). A crash between the two leaves an extra key, never
- * a missing one; `openJobs()` drops the extra ones it meets.
+ * a missing one; `openJobs()` drops the extra ones it meets. A key is removed
+ * by purging its subject from the bucket's stream, not with the KV's purge,
+ * which leaves a marker per key behind: one per job ever ended, that every
+ * scan of the keys would read.
  */
 export class JobStore {
   readonly #kv: KV;
   readonly #open: KV;
+  readonly #openBucket: string;
+  readonly #jsm: JetStreamManager;
 
-  private constructor(kv: KV, open: KV) {
+  private constructor(kv: KV, open: KV, openBucket: string, jsm: JetStreamManager) {
     this.#kv = kv;
     this.#open = open;
+    this.#openBucket = openBucket;
+    this.#jsm = jsm;
   }
 
   static async open(nc: NatsConnection, bucket: string): Promise<JobStore> {
     const kvm = new Kvm(nc);
     const kv = await kvm.create(bucket, { history: 1 });
-    const open = await kvm.create(`${bucket}-open`, { history: 1 });
-    const store = new JobStore(kv, open);
+    const openBucket = `${bucket}-open`;
+    const open = await kvm.create(openBucket, { history: 1 });
+    const store = new JobStore(kv, open, openBucket, await jetstreamManager(nc));
     // Records written before the index existed (an upgrade): index the open ones, once per bucket.
     if ((await open.get(INDEX_BUILT)) === null) {
       await store.#indexOpenRecords();
@@ -108,7 +117,7 @@ export class JobStore {
       const found = tenant && id ? await this.get(tenant, id) : null;
       if (found && !TERMINAL_STATUSES.has(found.record.status)) yield found;
       // The record ended or is gone, and the crash that came between left its key.
-      else await this.#open.purge(key);
+      else await this.#removeKey(key);
     }
   }
 
@@ -123,7 +132,12 @@ export class JobStore {
    * `openJobs()` that meets it.
    */
   async #unindex(tenant: TenantId, id: JobId): Promise<void> {
-    await this.#open.purge(recordKey(tenant, id)).catch(() => {});
+    await this.#removeKey(recordKey(tenant, id)).catch(() => {});
+  }
+
+  /** Removes every message of `key` from the open-jobs stream: no marker is left. */
+  async #removeKey(key: string): Promise<void> {
+    await this.#jsm.streams.purge(`KV_${this.#openBucket}`, { filter: `$KV.${this.#openBucket}.${key}` });
   }
 
   /** Indexes every record that has not ended (the one full scan, for records older than the index). */
