@@ -144,5 +144,25 @@ describe("JobStore on real NATS JetStream KV", () => {
     const index = await new Kvm(nc).open(`${name}-open`);
     expect((await index.status()).values).toBe(2);
   });
+
+  it("keeps the key of a job whose record is not there yet (being created), and drops it once it is old", async () => {
+    const name = uniqueName("jobs");
+    const store = await JobStore.open(nc, name);
+    const r = record("acme");
+    // The moment between the two writes of create(): the key is in, the record is not.
+    const index = await new Kvm(nc).open(`${name}-open`);
+    await index.put(`acme.${r.id}`, "1");
+    expect(await openOf(store, "acme")).toEqual([]);
+    const records = await new Kvm(nc).open(name);
+    await records.create(`acme.${r.id}`, JSON.stringify(r));
+    expect(await openOf(store, "acme")).toEqual([`acme/${r.id}`]); // a sweep in between did not lose it
+    // A key whose record never comes (its job deleted by a process that died before removing it) goes once old.
+    const orphan = record("acme");
+    await index.put(`acme.${orphan.id}`, "1");
+    const impatient = await JobStore.open(nc, name, { orphanGraceMs: 0 });
+    await new Promise((res) => setTimeout(res, 5));
+    expect(await openOf(impatient, "acme")).toEqual([`acme/${r.id}`]);
+    expect(await index.get(`acme.${orphan.id}`)).toBeNull();
+  });
 });
 

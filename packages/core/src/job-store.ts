@@ -28,20 +28,26 @@ export class JobStore {
   readonly #open: KV;
   readonly #openBucket: string;
   readonly #jsm: JetStreamManager;
+  readonly #orphanGraceMs: number;
 
-  private constructor(kv: KV, open: KV, openBucket: string, jsm: JetStreamManager) {
+  private constructor(kv: KV, open: KV, openBucket: string, jsm: JetStreamManager, orphanGraceMs: number) {
     this.#kv = kv;
     this.#open = open;
     this.#openBucket = openBucket;
     this.#jsm = jsm;
+    this.#orphanGraceMs = orphanGraceMs;
   }
 
-  static async open(nc: NatsConnection, bucket: string): Promise<JobStore> {
+  /**
+   * `orphanGraceMs`: how old an open-jobs key without a record must be before `openJobs()`
+   * removes it (10 minutes; a job's key exists a moment before its record does).
+   */
+  static async open(nc: NatsConnection, bucket: string, options: { orphanGraceMs?: number } = {}): Promise<JobStore> {
     const kvm = new Kvm(nc);
     const kv = await kvm.create(bucket, { history: 1 });
     const openBucket = `${bucket}-open`;
     const open = await kvm.create(openBucket, { history: 1 });
-    const store = new JobStore(kv, open, openBucket, await jetstreamManager(nc));
+    const store = new JobStore(kv, open, openBucket, await jetstreamManager(nc), options.orphanGraceMs ?? 10 * 60_000);
     // Records written before the index existed (an upgrade): index the open ones, once per bucket.
     if ((await open.get(INDEX_BUILT)) === null) {
       await store.#indexOpenRecords();
@@ -115,9 +121,17 @@ export class JobStore {
     for (const key of keys) {
       const [tenant, id] = key.split(".");
       const found = tenant && id ? await this.get(tenant, id) : null;
-      if (found && !TERMINAL_STATUSES.has(found.record.status)) yield found;
-      // The record ended or is gone, and the crash that came between left its key.
-      else await this.#removeKey(key);
+      if (found && !TERMINAL_STATUSES.has(found.record.status)) {
+        yield found;
+      } else if (found) {
+        // The record ended, and a crash between the two writes left its key.
+        await this.#removeKey(key);
+      } else {
+        // No record: a job being created right now (its key is written first), or one deleted by
+        // a process that died before removing the key. Only the second kind is ever old.
+        const entry = await this.#open.get(key);
+        if (entry !== null && Date.now() - entry.created.getTime() > this.#orphanGraceMs) await this.#removeKey(key);
+      }
     }
   }
 
