@@ -92,7 +92,8 @@ describe("processing pipeline", () => {
         DOCFLOW_RANGE_SIZE: "2",
         DOCFLOW_RANGE_WINDOW: String(WINDOW),
         DOCFLOW_RETRY_BASE_MS: "300",
-        DOCFLOW_CANCEL_CHECK_MS: "200",
+        // Shorter than a 2-page range takes to render (~150 ms), so a task in flight when its job is deleted is checked before it ends.
+        DOCFLOW_CANCEL_CHECK_MS: "50",
         DOCFLOW_MAX_PAGES: String(MAX_PAGES),
         DOCFLOW_PPTX_MAX_UNCOMPRESSED_BYTES: String(32 * 1024 * 1024),
         DOCFLOW_TASK_TIMEOUT_MS: "60000",
@@ -216,7 +217,7 @@ describe("processing pipeline", () => {
     expect(res.status).toBe(204);
     const deletedAt = Date.now();
     expect((await api(acme, `/v1/jobs/${queued.id}`)).status).toBe(404);
-    // In-flight tasks notice within ~1 s (they poll every 200 ms here) and stop.
+    // In-flight tasks notice within ~1 s (they poll every 50 ms here) and stop.
     await waitFor("the tasks to stop", () => (new RegExp(`"jobId":"${queued.id}".*task stopped: its job ended`).test(stack.logs()) ? true : undefined), 5_000);
     await new Promise((r) => setTimeout(r, 1500));
     const late = of(queued.id, "page.ready").filter((e) => Date.parse(e.at) > deletedAt + 1000);
