@@ -116,11 +116,7 @@ export class JobStore {
    * sweeper's scan, O(jobs in flight) whatever the number of jobs kept.
    */
   async *openJobs(): AsyncGenerator<Versioned> {
-    const keys: string[] = [];
-    for await (const key of await this.#open.keys()) if (key !== INDEX_BUILT) keys.push(key);
-    for (const key of keys) {
-      const [tenant, id] = key.split(".");
-      const found = tenant && id ? await this.get(tenant, id) : null;
+    for await (const { key, found } of this.#recordsOf(this.#open)) {
       if (found && !TERMINAL_STATUSES.has(found.record.status)) {
         yield found;
       } else if (found) {
@@ -156,12 +152,18 @@ export class JobStore {
 
   /** Indexes every record that has not ended (the one full scan, for records older than the index). */
   async #indexOpenRecords(): Promise<void> {
+    for await (const { key, found } of this.#recordsOf(this.#kv)) {
+      if (found && !TERMINAL_STATUSES.has(found.record.status)) await this.#open.put(key, "1");
+    }
+  }
+
+  /** Each `<tenant>.<job>` key of `kv` (listed first, then read one by one) with the job's record, if it has one. */
+  async *#recordsOf(kv: KV): AsyncGenerator<{ key: string; found: Versioned | null }> {
     const keys: string[] = [];
-    for await (const key of await this.#kv.keys()) keys.push(key);
+    for await (const key of await kv.keys()) if (key !== INDEX_BUILT) keys.push(key);
     for (const key of keys) {
       const [tenant, id] = key.split(".");
-      const found = tenant && id ? await this.get(tenant, id) : null;
-      if (found && !TERMINAL_STATUSES.has(found.record.status)) await this.#open.put(key, "1");
+      yield { key, found: tenant && id ? await this.get(tenant, id) : null };
     }
   }
 }
