@@ -92,8 +92,7 @@ async function cpuOf(pid: number): Promise<number> {
 interface CpuSnap {
   processors: number;
   processorsNode: number;
-  services: number;
-  /** gateway, S3 server, RabbitMQ, NATS */
+  /** The services: gateway, S3 server, RabbitMQ, NATS */
   each: number[];
   machineBusy: number;
   machineTotal: number;
@@ -104,7 +103,7 @@ async function cpuSnap(env: Env, procs: Processor[]): Promise<CpuSnap> {
   const n = await Promise.all(procs.map(async (x) => (await cpuSplit(x.pid)).self));
   const s = await Promise.all([cpuOf(env.gateway.pid), cpuOf(env.services.s3.pid), cpuOf(env.services.rabbitmq.pid), cpuOf(env.services.nats.pid)]);
   const m = await machineCpu();
-  return { processors: p.reduce((a, b) => a + b, 0), processorsNode: n.reduce((a, b) => a + b, 0), services: s.reduce((a, b) => a + b, 0), each: s, machineBusy: m.busy, machineTotal: m.total };
+  return { processors: p.reduce((a, b) => a + b, 0), processorsNode: n.reduce((a, b) => a + b, 0), each: s, machineBusy: m.busy, machineTotal: m.total };
 }
 
 interface CpuUse {
@@ -119,7 +118,10 @@ interface CpuUse {
   machine: number;
 }
 
-const cpuDelta = (a: CpuSnap, b: CpuSnap): CpuUse => ({ processors: b.processors - a.processors, processorsNode: b.processorsNode - a.processorsNode, services: b.services - a.services, each: b.each.map((x, i) => x - a.each[i]!), machine: (b.machineBusy - a.machineBusy) / Math.max(1e-9, b.machineTotal - a.machineTotal) });
+function cpuDelta(a: CpuSnap, b: CpuSnap): CpuUse {
+  const each = b.each.map((x, i) => x - a.each[i]!);
+  return { processors: b.processors - a.processors, processorsNode: b.processorsNode - a.processorsNode, services: each.reduce((x, y) => x + y, 0), each, machine: (b.machineBusy - a.machineBusy) / Math.max(1e-9, b.machineTotal - a.machineTotal) };
+}
 
 interface JobRun {
   ok: boolean;

@@ -8,17 +8,11 @@
  *
  *   node bench/s3-put.ts [--pages 300] [--rounds 3] [--concurrency 2]
  */
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import { cleanups, median, runMain } from "./lib/harness.ts";
+import { cpuSplit } from "./lib/docflow.ts";
 import { S3ObjectStore } from "../packages/core/src/object-store/s3.ts";
-
-async function cpuOfPid(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { pages: { type: "string", default: "300" }, rounds: { type: "string", default: "3" }, concurrency: { type: "string", default: "2" }, variants: { type: "string", default: "sdk,sdk-unsigned" } } });
@@ -56,7 +50,7 @@ async function main(): Promise<number> {
       for (const [name, put] of Object.entries(variants)) {
         await put(0); // warm: connections, endpoint resolution
         const self0 = process.cpuUsage();
-        const srv0 = await cpuOfPid(s3.pid);
+        const srv0 = (await cpuSplit(s3.pid)).self;
         const t0 = performance.now();
         let next = 1;
         await Promise.all(Array.from({ length: Number(values.concurrency) }, async () => {
@@ -64,7 +58,7 @@ async function main(): Promise<number> {
         }));
         const wall = performance.now() - t0;
         const self = process.cpuUsage(self0);
-        const srv = (await cpuOfPid(s3.pid)) - srv0;
+        const srv = (await cpuSplit(s3.pid)).self - srv0;
         (rows[name] ??= { self: [], server: [], wall: [] }).self.push((self.user + self.system) / 1000 / pages);
         rows[name].server.push((srv * 1000) / pages);
         rows[name].wall.push(wall / pages);
