@@ -1,4 +1,6 @@
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "@docflow/telemetry";
 import { FsObjectStore, S3ObjectStore, type ObjectStore } from "./object-store/index.ts";
 
 export interface StorageConfig {
@@ -12,8 +14,43 @@ export interface StorageConfig {
   AWS_SECRET_ACCESS_KEY?: string | undefined;
 }
 
-/** Builds the configured object store (and creates its bucket where asked to). */
-export async function openObjectStore(config: StorageConfig): Promise<ObjectStore> {
+/** Network errors that mean "the object store is not up yet", as opposed to a refusal. */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE"]);
+
+export function isUnreachable(err: unknown): boolean {
+  const e = err as { code?: string; errno?: string; cause?: unknown; $metadata?: { httpStatusCode?: number } } | undefined;
+  if (!e) return false;
+  if (UNREACHABLE.has(e.code ?? "") || UNREACHABLE.has(e.errno ?? "")) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  return e.cause !== undefined && e.cause !== err && isUnreachable(e.cause);
+}
+
+/**
+ * Runs `attempt` until it succeeds, waiting 0.5 s, 1 s, 2 s ... (at most 5 s) while it fails with
+ * `retryable` errors, each logged; any other error is thrown at once. Dependencies start in any
+ * order on Kubernetes: a service waits for its object store as it waits for NATS and RabbitMQ,
+ * rather than exiting and being restarted.
+ */
+export async function untilAvailable<T>(what: string, attempt: () => Promise<T>, log?: Logger, retryable: (err: unknown) => boolean = isUnreachable): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!retryable(err)) throw err;
+      const waitMs = Math.min(5000, 250 * 2 ** tries);
+      log?.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, tries, retryInMs: waitMs }, `${what} not reachable yet; retrying`);
+      await sleep(waitMs);
+    }
+  }
+}
+
+/**
+ * Builds the configured object store (and creates its bucket where asked to). An S3 endpoint that
+ * cannot be reached yet is waited for (logged through `log`); a refusal (bad keys, no permission)
+ * fails at once.
+ */
+export async function openObjectStore(config: StorageConfig, log?: Logger): Promise<ObjectStore> {
   if (config.DOCFLOW_STORAGE === "fs") {
     const store = new FsObjectStore(join(resolve(config.DOCFLOW_DATA_DIR), "objects"));
     await store.check();
@@ -28,6 +65,6 @@ export async function openObjectStore(config: StorageConfig): Promise<ObjectStor
         ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY }
         : undefined,
   });
-  if (config.DOCFLOW_S3_CREATE_BUCKET) await store.ensureBucket();
+  if (config.DOCFLOW_S3_CREATE_BUCKET) await untilAvailable(`object store ${config.DOCFLOW_S3_ENDPOINT ?? "(AWS)"}`, () => store.ensureBucket(), log);
   return store;
 }

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   log.info({ port }, `gateway listening on http://${config.DOCFLOW_HOST}:${port}`);
 
   const metrics = createMetrics();
-  const store = await openObjectStore(config);
+  const store = await openObjectStore(config, log);
   const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "gateway", credsFile: config.DOCFLOW_NATS_CREDS }, log);
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
   const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE, {

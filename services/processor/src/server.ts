@@ -15,10 +15,31 @@ const log = createLogger("processor");
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const store = await openObjectStore(config);
+  const metrics = createMetrics();
+  let draining = false;
+  let running: { amqp: AmqpConnection; consumers: Consumers; nats: Awaited<ReturnType<typeof connectNats>> } | undefined = undefined;
+  // Probes and metrics listen before the dependencies are connected (as the gateway does):
+  // liveness answers from the start and readiness stays false until the consumers run, so a
+  // dependency that comes up later (any order on Kubernetes) delays work instead of restarting
+  // the pod. This loop only waits on child processes and I/O, so it always answers.
+  const probes = createServer(async (req, res) => {
+    res.setHeader("Cache-Control", "no-store");
+    if (req.url === "/healthz") return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ status: running ? "ok" : "starting" }));
+    if (req.url === "/readyz") {
+      const ready = !draining && running !== undefined && running.amqp.connected && running.consumers.consuming && !running.nats.isClosed();
+      return void res.writeHead(ready ? 200 : 503, { "Content-Type": "application/json" }).end(JSON.stringify({ status: ready ? "ready" : running ? "not ready" : "starting", inFlight: running?.consumers.inFlight ?? 0 }));
+    }
+    if (req.url === "/metrics") return void res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(await metrics.registry.metrics());
+    res.writeHead(404).end();
+  });
+  probes.listen(config.DOCFLOW_PROCESSOR_PORT, config.DOCFLOW_PROCESSOR_HOST);
+  await once(probes, "listening");
+  const address = probes.address();
+  const port = typeof address === "object" && address ? address.port : null;
+
+  const store = await openObjectStore(config, log);
   const nats = await connectNats({ url: config.DOCFLOW_NATS_URL, name: "processor", credsFile: config.DOCFLOW_NATS_CREDS }, log);
   const jobs = await JobStore.open(nats, config.DOCFLOW_JOBS_BUCKET);
-  const metrics = createMetrics();
   const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE, {
     onPublish: (queue, outcome, seconds) => metrics.queuePublishDuration.observe({ messaging_destination_name: queue, outcome }, seconds),
   });
@@ -51,23 +72,8 @@ async function main(): Promise<void> {
     log,
   );
   const stopSweeper = startSweeper(ctx);
-
-  let draining = false;
-  // Probes and metrics: this loop only waits on child processes and I/O, so it always answers.
-  const probes = createServer(async (req, res) => {
-    res.setHeader("Cache-Control", "no-store");
-    if (req.url === "/healthz") return void res.writeHead(200, { "Content-Type": "application/json" }).end('{"status":"ok"}');
-    if (req.url === "/readyz") {
-      const ready = !draining && amqp.connected && consumers.consuming && !nats.isClosed();
-      return void res.writeHead(ready ? 200 : 503, { "Content-Type": "application/json" }).end(JSON.stringify({ status: ready ? "ready" : "not ready", inFlight: consumers.inFlight }));
-    }
-    if (req.url === "/metrics") return void res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(await metrics.registry.metrics());
-    res.writeHead(404).end();
-  });
-  probes.listen(config.DOCFLOW_PROCESSOR_PORT, config.DOCFLOW_PROCESSOR_HOST);
-  await once(probes, "listening");
-  const address = probes.address();
-  log.info({ port: typeof address === "object" && address ? address.port : null, concurrency: config.DOCFLOW_PROCESSOR_CONCURRENCY }, "processor consuming");
+  running = { amqp, consumers, nats };
+  log.info({ port, concurrency: config.DOCFLOW_PROCESSOR_CONCURRENCY }, "processor consuming");
 
   const shutdown = async (signal: string) => {
     if (draining) return;
