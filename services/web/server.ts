@@ -9,6 +9,9 @@
  *   assets and `/v1/*` are 404, never the app (a stale chunk must fail loudly, and the API is
  *   routed to the gateway by the ingress).
  * - `/healthz` (the process answers) and `/readyz` (false once SIGTERM arrived).
+ * - `/edge/unavailable`: the problem document (with Retry-After) that the ingress answers in place
+ *   of its own bare 503 when no gateway is ready (the chart's Traefik `errors` middleware asks
+ *   for it and keeps the 503 status), so clients get the API's kind of error and know when to retry.
  * - Strict security headers on every answer, CSP included.
  *
  * Environment (all optional):
@@ -27,6 +30,16 @@ import { readdir, readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+
+/** How long a client is told to wait when no gateway is ready (`/edge/unavailable`). */
+const RETRY_AFTER_SECONDS = 5;
+const UNAVAILABLE = `${JSON.stringify({
+  type: "urn:docflow:problem:service_unavailable",
+  title: "docflow is not available right now", // packages/contracts ERRORS.service_unavailable
+  status: 503,
+  detail: `No API server is ready to take the request (a dependency may be down, or an upgrade under way). Nothing was stored; retry in ${RETRY_AFTER_SECONDS} s.`,
+  code: "service_unavailable",
+})}\n`;
 
 export interface WebServerConfig {
   host: string;
@@ -209,6 +222,7 @@ export function createWebServer(config: WebServerConfig, files: Map<string, Stat
     }
     if (path === "/healthz") return send(req, res, 200, text, "ok\n", noStore);
     if (path === "/readyz") return draining ? send(req, res, 503, text, "draining\n", noStore) : send(req, res, 200, text, "ready\n", noStore);
+    if (path === "/edge/unavailable") return send(req, res, 200, "application/problem+json", UNAVAILABLE, { ...noStore, "Retry-After": String(RETRY_AFTER_SECONDS) });
     const file = files.get(path === "/" ? "/index.html" : path);
     if (file) return serveFile(req, res, file);
     // Not a file: a client-side route gets the app; a missing asset or an API path does not.

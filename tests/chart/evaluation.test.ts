@@ -170,7 +170,7 @@ describe("evaluation dependencies", () => {
       expect(find(objects, "StatefulSet", "docflow-rabbitmq").spec.template.spec.containers[0].image).toMatch(/:4\./);
     });
 
-    it("configures NATS with JetStream, the WebSocket listener and, with nats.existingSecret, operator-mode auth", () => {
+    it("configures NATS with JetStream, the WebSocket listener and operator-mode auth, generated in the cluster or from nats.existingSecret", () => {
       const conf = find(objects, "ConfigMap", "docflow-nats").data["nats.conf"] as string;
       expect(conf).toMatch(/jetstream \{\n {2}store_dir: \/data\n/);
       expect(conf).toMatch(/websocket \{\n {2}port: 8080\n {2}no_tls: true\n/);
@@ -181,8 +181,24 @@ describe("evaluation dependencies", () => {
         // and the services present the credentials of that operator
         expect(containerEnv(find(objects, "Deployment", "docflow-gateway")).get("DOCFLOW_NATS_CREDS")?.value).toBe("/etc/docflow/nats/nats.creds");
       } else {
-        expect(conf).not.toContain("include");
-        expect(sources).toHaveLength(1);
+        // values-evaluation.yaml: the hook Job's Secret (templates/evaluation-nats-auth.yaml) holds it all.
+        expect(conf).toContain("include ./auth.conf\n");
+        expect(sources).toContainEqual({ secret: { name: "docflow-nats-auth", items: [{ key: "nats-server-auth.conf", path: "auth.conf" }] } });
+        const env = containerEnv(find(objects, "Deployment", "docflow-gateway"));
+        expect(env.get("DOCFLOW_NATS_CREDS")?.value).toBe("/etc/docflow/nats/nats.creds");
+        expect(env.get("DOCFLOW_REALTIME_SIGNING_SEED")?.valueFrom).toEqual({ secretKeyRef: { name: "docflow-nats-auth", key: "signing-seed" } });
+        expect(env.get("DOCFLOW_REALTIME_ACCOUNT")?.valueFrom).toEqual({ secretKeyRef: { name: "docflow-nats-auth", key: "account" } });
+        // Browsers reach NATS on the app's own host: the web app resolves the path against the page.
+        expect(env.get("DOCFLOW_REALTIME_WS_URL")?.value).toBe("/nats");
+        const job = find(objects, "Job", "docflow-nats-auth");
+        expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
+        expect(containerEnv(job).get("DOCFLOW_NATS_AUTH_SECRET")?.value).toBe("docflow-nats-auth");
+        expect(job.spec.template.spec.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true });
+        // The Job may read its one Secret and create Secrets, nothing else.
+        expect(find(objects, "Role", "docflow-nats-auth").rules).toEqual([
+          { apiGroups: [""], resources: ["secrets"], resourceNames: ["docflow-nats-auth"], verbs: ["get"] },
+          { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+        ]);
       }
       const ingress = find(objects, "Ingress", "docflow-nats");
       expect(ingress.spec.rules[0].http.paths[0]).toMatchObject({ path: "/nats", backend: { service: { name: "docflow-nats", port: { name: "http-websocket" } } } });
@@ -245,9 +261,12 @@ describe("evaluation dependencies", () => {
   });
 
   it("refuses realtime or inline NATS credentials without the Secret that holds the server's operator-mode auth", () => {
-    const realtime = renderResult({ valuesFiles: [EVALUATION_VALUES], set: { "realtime.enabled": true, "realtime.wsUrl": "ws://x/nats", "realtime.account": `A${"B".repeat(55)}`, "realtime.signingSeed": `SA${"C".repeat(56)}` } });
+    const realtime = renderResult({ valuesFiles: [EVALUATION_VALUES], set: { "evaluation.nats.generateAuth": false, "realtime.enabled": true, "realtime.wsUrl": "ws://x/nats", "realtime.account": `A${"B".repeat(55)}`, "realtime.signingSeed": `SA${"C".repeat(56)}` } });
     expect(realtime.status).not.toBe(0);
-    expect(realtime.stderr).toContain("evaluation.enabled with realtime.enabled needs nats.existingSecret");
+    expect(realtime.stderr).toContain("evaluation.enabled with realtime.enabled needs NATS in operator mode");
+    const noRoute = renderResult({ valuesFiles: [EVALUATION_VALUES], set: { "ingress.enabled": false } });
+    expect(noRoute.status).not.toBe(0);
+    expect(noRoute.stderr).toContain("realtime.enabled with the generated NATS auth needs realtime.wsUrl");
     const inline = renderResult({ valuesFiles: [EVALUATION_VALUES], set: { "nats.creds": "-----BEGIN NATS USER JWT-----" } });
     expect(inline.status).not.toBe(0);
     expect(inline.stderr).toContain("evaluation.enabled with nats.creds");

@@ -11,6 +11,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from "kubernetes-models/admissionregistration.k8s.io/v1";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { Job } from "kubernetes-models/batch/v1";
 import { Ingress, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
@@ -71,6 +72,7 @@ export const VALIDATORS: Record<string, Validator> = {
   "v1/ConfigMap": model(ConfigMap),
   "v1/Secret": model(Secret),
   "v1/Pod": model(Pod),
+  "batch/v1/Job": model(Job),
   "policy/v1/PodDisruptionBudget": model(PodDisruptionBudget),
   "networking.k8s.io/v1/Ingress": model(Ingress),
   "networking.k8s.io/v1/NetworkPolicy": model(NetworkPolicy),

@@ -36,7 +36,7 @@ export function natsAuthFiles(auth: NatsAuth, options: { namespace: string; secr
     kind: "Secret",
     metadata: { name: options.secretName, namespace: options.namespace, labels: { "app.kubernetes.io/part-of": "docflow" } },
     type: "Opaque",
-    stringData: { "nats.creds": auth.serviceCreds, "signing-seed": auth.signingSeed, "nats-server-auth.conf": `${auth.serverConfig}\n` },
+    stringData: { "nats.creds": auth.serviceCreds, "signing-seed": auth.signingSeed, account: auth.account, "nats-server-auth.conf": `${auth.serverConfig}\n` },
   });
   const values = stringify({
     nats: { existingSecret: options.secretName, existingSecretCredsKey: "nats.creds" },

@@ -101,7 +101,36 @@ true
 
 {{/* Whether the services get a NATS credentials file. */}}
 {{- define "docflow.natsCreds" -}}
-{{- if or .Values.nats.existingSecret .Values.nats.creds -}}true{{- end -}}
+{{- if or .Values.nats.existingSecret .Values.nats.creds (include "docflow.natsAuthGenerated" .) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Whether the evaluation NATS' operator-mode auth is generated in the cluster at install time
+(templates/evaluation-nats-auth.yaml): evaluation on, evaluation.nats.generateAuth on, and no
+nats.existingSecret given.
+*/}}
+{{- define "docflow.natsAuthGenerated" -}}
+{{- if and .Values.evaluation.enabled .Values.evaluation.nats.generateAuth (not .Values.nats.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret the hook Job of templates/evaluation-nats-auth.yaml creates. */}}
+{{- define "docflow.natsAuthSecretName" -}}
+{{- printf "%s-nats-auth" (include "docflow.fullname" .) -}}
+{{- end -}}
+
+{{/* The Secret holding the services' NATS credentials file: existing, generated, or the chart's. */}}
+{{- define "docflow.natsSecretName" -}}
+{{- if .Values.nats.existingSecret -}}{{ .Values.nats.existingSecret }}
+{{- else if include "docflow.natsAuthGenerated" . -}}{{ include "docflow.natsAuthSecretName" . }}
+{{- else -}}{{ include "docflow.secretName" . }}
+{{- end -}}
+{{- end -}}
+
+{{/* The NATS WebSocket URL browsers get: realtime.wsUrl, else (generated auth, Ingress on) the path on the app's own host. */}}
+{{- define "docflow.realtimeWsUrl" -}}
+{{- if .Values.realtime.wsUrl -}}{{ .Values.realtime.wsUrl }}
+{{- else if and (include "docflow.natsAuthGenerated" .) .Values.ingress.enabled -}}{{ .Values.evaluation.nats.websocketPath }}
+{{- end -}}
 {{- end -}}
 
 {{/* Whether the services get S3 keys (else the SDK's default chain: IRSA, instance role). */}}
@@ -220,7 +249,7 @@ secretKey: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-k
 {{- if include "docflow.natsCreds" . }}
 - name: nats-creds
   secret:
-    secretName: {{ .Values.nats.existingSecret | default (include "docflow.secretName" .) }}
+    secretName: {{ include "docflow.natsSecretName" . }}
     defaultMode: 288 # 0440: read-only for the owner and the pod's fsGroup
     items:
       - key: {{ ternary .Values.nats.existingSecretCredsKey "nats.creds" (ne .Values.nats.existingSecret "") }}
@@ -381,4 +410,23 @@ namespace="{{ .Release.Namespace }}", job=~"{{ $fullname }}-(gateway|processor)"
 {{- else if .Values.telemetry.collector.enabled -}}
 {{- printf "http://%s:4318" (include "docflow.componentName" (dict "root" . "component" "collector")) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Annotations of a Service behind the Ingress: on Traefik (ingress.traefik.enabled), the
+ServersTransport of templates/ingress.yaml, which carries the ingress' read timeout.
+*/}}
+{{- define "docflow.ingressServiceAnnotations" -}}
+{{- if and .Values.ingress.enabled .Values.ingress.traefik.enabled }}
+annotations:
+  traefik.ingress.kubernetes.io/service.serverstransport: {{ printf "%s-%s@kubernetescrd" .Release.Namespace (include "docflow.fullname" .) | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* imagePullSecrets of a pod spec (the release's), for pods outside the three services' templates. */}}
+{{- define "docflow.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

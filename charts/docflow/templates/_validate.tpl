@@ -154,7 +154,7 @@ edge.originTimeoutSeconds if shorter), rounded down to 256 KiB (at least 256 KiB
 {{- if and (not $v.rabbitmq.url) (not $v.rabbitmq.existingSecret) -}}
 {{- $messages = append $messages "rabbitmq.url or rabbitmq.existingSecret must be set: the gateway and the processor need the broker." -}}
 {{- end -}}
-{{- if $v.realtime.enabled -}}
+{{- if and $v.realtime.enabled (not (include "docflow.natsAuthGenerated" .)) -}}
 {{- if or (not $v.realtime.wsUrl) (not $v.realtime.account) (and (not $v.realtime.signingSeed) (not $v.realtime.existingSecret)) -}}
 {{- $messages = append $messages "realtime.enabled needs realtime.wsUrl, realtime.account and realtime.signingSeed (or realtime.existingSecret) together (the gateway refuses to start with only some of them)." -}}
 {{- end -}}
@@ -163,8 +163,11 @@ edge.originTimeoutSeconds if shorter), rounded down to 256 KiB (at least 256 KiB
 {{- if and $v.evaluation.enabled (not $v.nats.existingSecret) $v.nats.creds -}}
 {{- $messages = append $messages "evaluation.enabled with nats.creds: the in-cluster NATS takes its auth configuration (evaluation.nats.authConfigKey) from nats.existingSecret, so put the credentials there too (charts/docflow/scripts/nats-auth.ts writes such a Secret), or leave nats.creds empty for a NATS without auth." -}}
 {{- end -}}
-{{- if and $v.evaluation.enabled $v.realtime.enabled (not $v.nats.existingSecret) -}}
-{{- $messages = append $messages "evaluation.enabled with realtime.enabled needs nats.existingSecret: browser credentials are signed JWTs, which only a NATS in operator mode checks (charts/docflow/scripts/nats-auth.ts writes the Secret and the values)." -}}
+{{- if and $v.evaluation.enabled $v.realtime.enabled (not $v.nats.existingSecret) (not (include "docflow.natsAuthGenerated" .)) -}}
+{{- $messages = append $messages "evaluation.enabled with realtime.enabled needs NATS in operator mode: leave evaluation.nats.generateAuth on (the install generates the auth material), or give nats.existingSecret (charts/docflow/scripts/nats-auth.ts writes the Secret and the values)." -}}
+{{- end -}}
+{{- if and (include "docflow.natsAuthGenerated" .) $v.realtime.enabled (not (include "docflow.realtimeWsUrl" .)) -}}
+{{- $messages = append $messages "realtime.enabled with the generated NATS auth needs realtime.wsUrl, or ingress.enabled with evaluation.nats.websocketPath (browsers then reach NATS on the app's own host)." -}}
 {{- end -}}
 {{- if and $v.s3.accessKeyId (not $v.s3.secretAccessKey) (not $v.s3.existingSecret) -}}
 {{- $messages = append $messages "s3.accessKeyId is set but s3.secretAccessKey is not." -}}

@@ -22,6 +22,8 @@ export const ERRORS = {
   page_not_ready: { status: 404, title: "This page has not been processed yet" },
   queue_unavailable: { status: 503, title: "The work queue is unavailable; the document is stored and will be processed" },
   not_ready: { status: 503, title: "The service is not ready" },
+  // Answered by the ingress (the web server's /edge/unavailable) when no gateway is ready.
+  service_unavailable: { status: 503, title: "docflow is not available right now" },
   realtime_unavailable: { status: 501, title: "Live updates are not configured on this server; poll the jobs instead" },
   telemetry_unavailable: { status: 404, title: "Browser traces are not collected by this server" },
   telemetry_batch_too_large: { status: 413, title: "The trace batch is larger than the server accepts" },

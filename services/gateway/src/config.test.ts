@@ -39,3 +39,17 @@ describe("uploadChunkBytes (the advertised tus chunk)", () => {
     expect(() => loadConfig({ DOCFLOW_UPLOAD_CHUNK_BYTES: String(7 * 1024 * 1024) })).toThrow(/could not send one chunk in time/);
   });
 });
+
+describe("DOCFLOW_REALTIME_WS_URL (where browsers reach NATS)", () => {
+  const realtime = { DOCFLOW_REALTIME_SIGNING_SEED: `SA${"A".repeat(56)}`, DOCFLOW_REALTIME_ACCOUNT: `A${"B".repeat(55)}` };
+
+  it("takes a ws:// or wss:// URL, or a path on the app's own host", () => {
+    expect(loadConfig({ ...realtime, DOCFLOW_REALTIME_WS_URL: "wss://nats.example.com" }).DOCFLOW_REALTIME_WS_URL).toBe("wss://nats.example.com");
+    expect(loadConfig({ ...realtime, DOCFLOW_REALTIME_WS_URL: "/nats" }).DOCFLOW_REALTIME_WS_URL).toBe("/nats");
+  });
+
+  it("refuses anything else, naming the variable", () => {
+    expect(() => loadConfig({ ...realtime, DOCFLOW_REALTIME_WS_URL: "https://nats.example.com" })).toThrow(/DOCFLOW_REALTIME_WS_URL/);
+    expect(() => loadConfig({ ...realtime, DOCFLOW_REALTIME_WS_URL: "nats" })).toThrow(/DOCFLOW_REALTIME_WS_URL/);
+  });
+});

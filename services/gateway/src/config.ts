@@ -25,8 +25,13 @@ export const gatewayEnv = {
   DOCFLOW_REALTIME_SIGNING_SEED: z.string().regex(/^SA[A-Z2-7]{56}$/, "must be a NATS account seed (SA...)").optional(),
   /** Public key of the NATS account the signing key belongs to (`A...`). */
   DOCFLOW_REALTIME_ACCOUNT: z.string().regex(/^A[A-Z2-7]{55}$/, "must be a NATS account public key (A...)").optional(),
-  /** NATS WebSocket URL as browsers reach it (ws:// or wss://). */
-  DOCFLOW_REALTIME_WS_URL: z.string().url().optional(),
+  /**
+   * NATS WebSocket URL as browsers reach it: `ws://` or `wss://`, or a path (`/nats`) on the
+   * web app's own host, which the browser resolves against the page (https -> wss).
+   */
+  DOCFLOW_REALTIME_WS_URL: z
+    .union([z.string().regex(/^wss?:\/\/[^\s]+$/, "must be a ws:// or wss:// URL"), z.string().regex(/^\/[^\s]*$/, "or a path on the app's host, such as /nats")])
+    .optional(),
   /** Lifetime of browser credentials; the web app renews them before they expire. */
   DOCFLOW_REALTIME_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
   /** Directory of the built web app to serve at `/` (local mode); unset serves the API only. */

@@ -10,6 +10,17 @@ export interface LiveConnection {
 }
 
 /**
+ * The NATS WebSocket URL to dial: the gateway answers a `ws(s)://` URL, or a path on the app's own
+ * host (the evaluation install's `/nats`), which is resolved against the page: https gives wss.
+ */
+export function webSocketUrl(url: string, page: string): string {
+  if (/^wss?:\/\//.test(url)) return url;
+  const resolved = new URL(url, page);
+  resolved.protocol = resolved.protocol === "https:" ? "wss:" : "ws:";
+  return resolved.toString();
+}
+
+/**
  * Connects to NATS over WebSocket with the short-lived bearer JWT the gateway
  * minted and subscribes to the tenant's event subject. The client's own
  * reconnect is off: a reconnect needs fresh credentials, which the live store
@@ -20,7 +31,7 @@ export async function openLiveConnection(
   onMessage: (data: string) => void,
 ): Promise<LiveConnection> {
   const connection = await wsconnect({
-    servers: credentials.url,
+    servers: webSocketUrl(credentials.url, window.location.href),
     authenticator: jwtAuthenticator(credentials.jwt),
     name: "docflow-web",
     reconnect: false,
