@@ -100,7 +100,11 @@ async function main(): Promise<void> {
       objectStore: async () => {
         // Checked at most every 5 s: readiness probes must stay cheap.
         if (Date.now() - storeCheckedAt < 5000) return;
-        await store.check();
+        // Where the services create their bucket (evaluation, local), a bucket that went away (an
+        // S3 server on an emptyDir was replaced) is made again, rather than the gateway staying
+        // NotReady until someone restarts it.
+        const ensure = config.DOCFLOW_S3_CREATE_BUCKET ? (store as { ensureBucket?: () => Promise<void> }).ensureBucket?.bind(store) : undefined;
+        await (ensure ? ensure() : store.check());
         storeCheckedAt = Date.now();
       },
     },
