@@ -14,7 +14,7 @@
 #   base      localhost/docflow/debian-base:bookworm from `debootstrap --variant=minbase` on the
 #             configured apt mirror; the root file system tarball is cached in
 #             $DOCFLOW_CACHE_DIR/images so a wiped image store does not repeat debootstrap
-#   images    localhost/docflow/{node:24-bookworm-slim, rabbitmq:3.10, nats:2.9, versitygw:<v>}
+#   images    localhost/docflow/{node:24-bookworm-slim, rabbitmq:3.10, nats:2.9, curl:bookworm, versitygw:<v>}
 #             from scripts/containers/*.Containerfile; each image is labelled with the hash of its
 #             recipe and inputs and rebuilt only when that changes
 #   socket    `podman system service` on unix:///run/podman/podman.sock (Docker-compatible API)
@@ -142,6 +142,7 @@ ensure_images() {
   mkdir -p "$ctx/empty" "$ctx/versitygw"
   build localhost/docflow/rabbitmq:3.10 "$RECIPES/rabbitmq.Containerfile" "$ctx/empty"
   build localhost/docflow/nats:2.9 "$RECIPES/nats.Containerfile" "$ctx/empty"
+  build localhost/docflow/curl:bookworm "$RECIPES/curl.Containerfile" "$ctx/empty"
   cp -u "$CACHE/bin/versitygw" "$ctx/versitygw/versitygw"
   build "localhost/docflow/versitygw:$VERSITYGW_VERSION" "$RECIPES/versitygw.Containerfile" "$ctx/versitygw"
 }

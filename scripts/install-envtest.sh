@@ -5,6 +5,9 @@
 #   bash scripts/install-envtest.sh            build what is missing or at another version
 #   bash scripts/install-envtest.sh --check    exit 1 (with a message) unless both are present
 #   bash scripts/install-envtest.sh --quiet    print only what it builds (scripts/bootstrap.sh)
+#   bash scripts/install-envtest.sh --cluster  also the node and the add-ons of scripts/cluster.sh:
+#       kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (same wrapper module and
+#       version as kube-apiserver), coredns, metrics-server, traefik, and a pause binary
 #
 #   - kube-apiserver  k8s.io/kubernetes ${DOCFLOW_KUBE_VERSION}
 #   - etcd            go.etcd.io/etcd/server/v3 ${DOCFLOW_ETCD_VERSION}
@@ -26,6 +29,11 @@ set -euo pipefail
 
 DOCFLOW_KUBE_VERSION=${DOCFLOW_KUBE_VERSION:-v1.37.2}
 DOCFLOW_ETCD_VERSION=${DOCFLOW_ETCD_VERSION:-v3.6.16}
+DOCFLOW_COREDNS_VERSION=${DOCFLOW_COREDNS_VERSION:-v1.15.0}
+# v0.9.1 needs a newer Go than the machine's.
+DOCFLOW_METRICS_SERVER_VERSION=${DOCFLOW_METRICS_SERVER_VERSION:-v0.9.0}
+# v3.7.x has a nested module the proxy cannot resolve; v3.6.12 builds in a wrapper module.
+DOCFLOW_TRAEFIK_VERSION=${DOCFLOW_TRAEFIK_VERSION:-v3.6.12}
 cache_dir=${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 bin_dir="$cache_dir/bin"
 src_dir="$cache_dir/envtest-src"
@@ -46,19 +54,25 @@ quiet() { # log cmd...
 # The version of module $2 that binary $1 was built with ("" when unknown).
 dep_version() { go version -m "$1" 2>/dev/null | awk -v m="$2" '($1 == "dep" || $1 == "mod") && $2 == m { print $3 }'; }
 
-check_only=0 quiet=0 built=0
+check_only=0 quiet=0 built=0 cluster=0
 for arg in "$@"; do
   case "$arg" in
     --check) check_only=1 ;;
     --quiet) quiet=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --cluster) cluster=1 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "install-envtest.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
 
+kube_node_bins=(kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+cluster_bins=("${kube_node_bins[@]}" coredns metrics-server traefik pause)
+
 if (( check_only )); then
   missing=()
-  for b in kube-apiserver etcd; do [[ -x "$bin_dir/$b" ]] || missing+=("$bin_dir/$b"); done
+  want=(kube-apiserver etcd)
+  (( cluster )) && want+=("${cluster_bins[@]}")
+  for b in "${want[@]}"; do [[ -x "$bin_dir/$b" ]] || missing+=("$bin_dir/$b"); done
   if (( ${#missing[@]} )); then
     echo "[envtest] missing: ${missing[*]} (run: bash scripts/install-envtest.sh)" >&2
     exit 1
@@ -100,14 +114,11 @@ build_etcd() {
   done_line etcd "$t0" "built $("$bin_dir/etcd" --version | awk 'NR == 1 { print $3 }')"
 }
 
-build_kube_apiserver() {
-  local t0 dir log gomod minor staging=() m v=$DOCFLOW_KUBE_VERSION
-  t0=$(now_us)
-  if up_to_date kube-apiserver k8s.io/kubernetes "$v"; then
-    (( quiet )) || done_line kube-apiserver "$t0" "ok $v"; return 0
-  fi
-  echo "[envtest] kube-apiserver: building $v from the Go module proxy" >&2
-  dir=$(new_wrapper kube-apiserver); log="$cache_dir/kube-apiserver-build.log"; : >"$log"
+# A wrapper module for k8s.io/kubernetes $DOCFLOW_KUBE_VERSION: every staging module pinned to the
+# matching v0.x release.
+kube_wrapper() { # name
+  local dir gomod minor staging=() m v=$DOCFLOW_KUBE_VERSION
+  dir=$(new_wrapper "$1")
   # k8s.io/kubernetes' go.mod: `k8s.io/<name> => ./staging/src/k8s.io/<name>` for each staging module.
   gomod=$(cd "$dir" && "${go_env[@]}" go mod download -json "k8s.io/kubernetes@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
   mapfile -t staging < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
@@ -116,22 +127,91 @@ build_kube_apiserver() {
   for m in "${staging[@]}"; do
     printf 'replace %s => %s %s\n' "$m" "$m" "$minor" >>"$dir/go.mod"
   done
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "k8s.io/kubernetes/cmd/kube-apiserver@$v")
+  printf '%s\n' "$dir"
+}
+
+# build_kube NAME...: the Kubernetes commands k8s.io/kubernetes/cmd/NAME that are missing or at
+# another version, in one wrapper module and one `go build` (they share most of their packages).
+build_kube() {
+  local t0 dir log name todo=() pkgs=() v=$DOCFLOW_KUBE_VERSION wrapper
+  t0=$(now_us)
+  for name in "$@"; do
+    up_to_date "$name" k8s.io/kubernetes "$v" || todo+=("$name")
+  done
+  if (( ${#todo[@]} == 0 )); then
+    (( quiet )) || done_line "$1" "$t0" "ok $v ($*)"; return 0
+  fi
+  echo "[envtest] ${todo[*]}: building $v from the Go module proxy" >&2
+  wrapper=${todo[0]}
+  (( ${#todo[@]} > 1 )) && wrapper=kubernetes
+  log="$cache_dir/$wrapper-build.log"; : >"$log"
+  dir=$(kube_wrapper "$wrapper")
+  for name in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
+  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "${pkgs[@]/%/@$v}")
   local major=1 minor_n=${v#v1.}; minor_n=${minor_n%%.*}
   local ldflags="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor_n -X $p.gitTreeState=clean"
     ldflags+=" -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "$ldflags" -o "$bin_dir/kube-apiserver.new" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv -f "$bin_dir/kube-apiserver.new" "$bin_dir/kube-apiserver"; built=1
-  done_line kube-apiserver "$t0" "built $("$bin_dir/kube-apiserver" --version | awk '{ print $2 }')"
+  rm -rf "$dir/out"; mkdir -p "$dir/out"
+  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "$ldflags" -o "$dir/out/" "${pkgs[@]}")
+  for name in "${todo[@]}"; do mv -f "$dir/out/$name" "$bin_dir/$name"; done
+  built=1
+  done_line "$wrapper" "$t0" "built $v (${todo[*]})"
+}
+
+# build_go NAME MODULE VERSION PACKAGE [GO.MOD LINE...]: a Go command from a module of its own,
+# through a wrapper module that repeats the module's replace and exclude directives (a bare
+# `go install pkg@version` refuses a module that has replaces).
+build_go() {
+  local name=$1 mod=$2 v=$3 pkg=$4 t0 dir log r; shift 4
+  t0=$(now_us)
+  if up_to_date "$name" "$mod" "$v"; then
+    (( quiet )) || done_line "$name" "$t0" "ok $v"; return 0
+  fi
+  echo "[envtest] $name: building $v from the Go module proxy" >&2
+  dir=$(new_wrapper "$name"); log="$cache_dir/$name-build.log"; : >"$log"
+  for r in "$@"; do printf '%s\n' "$r" >>"$dir/go.mod"; done
+  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "$pkg@$v")
+  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name.new" "$pkg")
+  mv -f "$bin_dir/$name.new" "$bin_dir/$name"; built=1
+  done_line "$name" "$t0" "built $v"
+}
+
+# The pause binary the pod sandboxes run (containerd's sandbox_image): scripts/cluster/pause.
+build_pause() {
+  local t0 src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster/pause"
+  t0=$(now_us)
+  if [[ -x "$bin_dir/pause" && "$bin_dir/pause" -nt "$src/main.go" ]]; then
+    (( quiet )) || done_line pause "$t0" "ok"; return 0
+  fi
+  (cd "$src" && quiet "$cache_dir/pause-build.log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/pause" .)
+  built=1
+  done_line pause "$t0" "built"
+}
+
+build_cluster() {
+  build_kube "${kube_node_bins[@]}"
+  build_go coredns github.com/coredns/coredns "$DOCFLOW_COREDNS_VERSION" github.com/coredns/coredns
+  build_go metrics-server sigs.k8s.io/metrics-server "$DOCFLOW_METRICS_SERVER_VERSION" sigs.k8s.io/metrics-server/cmd/metrics-server
+  # Traefik's own go.mod replaces three modules with forks; a wrapper must repeat them.
+  build_go traefik github.com/traefik/traefik/v3 "$DOCFLOW_TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik \
+    "replace github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e" \
+    "replace github.com/gorilla/mux => github.com/containous/mux v0.0.0-20250523120546-41b6ec3aed59" \
+    "replace github.com/mailgun/minheap => github.com/containous/minheap v0.0.0-20190809180810-6e71eb837595" \
+    "exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible"
+  build_pause
 }
 
 command -v go >/dev/null || [[ -x "$bin_dir/etcd" && -x "$bin_dir/kube-apiserver" ]] \
   || { echo "[envtest] go is required to build kube-apiserver and etcd" >&2; exit 1; }
 mkdir -p "$bin_dir" "$src_dir"
+# One build at a time per cache (bootstrap, .ci/run and scripts/cluster.sh may all call this).
+exec 9>"$cache_dir/.install-envtest.lock"
+flock 9
 t_all=$(now_us)
 build_etcd
-build_kube_apiserver
-if (( built || ! quiet )); then done_line total "$t_all" "kube-apiserver $DOCFLOW_KUBE_VERSION, etcd $DOCFLOW_ETCD_VERSION"; fi
+build_kube kube-apiserver
+(( cluster )) && build_cluster
+if (( built || ! quiet )); then done_line total "$t_all" "Kubernetes $DOCFLOW_KUBE_VERSION, etcd $DOCFLOW_ETCD_VERSION"; fi

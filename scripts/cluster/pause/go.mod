@@ -1,0 +1,3 @@
+module docflow.local/cluster/pause
+
+go 1.26
