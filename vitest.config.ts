@@ -11,7 +11,10 @@ import { defineConfig } from "vitest/config";
  *   (helm from scripts/bootstrap.sh; no services needed);
  * - system: docflow's own images in containers (tests/system/), only when a container engine runs
  *   the services (scripts/test.ts builds the images and sets DOCFLOW_TEST_SYSTEM=1; it says so
- *   when it does not).
+ *   when it does not);
+ * - cluster: the SRE's day on a real Kubernetes cluster (tests/cluster/), only when
+ *   DOCFLOW_TEST_KUBECONFIG names one (scripts/test.ts starts and deploys the local cluster of
+ *   scripts/cluster.sh and runs this project on its own, after the others).
  */
 export default defineConfig({
   test: {
@@ -61,6 +64,20 @@ export default defineConfig({
                 include: ["tests/system/**/*.test.ts"],
                 environment: "node",
                 testTimeout: 240_000,
+                hookTimeout: 300_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
+      ...(process.env.DOCFLOW_TEST_KUBECONFIG
+        ? [
+            {
+              test: {
+                name: "cluster",
+                include: ["tests/cluster/**/*.test.ts"],
+                environment: "node",
+                testTimeout: 600_000,
                 hookTimeout: 300_000,
                 fileParallelism: false,
               },

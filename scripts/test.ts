@@ -22,6 +22,12 @@
  * The web build is skipped with DOCFLOW_TEST_SKIP_WEB_BUILD=1 (the browser tests then use the
  * services/web/dist already there), and when the vitest args select projects (`--project x`) of
  * which none is e2e: only the e2e project needs it. Its output is shown only when it fails.
+ * The cluster project (tests/cluster/: the SRE's day on a real Kubernetes node) runs last, on its
+ * own: with DOCFLOW_TEST_KUBECONFIG (+ DOCFLOW_TEST_CLUSTER_URL) on that cluster as given;
+ * otherwise, as root, on the local cluster of scripts/cluster.sh, which starts alongside the
+ * checks (`up`) and gets docflow installed after the other tests (`deploy`), and is left running
+ * for the next run (`bash scripts/cluster.sh down` stops it). Not root and no kubeconfig: the log
+ * says the cluster tests did not run. DOCFLOW_TEST_SKIP_CLUSTER=1 leaves them out.
  * Knobs: DOCFLOW_TEST_SKIP_TYPECHECK=1, DOCFLOW_TEST_SKIP_LINT=1, DOCFLOW_TEST_SKIP_SERVICES=1,
  *   DOCFLOW_TEST_SKIP_IMAGE_BUILD=1 (the system tests use the images already built),
  *   DOCFLOW_TEST_RABBITMQ_MANAGEMENT=0 (no management plugin: no DOCFLOW_TEST_AMQP_MGMT_URL, and
@@ -183,6 +189,46 @@ async function buildImages(): Promise<{ run: true } | { run: false; why: string 
   process.stderr.write(output.join(""));
   if (code !== 0) throw new PhaseFailed(`image build failed (exit ${code})`, code);
   return { run: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Kubernetes cluster (for the cluster project)
+
+type ClusterPlan = { run: false; why: string; error?: true } | { run: true; local: boolean };
+
+function clusterPlan(): ClusterPlan {
+  const projects = selectedProjects(vitestArgs);
+  if (projects.length > 0 && !projects.some((p) => p.includes("cluster") || p.includes("*"))) return { run: false, why: `projects ${projects.join(", ")} do not include it` };
+  if (env.DOCFLOW_TEST_SKIP_CLUSTER === "1") return { run: false, why: "DOCFLOW_TEST_SKIP_CLUSTER=1" };
+  if (env.DOCFLOW_TEST_KUBECONFIG) {
+    if (!env.DOCFLOW_TEST_CLUSTER_URL) return { run: false, why: "DOCFLOW_TEST_KUBECONFIG needs DOCFLOW_TEST_CLUSTER_URL (the web app's URL through the cluster's ingress)", error: true };
+    return { run: true, local: false };
+  }
+  if (process.getuid?.() !== 0) return { run: false, why: "the local cluster (scripts/cluster.sh) needs root; or set DOCFLOW_TEST_KUBECONFIG" };
+  return { run: true, local: true };
+}
+
+/** `scripts/cluster.sh <command>`, its phase lines shown as they come. */
+async function clusterScript(command: string): Promise<void> {
+  const code = await runCommand("bash", ["scripts/cluster.sh", command]);
+  if (code !== 0) throw new PhaseFailed(`scripts/cluster.sh ${command} failed (exit ${code})`, code);
+}
+
+/** What the cluster tests read: the given DOCFLOW_TEST_* of an existing cluster, or the local one's. */
+async function clusterEnv(plan: { local: boolean }): Promise<Record<string, string>> {
+  if (!plan.local) {
+    return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith("DOCFLOW_TEST_CLUSTER_") || e[0] === "DOCFLOW_TEST_KUBECONFIG"));
+  }
+  const output: string[] = [];
+  const code = await runCommand("bash", ["scripts/cluster.sh", "test-env"], {}, output);
+  if (code !== 0) throw new PhaseFailed(`scripts/cluster.sh test-env failed: ${output.join("")}`, code);
+  return Object.fromEntries(
+    output
+      .join("")
+      .split("\n")
+      .filter((line) => /^[A-Z_]+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,6 +418,10 @@ async function main(): Promise<number> {
   // docflow's own images, for the system test, when the services run as containers.
   const imageBuild = timed("images", buildImages, (r) => (r.run ? "ok (localhost/docflow/{gateway,processor,web}:dev)" : `system tests not run: ${r.why}`));
   imageBuild.catch(() => undefined); // awaited below, before vitest
+  // The local Kubernetes cluster starts alongside (its binaries are built and cached on first use).
+  const cluster = clusterPlan();
+  const clusterUp = cluster.run && cluster.local ? timed("cluster up", () => clusterScript("up")) : Promise.resolve();
+  clusterUp.catch(() => undefined); // awaited below, before the cluster tests
   let exitCode = 1;
   let keepLogs = false;
   try {
@@ -385,8 +435,30 @@ async function main(): Promise<number> {
     if (signalled) throw new PhaseFailed("interrupted", 130);
     const testEnv = { ...started.env, ...(images.run ? { DOCFLOW_TEST_SYSTEM: "1" } : {}) };
     for (const [k, v] of Object.entries(testEnv)) if (!/_KEY$|_SEED$|AMQP_URL$/.test(k)) log(`  ${k}=${v}`);
-    exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], testEnv), (code) => `exit ${code}`);
+    const projects = selectedProjects(vitestArgs);
+    const others = projects.length === 0 || projects.some((p) => p !== "cluster");
+    if (others) {
+      // DOCFLOW_TEST_KUBECONFIG hidden: the cluster project (vitest.config.ts) is not part of this run.
+      exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "" }), (code) => `exit ${code}`);
+    } else {
+      exitCode = 0;
+    }
     keepLogs = exitCode !== 0; // the services' logs may explain a failing test
+    if (!cluster.run) {
+      log(`cluster tests    not run: ${cluster.why}`);
+      if (cluster.error && exitCode === 0) exitCode = 2;
+    } else {
+      // The cluster project on its own, after the others: a node's worth of pods loads the machine
+      // in its own way and must not slow the timing-sensitive e2e tests.
+      await clusterUp;
+      if (cluster.local) await timed("cluster deploy", () => clusterScript("deploy"));
+      const kube = await clusterEnv(cluster);
+      for (const [k, v] of Object.entries(kube)) log(`  ${k}=${v}`);
+      const rest = vitestArgs.filter((a, i) => a !== "--project" && vitestArgs[i - 1] !== "--project" && !a.startsWith("--project="));
+      const clusterCode = await timed("vitest cluster", () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "cluster"], { ...testEnv, ...kube }), (code) => `exit ${code}`);
+      if (exitCode === 0) exitCode = clusterCode;
+      if (cluster.local) log("cluster          left running for the next run (bash scripts/cluster.sh status | down)");
+    }
   } catch (err) {
     if (err instanceof PhaseFailed) exitCode = err.exitCode;
     else log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
