@@ -1,5 +1,5 @@
 /**
- * NATS decentralised auth for docflow: the generator lives with the gateway, which signs browser
- * credentials and whose image generates the material in a cluster (src/nats-auth-secret.ts).
+ * NATS decentralised auth for docflow: the generator lives in @docflow/core (the gateway's image
+ * runs it in a cluster, src/nats-auth-secret.ts); the local stack and the tests use it from here.
  */
-export { generateNatsAuth, type NatsAuth } from "../../services/gateway/src/nats-auth.ts";
+export { generateNatsAuth, type NatsAuth } from "@docflow/core/nats-auth";

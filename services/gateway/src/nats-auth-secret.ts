@@ -19,7 +19,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { generateNatsAuth } from "./nats-auth.ts";
+import { generateNatsAuth } from "@docflow/core/nats-auth";
 
 interface Settings {
   secret: string;
