@@ -23,6 +23,10 @@ import { api, componentLogs, eventually, kubectl, target, tokens } from "./suppo
 const run = promisify(execFile);
 const norm = (s: string) => s.replace(/\s+/g, " ").trim();
 const PDF_PAGES = 6;
+/** The release outlives a run (and other runs' jobs stay listed): this run's files have names of their own. */
+const RUN = Date.now().toString(36);
+const REPORT = `report-${RUN}.pdf`;
+const DECK = `deck-${RUN}.pptx`;
 
 async function pdftotextPage(path: string, n: number): Promise<string> {
   const { stdout } = await run("pdftotext", ["-f", String(n), "-l", String(n), "-enc", "UTF-8", path, "-"]);
@@ -38,7 +42,7 @@ describe("scenario 2: use through the ingress", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "docflow-cluster-use-"));
-    await Promise.all([makeTextPdf(file("report.pdf"), defaultPages(PDF_PAGES)), makePptx(file("deck.pptx"), ["Cluster alpha", "Ingress bravo"])]);
+    await Promise.all([makeTextPdf(file(REPORT), defaultPages(PDF_PAGES)), makePptx(file(DECK), ["Cluster alpha", "Ingress bravo"])]);
     token = (await tokens())["tenant-a"]!;
     browser = await launchChromium();
     session = await newSession(browser, "tenant-a");
@@ -67,13 +71,13 @@ describe("scenario 2: use through the ingress", () => {
       const sockets = log.webSockets.map((u) => new URL(u));
       expect(sockets.map((u) => `${u.protocol}//${u.host}${u.pathname}`)).toContain(`ws://${new URL(baseUrl).host}/nats`);
 
-      await chooseFiles(page, [file("report.pdf"), file("deck.pptx")]);
+      await chooseFiles(page, [file(REPORT), file(DECK)]);
       const list = page.getByRole("list", { name: "Documents, newest first" });
       const row = (name: string) => list.getByRole("listitem").filter({ has: page.getByRole("link", { name, exact: true }) });
-      await row("report.pdf").getByText("Ready", { exact: true }).waitFor({ timeout: 120_000 });
-      await row("report.pdf").getByText(`${PDF_PAGES}/${PDF_PAGES} pages`).waitFor();
-      await row("deck.pptx").getByText("Ready", { exact: true }).waitFor({ timeout: 180_000 });
-      await row("deck.pptx").getByText("2/2 pages").waitFor();
+      await row(REPORT).getByText("Ready", { exact: true }).waitFor({ timeout: 120_000 });
+      await row(REPORT).getByText(`${PDF_PAGES}/${PDF_PAGES} pages`).waitFor();
+      await row(DECK).getByText("Ready", { exact: true }).waitFor({ timeout: 180_000 });
+      await row(DECK).getByText("2/2 pages").waitFor();
       await screenshot(page, "cluster-jobs-list");
       // The uploads went through tus (creation, then PATCHes), not the one-shot POST.
       expect(log.requests.filter((r) => r.startsWith("POST /v1/uploads")).length).toBeGreaterThanOrEqual(2);
@@ -86,16 +90,16 @@ describe("scenario 2: use through the ingress", () => {
     // Every page's text is pdftotext's, as the API returns it through the ingress.
     const client = api(token);
     const jobs = (await (await client.call("/v1/jobs")).json()) as { items: Job[] };
-    const report = jobs.items.find((j) => j.filename === "report.pdf")!;
+    const report = jobs.items.find((j) => j.filename === REPORT)!;
     expect(report.status).toBe("completed");
     expect(report.pagesDone).toBe(PDF_PAGES);
     const result = (await (await client.call(`/v1/jobs/${report.id}/result`)).json()) as { pages: { n: number; text: string }[] };
     expect(result.pages.map((p) => p.n)).toEqual(Array.from({ length: PDF_PAGES }, (_, i) => i + 1));
     for (const p of result.pages) {
-      expect(norm(p.text)).toBe(norm(await pdftotextPage(file("report.pdf"), p.n)));
+      expect(norm(p.text)).toBe(norm(await pdftotextPage(file(REPORT), p.n)));
       expect(p.text).toContain(pageWords(p.n));
     }
-    const deck = jobs.items.find((j) => j.filename === "deck.pptx")!;
+    const deck = jobs.items.find((j) => j.filename === DECK)!;
     const deckResult = (await (await client.call(`/v1/jobs/${deck.id}/result`)).json()) as { pages: { text: string }[] };
     expect(deckResult.pages.map((p) => p.text).join(" ")).toContain("Ingress bravo");
   });
