@@ -1,14 +1,13 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "@docflow/contracts";
 import { defaultPages, makePptx, makeTextPdf, paddedPdf, pageWords } from "../fixtures/generate.ts";
 import { launchChromium, newSession, screenshot, type AppSession } from "../support/browser.ts";
+import { pdftotextPage } from "../support/poppler.ts";
 import { TusClient } from "../support/tus.ts";
 import { api, componentLogs, eventually, kubectl, target, tokens } from "./support.ts";
 
@@ -20,7 +19,6 @@ import { api, componentLogs, eventually, kubectl, target, tokens } from "./suppo
  * ServersTransport), and a 200 MiB tus upload in 5 MiB chunks never comes near it.
  */
 
-const run = promisify(execFile);
 const norm = (s: string) => s.replace(/\s+/g, " ").trim();
 const PDF_PAGES = 6;
 /** The release outlives a run (and other runs' jobs stay listed): this run's files have names of their own. */
@@ -28,9 +26,10 @@ const RUN = Date.now().toString(36);
 const REPORT = `report-${RUN}.pdf`;
 const DECK = `deck-${RUN}.pptx`;
 
-async function pdftotextPage(path: string, n: number): Promise<string> {
-  const { stdout } = await run("pdftotext", ["-f", String(n), "-l", String(n), "-enc", "UTF-8", path, "-"]);
-  return stdout.replace(/\f/g, "").trim();
+/** Seconds Traefik waits for the gateway's answer: the chart's ServersTransport, read from the cluster. */
+async function ingressReadTimeout(): Promise<number> {
+  const value = await kubectl(["get", "serverstransports.traefik.io", target().release, "-o", "jsonpath={.spec.forwardingTimeouts.responseHeaderTimeout}"]);
+  return Number(value.replace(/s$/, ""));
 }
 
 describe("scenario 2: use through the ingress", () => {
@@ -106,9 +105,7 @@ describe("scenario 2: use through the ingress", () => {
 
   it("cuts a request the backend holds at the ingress' configured read timeout (the chart's ServersTransport)", async () => {
     const { namespace, release, baseUrl } = target();
-    const readTimeout = Number(
-      (await kubectl(["get", "serverstransports.traefik.io", release, "-o", "jsonpath={.spec.forwardingTimeouts.responseHeaderTimeout}"])).replace(/s$/, ""),
-    );
+    const readTimeout = await ingressReadTimeout();
     expect(readTimeout).toBeGreaterThan(0);
     // A backend that answers nothing: a pod of the web image holding every request, behind the
     // same ServersTransport the chart's Services name, on a path of the app's ingress host.
@@ -186,8 +183,8 @@ describe("scenario 2: use through the ingress", () => {
   });
 
   it("takes a 200 MiB tus upload in 5 MiB chunks, each request far inside the ingress' read timeout, and stores it exactly", async () => {
-    const { release, baseUrl } = target();
-    const readTimeout = Number((await kubectl(["get", "serverstransports.traefik.io", release, "-o", "jsonpath={.spec.forwardingTimeouts.responseHeaderTimeout}"])).replace(/s$/, ""));
+    const { baseUrl } = target();
+    const readTimeout = await ingressReadTimeout();
     const bytes = await paddedPdf(200 * 1024 * 1024, "A large upload through the ingress");
     const chunk = 5 * 1024 * 1024;
     const tus = new TusClient(token);

@@ -12,6 +12,7 @@ import type { Job, JobEvent } from "@docflow/contracts";
 import { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, pageWords } from "../fixtures/generate.ts";
 import { connectTestNats, testServices } from "../support/env.ts";
 import { startStack, type Stack } from "../support/stack.ts";
+import { pdftotextPage } from "../support/poppler.ts";
 
 const run = promisify(execFile);
 const MAX_UPLOAD = 5 * 1024 * 1024;
@@ -19,11 +20,6 @@ const MAX_UPLOAD = 5 * 1024 * 1024;
 async function pdfinfoPages(path: string): Promise<number> {
   const { stdout } = await run("pdfinfo", [path]);
   return Number(/^Pages:\s+(\d+)/m.exec(stdout)?.[1]);
-}
-
-async function pdftotextPage(path: string, n: number): Promise<string> {
-  const { stdout } = await run("pdftotext", ["-f", String(n), "-l", String(n), "-enc", "UTF-8", path, "-"]);
-  return stdout.replace(/\f/g, "").trim();
 }
 
 const norm = (s: string) => s.replace(/\s+/g, " ").trim();
