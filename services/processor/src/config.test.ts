@@ -26,4 +26,11 @@ describe("processor configuration", () => {
     expect(loadConfig({ ...env, DOCFLOW_STALLED_AFTER_MS: "43000" }).DOCFLOW_STALLED_AFTER_MS).toBe(43000);
     expect(() => loadConfig({ DOCFLOW_RETRY_BASE_MS: "5000", DOCFLOW_RETRY_MAX_MS: "1000" })).toThrow(/DOCFLOW_RETRY_MAX_MS/);
   });
+
+  it("consumes every stage unless told which, and refuses unknown ones by name", () => {
+    expect(loadConfig({}).DOCFLOW_PROCESSOR_STAGES).toEqual(["inspect", "convert", "render", "finish"]);
+    expect(loadConfig({ DOCFLOW_PROCESSOR_STAGES: "render, inspect,render" }).DOCFLOW_PROCESSOR_STAGES).toEqual(["inspect", "render"]);
+    expect(() => loadConfig({ DOCFLOW_PROCESSOR_STAGES: "render,ocr" })).toThrow(/DOCFLOW_PROCESSOR_STAGES.*unknown: ocr/);
+    expect(() => loadConfig({ DOCFLOW_PROCESSOR_STAGES: " , " })).toThrow(/DOCFLOW_PROCESSOR_STAGES/);
+  });
 });

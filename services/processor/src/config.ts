@@ -2,12 +2,30 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { parseEnv, sharedEnv } from "@docflow/core";
+import { STAGES, type Stage } from "@docflow/contracts";
 
 /** Everything the processor reads from its environment, parsed once at start-up. */
 export const processorEnv = {
   ...sharedEnv,
   /** Tasks run at once by this process (and the RabbitMQ prefetch of each consumer). Default: CPU count. */
   DOCFLOW_PROCESSOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(availableParallelism()),
+  /**
+   * The stages this processor consumes, comma-separated (default: all). A ProcessorPool sets it
+   * (the operator), so that pools can split the work, e.g. conversions apart from renders. The
+   * render stage includes its express lane. Dead letters are consumed by every processor.
+   */
+  DOCFLOW_PROCESSOR_STAGES: z
+    .string()
+    .default(STAGES.join(","))
+    .transform((value, ctx): Stage[] => {
+      const names = [...new Set(value.split(",").map((s) => s.trim()).filter(Boolean))];
+      const unknown = names.filter((n) => !(STAGES as readonly string[]).includes(n));
+      if (names.length === 0 || unknown.length > 0) {
+        ctx.addIssue({ code: "custom", message: `expected a comma-separated list of ${STAGES.join(", ")}${unknown.length ? `; unknown: ${unknown.join(", ")}` : ""}` });
+        return z.NEVER;
+      }
+      return STAGES.filter((stage) => names.includes(stage));
+    }),
   /** Port of the probe and metrics server (`/healthz`, `/readyz`, `/metrics`); 0 picks a free one. */
   DOCFLOW_PROCESSOR_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   DOCFLOW_PROCESSOR_HOST: z.string().default("0.0.0.0"),

@@ -57,7 +57,9 @@ export class Consumers {
   }
 
   get consuming(): boolean {
-    return this.#channels.length === STAGES.length + 2;
+    // A channel per stage consumed, the express lane's with render, and the dead letters'.
+    const stages = this.#ctx.config.DOCFLOW_PROCESSOR_STAGES;
+    return this.#channels.length === stages.length + (stages.includes("render") ? 1 : 0) + 1;
   }
 
   #prefetch(stage: Stage): number {
@@ -81,7 +83,8 @@ export class Consumers {
     };
     // One channel per stage: a stage's prefetch is its own, so a backlog of heavy
     // conversions never takes the places of quick inspections or renders.
-    for (const stage of STAGES) {
+    const stages = this.#ctx.config.DOCFLOW_PROCESSOR_STAGES;
+    for (const stage of stages) {
       const ch = await open(this.#prefetch(stage));
       const { consumerTag } = await ch.consume(laneQueue(namespace, stage), (m) => void this.#onWork(ch, stage, false, m), { noAck: false });
       this.#tags.set(ch, [consumerTag]);
@@ -89,10 +92,12 @@ export class Consumers {
     }
     // The express lane: its own prefetch on top of the render queue's, so its tasks (first
     // ranges, small jobs) start at once even while long documents hold every render slot.
-    const express = await open(this.#ctx.config.DOCFLOW_EXPRESS_PREFETCH);
-    const { consumerTag } = await express.consume(laneQueue(namespace, "render", true), (m) => void this.#onWork(express, "render", true, m), { noAck: false });
-    this.#tags.set(express, [consumerTag]);
-    this.#channels.push(express);
+    if (stages.includes("render")) {
+      const express = await open(this.#ctx.config.DOCFLOW_EXPRESS_PREFETCH);
+      const { consumerTag } = await express.consume(laneQueue(namespace, "render", true), (m) => void this.#onWork(express, "render", true, m), { noAck: false });
+      this.#tags.set(express, [consumerTag]);
+      this.#channels.push(express);
+    }
     const dl = await open(4);
     const tags: string[] = [];
     for (const stage of STAGES) {
@@ -118,6 +123,7 @@ export class Consumers {
     // A retry copy follows an attempt that failed, possibly after its bookkeeping (e.g. the
     // publish of what a finished range released): handlers treat it like a redelivery.
     const repeated = redelivered || Number(headers[WORK_HEADERS.attempts] ?? 0) > 0;
+    if (redelivered) metrics.tasksRedelivered.inc({ stage });
     if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)");
     const queue = laneQueue(config.DOCFLOW_AMQP_NAMESPACE, stage, express);
     const sentAt = Number(headers[SENT_AT_HEADER]);

@@ -25,6 +25,12 @@ export function createMetrics() {
       registers: [registry],
     }),
     tasksInFlight: new Gauge({ name: "docflow_tasks_in_flight", help: "Tasks running in this processor.", registers: [registry] }),
+    tasksRedelivered: new Counter({
+      name: "docflow_tasks_redelivered_total",
+      help: "Tasks this processor received again because an earlier delivery was never acked (its processor stopped, was killed or gave it back), by stage. Scale-in that removes busy pods shows here.",
+      labelNames: ["stage"] as const,
+      registers: [registry],
+    }),
     pages: new Counter({ name: "docflow_pages_processed_total", help: "Pages rendered and extracted.", registers: [registry] }),
     jobOutcomes: new Counter({ name: "docflow_job_outcomes_total", help: "Jobs finished, by status.", labelNames: ["status"] as const, registers: [registry] }),
     jobsOpen: new Gauge({ name: "docflow_jobs_open", help: "Jobs queued or processing (every tenant's), as this processor's last sweep read them.", registers: [registry] }),
