@@ -22,7 +22,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["packages/*/src/**/*.test.ts", "services/gateway/src/**/*.test.ts", "services/processor/src/**/*.test.ts"],
+          include: ["packages/*/src/**/*.test.ts", "services/gateway/src/**/*.test.ts", "services/processor/src/**/*.test.ts", "services/operator/src/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
         },

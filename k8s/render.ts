@@ -3,10 +3,11 @@
  * chart's defaults: `helm template docflow charts/docflow -n default`, without Helm's own labels
  * (helm.sh/chart, app.kubernetes.io/managed-by) and hooks (the `helm test` pod). Namespace
  * `default`: objects carry none, and kustomize's `namespace:` rewrites RoleBinding subjects only
- * when they are in `default`.
+ * when they are in `default`. Beside it, k8s/base/processorpools.docflow.io.yaml: the chart's CRD
+ * (crds/, which `helm template` leaves out and Helm installs before the release).
  *
- *   node k8s/render.ts           rewrite k8s/base/docflow.yaml
- *   node k8s/render.ts --check   exit 1 when it is out of date (tests/chart/k8s.test.ts does the same)
+ *   node k8s/render.ts           rewrite k8s/base/docflow.yaml and the CRD
+ *   node k8s/render.ts --check   exit 1 when either is out of date (tests/chart/k8s.test.ts does the same)
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -16,6 +17,8 @@ import { helmTemplate } from "../charts/docflow/scripts/helm.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const BASE_FILE = join(ROOT, "k8s", "base", "docflow.yaml");
+export const CRD_FILE = join(ROOT, "k8s", "base", "processorpools.docflow.io.yaml");
+const CHART_CRD_FILE = join(ROOT, "charts", "docflow", "crds", "processorpools.docflow.io.yaml");
 const HELM_LABELS = ["helm.sh/chart", "app.kubernetes.io/managed-by"];
 
 type Obj = Record<string, unknown>;
@@ -56,17 +59,32 @@ export function renderBase(): string {
   return `${header}\n${toPlainManifests(result.stdout).map((obj) => `---\n${stringify(obj, { lineWidth: 0, version: "1.1" })}`).join("")}`;
 }
 
+/** The content of k8s/base/processorpools.docflow.io.yaml: the chart's CRD, as it is. */
+export function renderCrd(): string {
+  return `# Copied from charts/docflow/crds/ by \`node k8s/render.ts\`: do not edit.\n${readFileSync(CHART_CRD_FILE, "utf8")}`;
+}
+
 function main(): void {
-  const next = renderBase();
+  const files: [string, string][] = [[BASE_FILE, renderBase()], [CRD_FILE, renderCrd()]];
   if (process.argv.includes("--check")) {
-    if (readFileSync(BASE_FILE, "utf8") !== next) {
-      process.stderr.write("k8s/base/docflow.yaml is out of date: run node k8s/render.ts\n");
-      process.exit(1);
+    for (const [file, next] of files) {
+      let current = "";
+      try {
+        current = readFileSync(file, "utf8");
+      } catch {
+        // missing: out of date
+      }
+      if (current !== next) {
+        process.stderr.write(`${file.slice(ROOT.length + 1)} is out of date: run node k8s/render.ts\n`);
+        process.exit(1);
+      }
     }
     return;
   }
-  writeFileSync(BASE_FILE, next);
-  process.stdout.write(`wrote ${BASE_FILE}\n`);
+  for (const [file, next] of files) {
+    writeFileSync(file, next);
+    process.stdout.write(`wrote ${file}\n`);
+  }
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) main();

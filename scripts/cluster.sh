@@ -533,21 +533,21 @@ cmd_deploy() {
   local t0 images=() values=()
   t0=$(now)
   eval "$(bash "$ROOT/scripts/containers.sh" --print-env)"
-  DOCFLOW_IMAGE_TAG="$IMAGE_TAG" bash "$ROOT/scripts/images.sh" gateway processor web
+  DOCFLOW_IMAGE_TAG="$IMAGE_TAG" bash "$ROOT/scripts/images.sh" gateway processor web operator
   # Each image also gets a tag of its content (as Skaffold tags by digest), which the release
   # uses: a rebuilt image is a changed pod template, so `helm upgrade` rolls it out.
   local name id
   local -A tag=()
-  for name in "gateway:$IMAGE_TAG" "processor:$IMAGE_TAG" "web:$IMAGE_TAG" rabbitmq:3.10 nats:2.9 versitygw:v1.8.0 curl:bookworm; do
+  for name in "gateway:$IMAGE_TAG" "processor:$IMAGE_TAG" "web:$IMAGE_TAG" "operator:$IMAGE_TAG" rabbitmq:3.10 nats:2.9 versitygw:v1.8.0 curl:bookworm; do
     id=$(podman image inspect --format '{{.Id}}' "localhost/docflow/$name" | cut -c1-12)
     podman tag "localhost/docflow/$name" "localhost/docflow/${name%%:*}:$id"
     images+=("localhost/docflow/${name%%:*}:$id")
     tag[${name%%:*}]=$id
   done
   # JSON is YAML: one document for helm and for the tests' upgrades.
-  printf '{"gateway": {"image": {"tag": "%s"}}, "processor": {"image": {"tag": "%s"}}, "web": {"image": {"tag": "%s"}},
+  printf '{"gateway": {"image": {"tag": "%s"}}, "processor": {"image": {"tag": "%s"}}, "web": {"image": {"tag": "%s"}}, "operator": {"image": {"tag": "%s"}},
  "evaluation": {"rabbitmq": {"image": {"tag": "%s"}}, "nats": {"image": {"tag": "%s"}}, "s3": {"image": {"tag": "%s"}}},
- "tests": {"image": {"tag": "%s"}}}\n' "${tag[gateway]}" "${tag[processor]}" "${tag[web]}" "${tag[rabbitmq]}" "${tag[nats]}" "${tag[versitygw]}" "${tag[curl]}" \
+ "tests": {"image": {"tag": "%s"}}}\n' "${tag[gateway]}" "${tag[processor]}" "${tag[web]}" "${tag[operator]}" "${tag[rabbitmq]}" "${tag[nats]}" "${tag[versitygw]}" "${tag[curl]}" \
     >"$STATE/values-images.yaml"
   done_line images "$t0" "built docflow's images"
   t0=$(now)
@@ -561,6 +561,11 @@ cmd_deploy() {
   fi
   values=(-f "$ROOT/charts/docflow/values-evaluation.yaml" -f "$ROOT/scripts/cluster/values.yaml" -f "$STATE/values-tokens.yaml" -f "$STATE/values-images.yaml")
   for f in ${DOCFLOW_CLUSTER_VALUES:-}; do values+=(-f "$f"); done
+  # Helm installs a chart's crds/ on the first install only, never on upgrade: applied here first,
+  # server-side, so that a release installed before a CRD existed (or changed) gets it, as
+  # docs/deploy.md tells an SRE to do before every upgrade.
+  kc apply --server-side --field-manager docflow-chart -f "$ROOT/charts/docflow/crds/" >"$LOGS/crds.log" 2>&1 \
+    || { cat "$LOGS/crds.log" >&2; die "applying the chart's CRDs failed"; }
   helm --kubeconfig "$KUBECONFIG_FILE" upgrade --install "$RELEASE" "$ROOT/charts/docflow" -n "$NAMESPACE" --create-namespace \
     "${values[@]}" --wait --timeout 10m >"$LOGS/helm.log" 2>&1 \
     || { tail -n 20 "$LOGS/helm.log" >&2; kc -n "$NAMESPACE" get pods -o wide >&2; die "helm upgrade --install failed (log: $LOGS/helm.log)"; }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds docflow's own images (gateway, processor, web) from their Dockerfiles, with podman or
+# Builds docflow's own images (gateway, processor, web, operator) from their Dockerfiles, with podman or
 # docker (whichever is installed; DOCFLOW_CONTAINER_CLI overrides), from the repository root
 # (one npm workspace lockfile). The system test (tests/system/) runs them.
 #
-#   bash scripts/images.sh [gateway] [processor] [web]     default: all three
+#   bash scripts/images.sh [gateway] [processor] [web] [operator]     default: all four
 #
 # Env: DOCFLOW_NODE_BASE_IMAGE  base image (build argument BASE_IMAGE of every Dockerfile);
 #        default node:24-bookworm-slim; scripts/containers.sh --print-env sets the local build
@@ -25,7 +25,7 @@ if [[ -z "$CLI" ]]; then
   fi
 fi
 services=("$@")
-((${#services[@]})) || services=(gateway processor web)
+((${#services[@]})) || services=(gateway processor web operator)
 mkdir -p "$CACHE/logs"
 
 now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }

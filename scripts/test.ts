@@ -172,7 +172,7 @@ async function buildWeb(): Promise<string | undefined> {
 // docflow's images (for the system project)
 
 /**
- * Builds the gateway, processor and web images (scripts/images.sh) when the services run as
+ * Builds the gateway, processor, web and operator images (scripts/images.sh) when the services run as
  * containers and the system project is selected (no `--project`, or one naming it); resolves with
  * whether the system tests run, and why not. DOCFLOW_TEST_SKIP_IMAGE_BUILD=1 uses the images
  * already there.

@@ -3,70 +3,21 @@
  * no kubelet, built by scripts/install-envtest.sh): the KEDA and Prometheus Operator CRDs
  * (tests/chart/fixtures/crds) are applied, then `helm install` runs for every ci/*-values.yaml, so
  * the API server itself accepts every object the chart makes — Deployments, StatefulSets, RBAC,
- * the ValidatingAdmissionPolicy (its CEL compiles), the ScaledObject — and RBAC grants the
- * processor what it needs and nothing more. Pods are never scheduled (no kubelet).
+ * the ValidatingAdmissionPolicy (its CEL compiles), the ScaledObject, the ProcessorPool CRD of the
+ * chart's crds/ with its CEL rules and the PodTemplate and ProcessorPools on it — and RBAC grants
+ * the processor and the operator what they need and nothing more. Pods are never scheduled (no kubelet).
  *
  * Binaries missing: every test fails, saying to run `bash scripts/install-envtest.sh` (no skip).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { request } from "node:https";
-import { createServer } from "node:net";
-import { homedir, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN_TOKEN as TOKEN, START_TIMEOUT_MS, kubectl, startApiServer as startCluster, stopApiServer as stopCluster, type ApiServer as Cluster } from "../support/apiserver.ts";
 import { CHART, CI_VALUES, HELM, ROOT, parseObjects } from "./support.ts";
 
-const BIN = join(process.env["DOCFLOW_CACHE_DIR"] ?? join(homedir(), ".cache", "docflow"), "bin");
-const ETCD = join(BIN, "etcd");
-const KUBE_APISERVER = join(BIN, "kube-apiserver");
 const CRDS = join(ROOT, "tests", "chart", "fixtures", "crds");
-const TOKEN = "docflow-test-admin-token";
-const START_TIMEOUT_MS = 150_000;
-
-interface Cluster {
-  dir: string;
-  kubeconfig: string;
-  server: string;
-  processes: ChildProcess[];
-  logs: string[];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-function tail(file: string, lines = 30): string {
-  return existsSync(file) ? readFileSync(file, "utf8").split("\n").slice(-lines).join("\n") : "(no log)";
-}
-
-function start(cluster: Cluster, name: string, command: string, args: string[]): ChildProcess {
-  const log = join(cluster.dir, `${name}.log`);
-  writeFileSync(log, "");
-  const child = spawn("sh", ["-c", `exec "$0" "$@" >>"${log}" 2>&1`, command, ...args], { stdio: "ignore" });
-  cluster.processes.push(child);
-  cluster.logs.push(log);
-  // Never outlive the test process (a killed vitest must not leave etcd running).
-  const reap = () => child.kill("SIGKILL");
-  process.once("exit", reap);
-  child.once("exit", () => process.removeListener("exit", reap));
-  return child;
-}
-
-function kubectl(cluster: Cluster, args: string[], input?: string): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync("kubectl", ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) throw new Error(`kubectl is needed for the API server tests: ${result.error.message}`);
-  return { status: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
-}
 
 function helmIn(cluster: Cluster, args: string[]): { status: number; stdout: string; stderr: string } {
   const result = spawnSync(HELM, [...args, "--kubeconfig", cluster.kubeconfig], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
@@ -74,88 +25,6 @@ function helmIn(cluster: Cluster, args: string[]): { status: number; stdout: str
   return { status: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
 }
 
-async function startCluster(): Promise<Cluster> {
-  const missing = [ETCD, KUBE_APISERVER].filter((path) => !existsSync(path));
-  if (missing.length > 0) throw new Error(`missing ${missing.join(" and ")}: run \`bash scripts/install-envtest.sh\` (builds kube-apiserver and etcd from the Go module proxy)`);
-  const dir = mkdtempSync(join(tmpdir(), "docflow-apiserver-"));
-  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const cluster: Cluster = { dir, kubeconfig: join(dir, "kubeconfig"), server: `https://127.0.0.1:${apiPort}`, processes: [], logs: [] };
-
-  start(cluster, "etcd", ETCD, [
-    "--name=default", `--data-dir=${join(dir, "etcd")}`,
-    `--listen-client-urls=http://127.0.0.1:${etcdClient}`, `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
-    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-    `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
-    "--unsafe-no-fsync=true", "--log-level=warn",
-  ]);
-
-  // Service account token signing keys, and one static admin token (system:masters).
-  const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
-  writeFileSync(join(dir, "sa.pub"), publicKey);
-  writeFileSync(join(dir, "sa.key"), privateKey, { mode: 0o600 });
-  writeFileSync(join(dir, "tokens.csv"), `${TOKEN},admin,admin,"system:masters"\n`, { mode: 0o600 });
-  start(cluster, "kube-apiserver", KUBE_APISERVER, [
-    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", `--secure-port=${apiPort}`,
-    `--cert-dir=${join(dir, "certs")}`, // a self-signed serving certificate is generated there
-    `--token-auth-file=${join(dir, "tokens.csv")}`,
-    "--authorization-mode=RBAC",
-    `--service-account-issuer=https://127.0.0.1:${apiPort}`,
-    `--service-account-key-file=${join(dir, "sa.pub")}`,
-    `--service-account-signing-key-file=${join(dir, "sa.key")}`,
-    "--service-cluster-ip-range=10.0.0.0/24",
-    "--allow-privileged=false",
-    "--endpoint-reconciler-type=none", // no kubernetes Service endpoints on a loopback address
-  ]);
-
-  writeFileSync(
-    cluster.kubeconfig,
-    [
-      "apiVersion: v1",
-      "kind: Config",
-      "clusters: [{name: envtest, cluster: {server: 'https://127.0.0.1:" + apiPort + "', insecure-skip-tls-verify: true}}]",
-      `users: [{name: admin, user: {token: ${TOKEN}}}]`,
-      "contexts: [{name: envtest, context: {cluster: envtest, user: admin}}]",
-      "current-context: envtest",
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
-
-  try {
-    await waitReady(cluster);
-  } catch (err) {
-    await stopCluster(cluster);
-    throw err;
-  }
-  return cluster;
-}
-
-async function waitReady(cluster: Cluster): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const exited = cluster.processes.find((p) => p.exitCode !== null);
-    if (exited) throw new Error(`${exited === cluster.processes[0] ? "etcd" : "kube-apiserver"} exited:\n${cluster.logs.map((l) => `${basename(l)}:\n${tail(l)}`).join("\n")}`);
-    if (kubectl(cluster, ["get", "--raw=/readyz"]).stdout.trim() === "ok") break;
-    if (Date.now() > deadline) throw new Error(`the API server was not ready within ${START_TIMEOUT_MS / 1000} s:\n${tail(join(cluster.dir, "kube-apiserver.log"))}`);
-    await sleep(500);
-  }
-}
-
-async function stopCluster(cluster: Cluster): Promise<void> {
-  for (const child of [...cluster.processes].reverse()) {
-    if (child.exitCode !== null) continue;
-    const exited = new Promise((done) => child.once("exit", done));
-    child.kill("SIGTERM");
-    await Promise.race([exited, sleep(10_000).then(() => child.kill("SIGKILL"))]);
-  }
-  rmSync(cluster.dir, { recursive: true, force: true });
-}
-
-/**
- * A merge patch of a pod, as the processor's ServiceAccount from inside pod `asPod` (impersonated
- * with the `authentication.kubernetes.io/pod-name` extra that a bound token carries).
- */
 async function patchPodAs(cluster: Cluster, namespace: string, pod: string, asPod: string, patch: unknown): Promise<{ status: number; body: string }> {
   const headers = {
     Authorization: `Bearer ${TOKEN}`,
@@ -270,6 +139,82 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     expect(can(["patch", "pods"], "kube-system"), "another namespace").toBe("no");
     // The gateway's and web's ServiceAccounts get nothing at all.
     for (const sa of ["docflow-gateway", "docflow-web"]) expect(kubectl(c, ["auth", "can-i", "get", "pods", "--namespace", namespace, `--as=system:serviceaccount:${namespace}:${sa}`]).stdout.trim(), sa).toBe("no");
+  }, 60_000);
+
+  it("installs the ProcessorPool CRD from the chart's crds/ and stores the release's PodTemplate and ProcessorPools as rendered", () => {
+    const c = running();
+    const established = kubectl(c, ["wait", "--for=condition=Established", "--timeout=60s", "crd/processorpools.docflow.io"]);
+    expect(established.stderr).toBe("");
+    expect(established.status).toBe(0);
+    const crd = JSON.parse(kubectl(c, ["get", "crd", "processorpools.docflow.io", "-o", "json"]).stdout) as { metadata: { labels?: Record<string, string> }; spec: { versions: { name: string }[] } };
+    expect(crd.spec.versions.map((v) => v.name)).toEqual(["v1alpha1"]);
+    // Defaults: one pool on the PodTemplate of the same name. production-values.yaml: conversions in a pool of their own.
+    for (const [file, pools] of [["default-values.yaml", ["docflow-processor"]], ["production-values.yaml", ["docflow-processor", "docflow-processor-office"]]] as const) {
+      const namespace = namespaceOf(file);
+      const stored = JSON.parse(kubectl(c, ["get", "processorpools", "--namespace", namespace, "-o", "json"]).stdout) as { items: { metadata: { name: string }; spec: { template: { podTemplateName: string }; stages: string[]; paused: boolean } }[] };
+      expect(stored.items.map((p) => p.metadata.name).sort(), file).toEqual([...pools]);
+      for (const pool of stored.items) {
+        expect(pool.spec.template.podTemplateName).toBe("docflow-processor");
+        expect(pool.spec.paused, "the CRD's defaults apply").toBe(false);
+      }
+      expect(kubectl(c, ["get", "podtemplate", "docflow-processor", "--namespace", namespace, "-o", "name"]).stdout.trim()).toBe("podtemplate/docflow-processor");
+    }
+    // The printer columns an SRE reads.
+    const table = kubectl(c, ["get", "processorpools", "--namespace", namespaceOf("default-values.yaml")]);
+    expect(table.stdout.split("\n")[0]).toMatch(/^NAME\s+READY\s+BUSY\s+BACKLOG\s+DESIRED\s+AGE/);
+  }, 60_000);
+
+  it("refuses a ProcessorPool that breaks the CRD's rules, with the CEL message", () => {
+    const c = running();
+    const namespace = namespaceOf("default-values.yaml");
+    const pool = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: "docflow.io/v1alpha1", kind: "ProcessorPool", metadata: { name, namespace }, spec: { template: { podTemplateName: "docflow-processor" }, ...spec } });
+    const inverted = kubectl(c, ["create", "-f", "-"], pool("inverted", { minReplicas: 5, maxReplicas: 2 }));
+    expect(inverted.status).not.toBe(0);
+    expect(inverted.stderr).toContain("minReplicas must not exceed maxReplicas");
+    const scaled = kubectl(c, ["create", "-f", "-"], pool("overscaled", { maxReplicas: 2, replicas: 3 }));
+    expect(scaled.status).not.toBe(0);
+    expect(scaled.stderr).toContain("replicas (kubectl scale, an HPA) must not exceed maxReplicas");
+    const stagesByEnv = kubectl(c, ["create", "-f", "-"], pool("stages-by-env", { template: { podTemplateName: "docflow-processor", env: [{ name: "DOCFLOW_PROCESSOR_STAGES", value: "render" }] } }));
+    expect(stagesByEnv.status).not.toBe(0);
+    expect(stagesByEnv.stderr).toContain("set stages and concurrency with spec.stages and spec.template.concurrency, not env");
+    const stage = kubectl(c, ["create", "-f", "-"], pool("bad-stage", { stages: ["ocr"] }));
+    expect(stage.status).not.toBe(0);
+    expect(stage.stderr).toContain("Unsupported value");
+    const fine = kubectl(c, ["create", "--dry-run=server", "-f", "-"], pool("fine", { minReplicas: 0, maxReplicas: 2, replicas: 2 }));
+    expect(fine.stderr).toBe("");
+    expect(fine.status).toBe(0);
+  }, 60_000);
+
+  it("gives the operator's ServiceAccount what it reads and writes in its namespace, and nothing else", () => {
+    const c = running();
+    const namespace = namespaceOf("default-values.yaml");
+    const as = `--as=system:serviceaccount:${namespace}:docflow-operator`;
+    const can = (args: string[], ns = namespace) => kubectl(c, ["auth", "can-i", ...args, "--namespace", ns, as]).stdout.trim();
+    const allowed = [
+      ...["get", "list", "watch"].map((verb) => [verb, "processorpools.docflow.io"]),
+      ...["get", "patch"].map((verb) => [verb, "processorpools.docflow.io", "--subresource=status"]),
+      ...["get", "list", "watch", "create", "patch"].map((verb) => [verb, "deployments.apps"]),
+      ...["get", "list", "watch", "patch"].map((verb) => [verb, "pods"]),
+      ...["get", "list", "watch"].map((verb) => [verb, "podtemplates"]),
+      ["create", "leases.coordination.k8s.io"],
+      ...["get", "update", "patch"].map((verb) => [verb, "leases.coordination.k8s.io/docflow-operator"]),
+      ["create", "events.events.k8s.io"], ["patch", "events.events.k8s.io"], ["create", "events"], ["patch", "events"],
+    ];
+    for (const args of allowed) expect(can(args), args.join(" ")).toBe("yes");
+    const refused = [
+      ["delete", "pods"], ["create", "pods"], ["update", "pods"], ["create", "pods", "--subresource=eviction"], ["patch", "pods", "--subresource=status"],
+      ["get", "secrets"], ["list", "secrets"], ["list", "configmaps"],
+      ["create", "processorpools.docflow.io"], ["delete", "processorpools.docflow.io"], ["patch", "processorpools.docflow.io"], ["update", "processorpools.docflow.io"],
+      ["delete", "deployments.apps"], ["update", "deployments.apps"],
+      ["create", "podtemplates"], ["patch", "podtemplates"], ["delete", "podtemplates"],
+      ["get", "leases.coordination.k8s.io/another-lease"], ["update", "leases.coordination.k8s.io/another-lease"], ["list", "leases.coordination.k8s.io"], ["delete", "leases.coordination.k8s.io/docflow-operator"],
+      ["patch", "deployments.apps", "--subresource=scale"], ["create", "services"], ["create", "roles.rbac.authorization.k8s.io"], ["get", "events"],
+    ];
+    for (const args of refused) expect(can(args), args.join(" ")).toBe("no");
+    // Nothing in another namespace, nothing cluster-scoped.
+    for (const args of [["list", "pods"], ["patch", "deployments.apps"], ["list", "processorpools.docflow.io"], ["create", "leases.coordination.k8s.io"]]) expect(can(args, "kube-system"), `${args.join(" ")} in kube-system`).toBe("no");
+    expect(kubectl(c, ["auth", "can-i", "list", "pods", "--all-namespaces", as]).stdout.trim()).toBe("no");
+    for (const args of [["get", "customresourcedefinitions.apiextensions.k8s.io"], ["list", "nodes"], ["list", "namespaces"]]) expect(kubectl(c, ["auth", "can-i", ...args, as]).stdout.trim(), args.join(" ")).toBe("no");
   }, 60_000);
 
   it("enforces processor.rbac.admissionPolicy: a processor patches only its own pod, and only its deletion cost", async () => {

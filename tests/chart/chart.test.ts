@@ -5,15 +5,15 @@
  * values reach the services as env, and every broken rule fails `helm template` naming its values).
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { CHART, CI_VALUES, KUBE_VERSION, ROOT, VALIDATORS, containerEnv, envValue, find, helm, leafPaths, mergedValues, paramKeys, render, renderResult, runScript, valueAt, type K8sObject } from "./support.ts";
+import { CHART, CI_VALUES, KUBE_VERSION, ROOT, VALIDATORS, containerEnv, deploymentsOf, envValue, find, helm, leafPaths, mergedValues, paramKeys, parseObjects, render, renderResult, runScript, valueAt, workload, type K8sObject } from "./support.ts";
 
-const COMPONENTS = ["gateway", "processor", "web"] as const;
+const COMPONENTS = ["gateway", "processor", "web", "operator"] as const;
 
 describe("helm lint --strict", () => {
   it.each(CI_VALUES.map((f) => [basename(f), f]))("passes with %s", (_name, file) => {
@@ -26,8 +26,9 @@ describe("helm lint --strict", () => {
 describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (_name, file) => {
   const objects = render({ valuesFiles: [file] });
   const values = mergedValues([file]);
-  const deployments = objects.filter((o) => o.kind === "Deployment");
-  const workloads = objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+  // With processor.autoscaling.engine operator the processor's pods are a PodTemplate (the operator makes the Deployment from it): checked as one.
+  const deployments = deploymentsOf(objects);
+  const workloads = [...deployments, ...objects.filter((o) => o.kind === "StatefulSet")];
   const pods = [...workloads.map((d) => ({ name: d.metadata.name, spec: d.spec.template.spec, labels: d.spec.template.metadata.labels })), ...objects.filter((o) => o.kind === "Pod").map((p) => ({ name: p.metadata.name, spec: p.spec, labels: p.metadata.labels }))];
 
   it("renders only objects that validate against their schema", () => {
@@ -48,7 +49,7 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     }
   });
 
-  it("deploys each enabled component under one name (gateway, processor, web)", () => {
+  it("deploys each enabled component under one name (gateway, processor, web, operator)", () => {
     for (const component of COMPONENTS) {
       const deployment = deployments.find((d) => d.metadata.labels?.["app.kubernetes.io/component"] === component);
       if (!values[component].enabled) {
@@ -100,9 +101,9 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     }
   });
 
-  it("mounts an API token only in the processor, and only with its RBAC (and in the collector, which finds the pods it scrapes)", () => {
+  it("mounts an API token only in the processor, and only with its RBAC (and in the collector, which finds the pods it scrapes, and the operator)", () => {
     for (const deployment of deployments) {
-      const expected = (deployment.metadata.name === "docflow-processor" && values.processor.rbac.create) || deployment.metadata.name === "docflow-collector";
+      const expected = (deployment.metadata.name === "docflow-processor" && values.processor.rbac.create) || ["docflow-collector", "docflow-operator"].includes(deployment.metadata.name);
       expect(deployment.spec.template.spec.automountServiceAccountToken, deployment.metadata.name).toBe(expected);
     }
   });
@@ -126,8 +127,8 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     // web and gateway are reached from the ingress controller only (plus the test pod), the processor from nobody but scrapers
     expect(find(objects, "NetworkPolicy", "docflow-web").spec.egress).toBeUndefined();
     const processor = find(objects, "NetworkPolicy", "docflow-processor");
-    // (scrapers: networkPolicy.metricsFrom, and the release's OpenTelemetry Collector)
-    expect(processor.spec.ingress ?? []).toHaveLength((values.networkPolicy.metricsFrom.length > 0 ? 1 : 0) + (values.telemetry.collector.enabled ? 1 : 0));
+    // (scrapers: networkPolicy.metricsFrom, the release's OpenTelemetry Collector, and the operator, which reads busy state and pages/s there)
+    expect(processor.spec.ingress ?? []).toHaveLength((values.networkPolicy.metricsFrom.length > 0 ? 1 : 0) + (values.telemetry.collector.enabled ? 1 : 0) + (values.operator.enabled ? 1 : 0));
     const egressPorts = processor.spec.egress.flatMap((rule: { ports: { port: number }[] }) => rule.ports.map((p) => p.port));
     // the brokers' ports, or with the evaluation dependencies exactly theirs (tests/chart/evaluation.test.ts)
     const depPorts = values.evaluation.enabled ? [5672, 4222, 7070] : [...values.networkPolicy.rabbitmq.ports, ...values.networkPolicy.nats.ports, ...values.networkPolicy.s3.ports];
@@ -187,7 +188,9 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
       AWS_ACCESS_KEY_ID: "key",
       AWS_SECRET_ACCESS_KEY: "secret",
     };
-    for (const component of ["gateway", "processor"] as const) {
+    // The operator's own configuration is checked once it exists (services/operator/src/config.ts).
+    const services = ["gateway", "processor", ...(existsSync(join(ROOT, "services", "operator", "src", "config.ts")) ? ["operator"] : [])];
+    for (const component of services) {
       const deployment = deployments.find((d) => d.metadata.name === `docflow-${component}`);
       if (!deployment) continue;
       const env: Record<string, string> = { ...configMap };
@@ -240,8 +243,8 @@ describe("secrets and credentials", () => {
     expect(env.get("AWS_ACCESS_KEY_ID")?.valueFrom?.["secretKeyRef"]).toEqual({ name: "docflow-s3", key: "access-key-id" });
     expect(env.get("AWS_SECRET_ACCESS_KEY")?.valueFrom?.["secretKeyRef"]).toEqual({ name: "docflow-s3", key: "secret-access-key" });
     // The NATS credentials file: a path in env, the file from the Secret.
-    for (const name of ["docflow-gateway", "docflow-processor"]) {
-      const deployment = find(objects, "Deployment", name);
+    for (const name of ["docflow-gateway", "docflow-processor", "docflow-operator"]) {
+      const deployment = workload(objects, name);
       const credsPath = envValue(deployment, "DOCFLOW_NATS_CREDS");
       const spec = deployment.spec.template.spec;
       const mount = spec.containers[0].volumeMounts.find((m: { mountPath: string }) => credsPath.startsWith(`${m.mountPath}/`));
@@ -267,13 +270,13 @@ describe("telemetry", () => {
   it("gives the services their pod's identity as trace resource attributes, and the collector when set", () => {
     for (const [file, endpoint] of [[undefined, undefined], [join(CHART, "ci", "production-values.yaml"), "http://otel-collector.observability.svc:4318"]] as const) {
       const objects = render({ valuesFiles: file ? [file] : [] });
-      for (const name of ["docflow-gateway", "docflow-processor"]) {
-        const names = [...containerEnv(find(objects, "Deployment", name)).keys()];
-        const attributes = envValue(find(objects, "Deployment", name), "OTEL_RESOURCE_ATTRIBUTES");
+      for (const name of ["docflow-gateway", "docflow-processor", "docflow-operator"]) {
+        const names = [...containerEnv(workload(objects, name)).keys()];
+        const attributes = envValue(workload(objects, name), "OTEL_RESOURCE_ATTRIBUTES");
         expect(attributes).toContain("k8s.pod.name=$(DOCFLOW_POD_NAME)");
         // $(VAR) expands only variables defined earlier in the list.
         for (const ref of attributes.matchAll(/\$\((\w+)\)/g)) expect(names.indexOf(ref[1] ?? "")).toBeLessThan(names.indexOf("OTEL_RESOURCE_ATTRIBUTES"));
-        expect(containerEnv(find(objects, "Deployment", name)).get("OTEL_EXPORTER_OTLP_ENDPOINT")?.value).toBe(endpoint);
+        expect(containerEnv(workload(objects, name)).get("OTEL_EXPORTER_OTLP_ENDPOINT")?.value).toBe(endpoint);
       }
       const egress = find(objects, "NetworkPolicy", "docflow-gateway").spec.egress as { ports: { port: number }[] }[];
       expect(egress.some((rule) => rule.ports.some((p) => p.port === 4318))).toBe(endpoint !== undefined);
@@ -304,13 +307,119 @@ describe("ingress", () => {
 });
 
 describe("processor autoscaling", () => {
-  it("uses a CPU HPA by default, with a scale-down window longer than a task", () => {
+  it("has the operator run the processors by default: a PodTemplate and a ProcessorPool on it, no Deployment, HPA or ScaledObject", () => {
     const objects = render();
+    const values = mergedValues();
+    expect(objects.some((o) => o.kind === "Deployment" && o.metadata.name === "docflow-processor")).toBe(false);
+    expect(objects.some((o) => o.kind === "HorizontalPodAutoscaler" || o.kind === "ScaledObject")).toBe(false);
+    const template = find(objects, "PodTemplate", "docflow-processor");
+    // The operator selects its Deployments' pods by the template's pod labels (+ docflow.io/pool): only labels an upgrade never changes.
+    expect(template["template"].metadata.labels).toEqual({ "app.kubernetes.io/name": "docflow", "app.kubernetes.io/instance": "docflow", "app.kubernetes.io/component": "processor" });
+    expect(Object.keys(template["template"].metadata.annotations).sort()).toEqual(["checksum/config", "checksum/secret"]);
+    const env = containerEnv(workload(objects, "docflow-processor"));
+    expect(env.has("DOCFLOW_PROCESSOR_STAGES"), "the operator sets the stages per pool").toBe(false);
+    const pool = find(objects, "ProcessorPool", "docflow-processor");
+    const a = values.processor.autoscaling;
+    expect(pool.spec).toEqual({
+      stages: ["inspect", "convert", "render", "finish"],
+      template: { podTemplateName: "docflow-processor" },
+      minReplicas: a.minReplicas,
+      maxReplicas: a.maxReplicas,
+      targetDrainSeconds: 20,
+      pagesPerSecondEstimate: 5,
+      secondsPerConversion: 20,
+      scaleUp: { maxStep: 4 },
+      scaleDown: { stabilizationSeconds: 60, maxStep: 1 },
+    });
+    // The Service and the PDB select every pool's pods.
+    const selector = find(objects, "Service", "docflow-processor").spec.selector as Record<string, string>;
+    for (const [k, v] of Object.entries(selector)) expect(template["template"].metadata.labels[k]).toBe(v);
+    find(objects, "PodDisruptionBudget", "docflow-processor");
+  });
+
+  it("gives the operator its identity, its Lease, and what it must know of the processors", () => {
+    const objects = render();
+    const values = mergedValues();
+    const operator = find(objects, "Deployment", "docflow-operator");
+    expect(operator.spec.replicas).toBe(2);
+    const env = containerEnv(operator);
+    expect(env.get("DOCFLOW_OPERATOR_NAMESPACE")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.namespace" });
+    expect(env.get("DOCFLOW_OPERATOR_POD_NAME")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.name" });
+    expect(Object.fromEntries(["DOCFLOW_OPERATOR_PORT", "DOCFLOW_OPERATOR_LEASE_NAME", "DOCFLOW_OPERATOR_INTERVAL_SECONDS", "DOCFLOW_PROCESSOR_METRICS_PORT", "DOCFLOW_RANGE_WINDOW", "DOCFLOW_RANGE_SIZE", "DOCFLOW_TASK_TIMEOUT_MS", "DOCFLOW_PROCESSOR_CONCURRENCY", "DOCFLOW_AMQP_NAMESPACE", "DOCFLOW_JOBS_BUCKET"].map((name) => [name, envValue(operator, name)]))).toEqual({
+      DOCFLOW_OPERATOR_PORT: "8082",
+      DOCFLOW_OPERATOR_LEASE_NAME: "docflow-operator",
+      DOCFLOW_OPERATOR_INTERVAL_SECONDS: "15",
+      DOCFLOW_PROCESSOR_METRICS_PORT: "8081",
+      DOCFLOW_RANGE_WINDOW: String(values.processor.rangeWindow),
+      DOCFLOW_RANGE_SIZE: String(values.processor.rangeSize),
+      DOCFLOW_TASK_TIMEOUT_MS: String(values.processor.taskTimeoutSeconds * 1000),
+      DOCFLOW_PROCESSOR_CONCURRENCY: String(values.processor.concurrency),
+      DOCFLOW_AMQP_NAMESPACE: values.rabbitmq.namespace,
+      DOCFLOW_JOBS_BUCKET: values.nats.jobsBucket,
+    });
+    expect(env.get("DOCFLOW_AMQP_URL")?.valueFrom?.["secretKeyRef"]).toEqual({ name: "docflow-credentials", key: "amqp-url" });
+    // It reads the backlog, never the object store.
+    expect([...env.keys()].filter((name) => /^(AWS_|DOCFLOW_S3_)/.test(name))).toEqual([]);
+    const container = operator.spec.template.spec.containers[0];
+    expect(container.ports).toEqual([{ name: "http-metrics", containerPort: 8082, protocol: "TCP" }]);
+    expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http-metrics" });
+    expect(container.resources).toEqual({ requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "256Mi" } });
+    expect(operator.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
+    expect(find(objects, "PodDisruptionBudget", "docflow-operator").spec.maxUnavailable).toBe(1);
+    const role = find(objects, "Role", "docflow-operator");
+    expect(role.rules.find((r: { resourceNames?: string[] }) => r.resourceNames)).toEqual({ apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["docflow-operator"], verbs: ["get", "update", "patch"] });
+    expect(objects.some((o) => o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding")).toBe(false);
+    expect(find(objects, "RoleBinding", "docflow-operator").subjects).toEqual([{ kind: "ServiceAccount", name: "docflow-operator", namespace: "docflow" }]);
+  });
+
+  it("renders the same pod spec in the PodTemplate as in the chart's Deployment (engine hpa)", () => {
+    const operated = workload(render(), "docflow-processor").spec.template;
+    const deployed = find(render({ set: { "processor.autoscaling.engine": "hpa" } }), "Deployment", "docflow-processor").spec.template;
+    expect(operated.spec).toEqual(deployed.spec);
+    expect(operated.metadata.annotations).toEqual(deployed.metadata.annotations);
+  });
+
+  it("renders extra pools on the same PodTemplate, with their overrides, when processor.autoscaling.pools are set", () => {
+    const pools = [{ name: "office", stages: ["convert"], concurrency: 1, resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { memory: "4Gi" } }, minReplicas: 0, maxReplicas: 4, targetDrainSeconds: 300 }];
+    const rendered = renderResult({ setJson: { "processor.autoscaling.pools": pools, "processor.autoscaling.operator.stages": ["inspect", "render", "finish"] } });
+    expect(rendered.stderr).toBe("");
+    const objects = parseObjects(rendered.stdout);
+    expect(objects.filter((o) => o.kind === "ProcessorPool").map((o) => o.metadata.name)).toEqual(["docflow-processor", "docflow-processor-office"]);
+    expect(find(objects, "ProcessorPool", "docflow-processor").spec.stages).toEqual(["inspect", "render", "finish"]);
+    const office = find(objects, "ProcessorPool", "docflow-processor-office");
+    expect(office.spec).toMatchObject({ stages: ["convert"], template: { podTemplateName: "docflow-processor", concurrency: 1, resources: pools[0]?.resources }, minReplicas: 0, maxReplicas: 4, targetDrainSeconds: 300, scaleDown: { stabilizationSeconds: 60 } });
+    for (const obj of objects.filter((o) => o.kind === "ProcessorPool")) expect(() => VALIDATORS["docflow.io/v1alpha1/ProcessorPool"]?.(obj)).not.toThrow();
+    // Without taking convert from the default pool, two pools would scale for the same backlog: refused.
+    const overlap = renderResult({ setJson: { "processor.autoscaling.pools": pools } });
+    expect(overlap.status).not.toBe(0);
+    expect(overlap.stderr).toContain("processor.autoscaling.pools[0] (office) consumes the stage convert, which the default pool (processor.autoscaling.operator.stages) consumes too");
+  });
+
+  it("refuses engine operator without the operator, pools without engine operator, and stages nobody consumes", () => {
+    expect(renderResult({ set: { "operator.enabled": false } }).stderr).toContain("processor.autoscaling.engine (operator) needs operator.enabled (true)");
+    expect(renderResult({ set: { "operator.enabled": false, "processor.autoscaling.engine": "hpa" } }).status).toBe(0);
+    const pools = renderResult({ set: { "processor.autoscaling.engine": "keda" }, setJson: { "processor.autoscaling.pools": [{ name: "office", stages: ["convert"] }] } });
+    expect(pools.stderr).toContain("processor.autoscaling.pools (1) are ProcessorPools, run by the operator");
+    const orphan = renderResult({ setJson: { "processor.autoscaling.operator.stages": ["inspect", "render", "finish"] } });
+    expect(orphan.stderr).toContain("No pool consumes the stage convert");
+  });
+
+  it("refuses an upgrade to engine operator on a cluster without the ProcessorPool CRD (Helm installs crds/ on the first install only)", () => {
+    const missing = renderResult({ upgrade: { apiVersions: [] } });
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain("needs the ProcessorPool CRD, which this cluster lacks");
+    expect(missing.stderr).toContain("kubectl apply --server-side -f charts/docflow/crds/");
+    expect(renderResult({ upgrade: { apiVersions: ["docflow.io/v1alpha1/ProcessorPool"] } }).status).toBe(0);
+    expect(renderResult({ upgrade: { apiVersions: [] }, set: { "processor.autoscaling.engine": "hpa" } }).status).toBe(0);
+  });
+
+  it("uses a CPU HPA with engine hpa, with a scale-down window longer than a task", () => {
+    const objects = render({ set: { "processor.autoscaling.engine": "hpa" } });
     const hpa = find(objects, "HorizontalPodAutoscaler", "docflow-processor");
     expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: "Deployment", name: "docflow-processor" });
     expect(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds).toBeGreaterThan(mergedValues().processor.taskTimeoutSeconds);
     expect(find(objects, "Deployment", "docflow-processor").spec.replicas).toBeUndefined();
-    expect(objects.some((o) => o.kind === "ScaledObject")).toBe(false);
+    expect(objects.some((o) => o.kind === "ScaledObject" || o.kind === "ProcessorPool" || o.kind === "PodTemplate")).toBe(false);
   });
 
   it("uses a KEDA ScaledObject on the queues with engine keda, authenticated from the broker's secret", () => {
@@ -322,7 +431,7 @@ describe("processor autoscaling", () => {
     expect(scaled.spec.triggers.map((t: { metadata: { queueName: string } }) => t.metadata.queueName)).toEqual(["prod.inspect", "prod.convert", "prod.render", "prod.render.express"]);
     const auth = find(objects, "TriggerAuthentication", scaled.spec.triggers[0].authenticationRef.name);
     expect(auth.spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-credentials", key: "amqp-url" }]);
-    const external = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")], set: { "processor.autoscaling.engine": "keda" } });
+    const external = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")], set: { "processor.autoscaling.engine": "keda" }, setJson: { "processor.autoscaling.pools": [] } });
     expect(find(external, "TriggerAuthentication", "docflow-processor-rabbitmq").spec.secretTargetRef).toEqual([{ parameter: "host", name: "docflow-rabbitmq", key: "url" }]);
   });
 
@@ -330,7 +439,7 @@ describe("processor autoscaling", () => {
     const objects = render({ valuesFiles: [join(CHART, "ci", "production-values.yaml")] });
     expect(find(objects, "Role", "docflow-processor").rules).toEqual([{ apiGroups: [""], resources: ["pods"], verbs: ["get", "patch"] }]);
     expect(find(objects, "RoleBinding", "docflow-processor").subjects).toEqual([{ kind: "ServiceAccount", name: "docflow-processor", namespace: "docflow" }]);
-    expect(containerEnv(find(objects, "Deployment", "docflow-processor")).get("DOCFLOW_POD_NAME")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.name" });
+    expect(containerEnv(workload(objects, "docflow-processor")).get("DOCFLOW_POD_NAME")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.name" });
     const policy = objects.find((o) => o.kind === "ValidatingAdmissionPolicy");
     expect(policy?.spec.matchConditions[0].expression).toContain("system:serviceaccount:docflow:docflow-processor");
     expect(policy?.spec.validations[0].expression).toContain("authentication.kubernetes.io/pod-name");
@@ -359,7 +468,8 @@ const TIMEOUT_RULES: { rule: string; set: Record<string, string | number>; names
   { rule: "stalled-after > task timeout x delivery limit", set: { "processor.stalledAfterSeconds": 360 }, names: ["processor.stalledAfterSeconds", "processor.taskTimeoutSeconds", "rabbitmq.deliveryLimit"] },
   // 120 x 3 = 360, and the back-offs 30 + 60 (capped) = 90: 400 is not enough.
   { rule: "stalled-after > ... + the retry back-offs", set: { "processor.stalledAfterSeconds": 400, "processor.retryBaseSeconds": 30 }, names: ["processor.stalledAfterSeconds", "processor.retryBaseSeconds", "processor.retryMaxSeconds"] },
-  { rule: "scale-down window >= task timeout", set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60 }, names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"] },
+  { rule: "scale-down window >= task timeout (engine hpa)", set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60, "processor.autoscaling.engine": "hpa" }, names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"] },
+  { rule: "scale-down window >= task timeout (engine keda)", set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60, "processor.autoscaling.engine": "keda" }, names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"] },
 ];
 
 describe("the timeout chain is validated", () => {
@@ -389,7 +499,7 @@ describe("the timeout chain is validated", () => {
 describe("values.schema.json", () => {
   const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8")) as Record<string, unknown>;
 
-  it.each([["gateway.typo"], ["processor.autoscaling.keda.typo"], ["typo"], ["networkPolicy.dns.typo"]])("makes helm reject the unknown key %s", (key) => {
+  it.each([["gateway.typo"], ["processor.autoscaling.keda.typo"], ["processor.autoscaling.operator.typo"], ["operator.typo"], ["typo"], ["networkPolicy.dns.typo"]])("makes helm reject the unknown key %s", (key) => {
     const result = renderResult({ set: { [key]: "1" } });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/additional propert(y|ies) 'typo' not allowed/);

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { CHART, find, render, type K8sObject } from "./support.ts";
+import { CHART, find, render, workload, type K8sObject } from "./support.ts";
 
 const COLLECTOR = join(CHART, "ci", "collector-values.yaml");
 
@@ -24,8 +24,8 @@ describe("OpenTelemetry Collector in the release", () => {
 
   it("receives the services' traces and scrapes their metrics, sending both to every exporter", () => {
     const objects = render({ valuesFiles: [COLLECTOR] });
-    for (const service of ["gateway", "processor"]) {
-      const deployment = find(objects, "Deployment", `docflow-${service}`);
+    for (const service of ["gateway", "processor", "operator"]) {
+      const deployment = workload(objects, `docflow-${service}`);
       expect(envOf(deployment, "OTEL_EXPORTER_OTLP_ENDPOINT")).toBe("http://docflow-collector:4318");
       expect(envOf(deployment, "OTEL_EXPORTER_OTLP_PROTOCOL")).toBe("http/protobuf");
     }
@@ -40,7 +40,7 @@ describe("OpenTelemetry Collector in the release", () => {
     expect(scrape.kubernetes_sd_configs[0].selectors[0].label).toContain("app.kubernetes.io/instance=docflow");
     // The ports the gateway and the processor serve /metrics on.
     const gatewayPorts = find(objects, "Deployment", "docflow-gateway").spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
-    const processorPorts = find(objects, "Deployment", "docflow-processor").spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
+    const processorPorts = workload(objects, "docflow-processor").spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
     const keep = new RegExp(`^(${scrape.relabel_configs.find((r: { action?: string }) => r.action === "keep").regex})$`);
     expect(gatewayPorts.some((p: string) => keep.test(p))).toBe(true);
     expect(processorPorts.some((p: string) => keep.test(p))).toBe(true);
@@ -64,7 +64,8 @@ describe("OpenTelemetry Collector in the release", () => {
     const objects = render({ valuesFiles: [COLLECTOR] });
     const policy = find(objects, "NetworkPolicy", "docflow-collector");
     const components = (peers: { podSelector?: { matchLabels: Record<string, string> } }[]) => peers.map((p) => p.podSelector?.matchLabels["app.kubernetes.io/component"]);
-    expect(components(policy.spec.ingress[0].from)).toEqual(["gateway", "processor"]);
+    // OTLP from the services and the operator.
+    expect(components(policy.spec.ingress[0].from)).toEqual(["gateway", "processor", "operator"]);
     const backend = policy.spec.egress.at(-1);
     expect(backend).toEqual({ ports: [{ port: 443, protocol: "TCP" }], to: [{ ipBlock: { cidr: "203.0.113.0/24" } }] });
     for (const service of ["gateway", "processor"]) {

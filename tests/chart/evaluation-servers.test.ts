@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect as tcpConnect, createServer } from "node:net";
+import { connect as tcpConnect } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -23,6 +23,7 @@ import { parse } from "yaml";
 import { AmqpConnection, JobStore, S3ObjectStore, WorkPublisher, connectNats, openObjectStore, parseEnv, sharedEnv, workQueue } from "@docflow/core";
 import { createLogger } from "@docflow/telemetry";
 import { CHART, find, render, type K8sObject } from "./support.ts";
+import { freePort } from "../support/stack.ts";
 
 const CACHE_BIN = join(process.env["DOCFLOW_CACHE_DIR"] ?? join(homedir(), ".cache", "docflow"), "bin");
 const BINARIES = {
@@ -34,16 +35,6 @@ const BINARIES = {
 };
 const log = createLogger("evaluation-servers-test");
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, logFile?: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

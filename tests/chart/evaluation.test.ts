@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CHART, KUBE_VERSION, VALIDATORS, containerEnv, find, helm, render, renderResult, type K8sObject } from "./support.ts";
+import { CHART, KUBE_VERSION, VALIDATORS, asDeployment, containerEnv, find, helm, render, renderResult, workload, type K8sObject } from "./support.ts";
 
 const EVALUATION_VALUES = join(CHART, "values-evaluation.yaml");
 const CI_EVALUATION_VALUES = join(CHART, "ci", "evaluation-values.yaml");
@@ -24,11 +24,12 @@ interface PodRef {
 }
 
 function podOf(objects: K8sObject[], name: string): PodRef {
-  const workload = objects.find((o) => (o.kind === "Deployment" || o.kind === "StatefulSet") && o.metadata.name === name);
-  if (!workload) throw new Error(`no workload ${name}`);
+  const template = objects.find((o) => o.kind === "PodTemplate" && o.metadata.name === name);
+  const pod = template ? asDeployment(template) : objects.find((o) => (o.kind === "Deployment" || o.kind === "StatefulSet") && o.metadata.name === name);
+  if (!pod) throw new Error(`no workload ${name}`);
   const ports = new Map<string, number>();
-  for (const container of workload.spec.template.spec.containers) for (const p of container.ports ?? []) if (p.name) ports.set(p.name, p.containerPort);
-  return { name, namespace: NAMESPACE, labels: workload.spec.template.metadata.labels, ports };
+  for (const container of pod.spec.template.spec.containers) for (const p of container.ports ?? []) if (p.name) ports.set(p.name, p.containerPort);
+  return { name, namespace: NAMESPACE, labels: pod.spec.template.metadata.labels, ports };
 }
 
 /** A pod outside the release, e.g. the ingress controller in its namespace. */
@@ -150,7 +151,7 @@ describe("evaluation dependencies", () => {
       expect(secret["s3-access-key-id"]).toMatch(/^[A-Za-z0-9]{20}$/);
       expect(secret["s3-secret-access-key"]).toMatch(/^[A-Za-z0-9]{40}$/);
       for (const name of ["docflow-gateway", "docflow-processor"]) {
-        const env = containerEnv(find(objects, "Deployment", name));
+        const env = containerEnv(workload(objects, name));
         expect(env.get("DOCFLOW_AMQP_URL")?.valueFrom?.["secretKeyRef"], name).toEqual({ name: "docflow-evaluation", key: "amqp-url" });
         expect(env.get("AWS_ACCESS_KEY_ID")?.valueFrom?.["secretKeyRef"], name).toEqual({ name: "docflow-evaluation", key: "s3-access-key-id" });
         expect(env.get("AWS_SECRET_ACCESS_KEY")?.valueFrom?.["secretKeyRef"], name).toEqual({ name: "docflow-evaluation", key: "s3-secret-access-key" });
@@ -231,6 +232,14 @@ describe("evaluation dependencies", () => {
       expect(allowed(policies, outsider("monitoring"), deps.rabbitmq, 15692)).toBe(persistent);
       // KEDA only with engine keda.
       expect(allowed(policies, outsider("keda"), deps.rabbitmq, 5672)).toBe(false);
+      // The operator reads the backlog (RabbitMQ, NATS) and the processors' metrics; never the object store.
+      const operator = podOf(objects, "docflow-operator");
+      expect(allowed(policies, operator, deps.rabbitmq, 5672), "operator -> rabbitmq").toBe(true);
+      expect(allowed(policies, operator, deps.nats, 4222), "operator -> nats").toBe(true);
+      expect(allowed(policies, operator, deps.s3, 7070), "operator -> s3").toBe(false);
+      expect(allowed(policies, operator, processor, 8081), "operator -> processor metrics").toBe(true);
+      expect(allowed(policies, operator, gateway, 8080), "operator -> gateway").toBe(false);
+      expect(allowed(policies, gateway, operator, 8082), "gateway -> operator").toBe(false);
     });
   });
 

@@ -114,6 +114,15 @@ describe("the gateway's production dependency tree", () => {
   });
 });
 
+describe("the operator's production dependency tree", () => {
+  it("has the Kubernetes client, and neither the processor's engines nor Express (package-lock.json)", () => {
+    const operator = productionTree("services/operator");
+    expect(operator.has("@kubernetes/client-node")).toBe(true);
+    expect(forbiddenIn(operator)).toEqual([]);
+    expect(operator.has("express")).toBe(false);
+  });
+});
+
 interface Instruction {
   cmd: string;
   args: string;
@@ -145,7 +154,7 @@ function parseDockerfile(text: string): { preamble: Instruction[]; stages: { fro
 
 const ENGINE_PACKAGES = /\b(poppler[-\w]*|libreoffice[-\w]*|fonts-crosextra-\w+|libvips[-\w]*|ghostscript|imagemagick)\b/;
 
-describe.each(["gateway", "processor", "web"])("services/%s/Dockerfile", (service) => {
+describe.each(["gateway", "processor", "web", "operator"])("services/%s/Dockerfile", (service) => {
   const path = join(ROOT, "services", service, "Dockerfile");
   const text = readFileSync(path, "utf8");
   const { preamble, stages } = parseDockerfile(text);
@@ -217,9 +226,7 @@ describe.each(["gateway", "processor", "web"])("services/%s/Dockerfile", (servic
       const install = all.find((i) => i.cmd === "RUN" && /\bnpm ci\b/.test(i.args))?.args ?? "";
       expect(install).toMatch(new RegExp(`--omit=dev\\b.*--workspace services/${service}\\b`));
       const copied = all.filter((i) => i.cmd === "COPY").map((i) => i.args).join("\n");
-      const other = service === "gateway" ? "processor" : "gateway";
-      expect(copied).not.toContain(`services/${other}`);
-      expect(copied).not.toContain("services/web");
+      for (const other of ["gateway", "processor", "web", "operator"].filter((s) => s !== service)) expect(copied).not.toContain(`services/${other}`);
     });
   }
 });

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT, VALIDATORS, parseObjects, render, runScript } from "./support.ts";
+import { POOL_CRD_FILE, ROOT, VALIDATORS, asDeployment, parseObjects, render, runScript } from "./support.ts";
 
 const BASE_FILE = join(ROOT, "k8s", "base", "docflow.yaml");
 
@@ -36,6 +36,13 @@ describe("k8s/base", () => {
     expect(fromBase.map((o) => o.replace(/"namespace":"default"/g, '"namespace":"docflow"'))).toEqual(fromHelm);
   });
 
+  it("holds the ProcessorPool CRD of the chart's crds/, which kustomize applies with the rest", () => {
+    expect(readFileSync(join(ROOT, "k8s", "base", "processorpools.docflow.io.yaml"), "utf8")).toContain(readFileSync(POOL_CRD_FILE, "utf8"));
+    const objects = parseObjects(kustomize("k8s/base"));
+    expect(objects.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata.name)).toEqual(["processorpools.docflow.io"]);
+    expect(objects.filter((o) => o.kind === "ProcessorPool").map((o) => o.spec.template.podTemplateName)).toEqual(["docflow-processor"]);
+  });
+
   it("builds with kubectl kustomize, into valid objects", () => {
     const objects = parseObjects(kustomize("k8s/base"));
     expect(objects.length).toBeGreaterThan(10);
@@ -49,11 +56,11 @@ describe("k8s/base", () => {
 
   it("takes an overlay's namespace, images and credentials (k8s/overlays/example)", () => {
     const objects = parseObjects(kustomize("k8s/overlays/example"));
-    for (const obj of objects) expect(obj.metadata.namespace, `${obj.kind}/${obj.metadata.name}`).toBe("docflow-example");
-    const images = objects.filter((o) => o.kind === "Deployment").map((d) => d.spec.template.spec.containers[0].image as string);
-    expect(images.sort()).toEqual(["registry.example.com/docflow/gateway:0.1.0", "registry.example.com/docflow/processor:0.1.0", "registry.example.com/docflow/web:0.1.0"]);
-    const binding = objects.find((o) => o.kind === "RoleBinding");
-    expect(binding?.subjects[0].namespace).toBe("docflow-example");
+    // The CRD is cluster-scoped; everything else lands in the overlay's namespace.
+    for (const obj of objects.filter((o) => o.kind !== "CustomResourceDefinition")) expect(obj.metadata.namespace, `${obj.kind}/${obj.metadata.name}`).toBe("docflow-example");
+    const images = [...objects.filter((o) => o.kind === "Deployment"), ...objects.filter((o) => o.kind === "PodTemplate").map(asDeployment)].map((d) => d.spec.template.spec.containers[0].image as string);
+    expect(images.sort()).toEqual(["registry.example.com/docflow/gateway:0.1.0", "registry.example.com/docflow/operator:0.1.0", "registry.example.com/docflow/processor:0.1.0", "registry.example.com/docflow/web:0.1.0"]);
+    for (const binding of objects.filter((o) => o.kind === "RoleBinding")) expect(binding.subjects[0].namespace, binding.metadata.name).toBe("docflow-example");
     const secret = objects.find((o) => o.kind === "Secret");
     expect(secret?.stringData["amqp-url"]).toContain("rabbitmq.messaging.svc");
   });

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CHART, find, mergedValues, render, renderResult, type K8sObject } from "./support.ts";
+import { CHART, find, mergedValues, render, renderResult, workload, type K8sObject } from "./support.ts";
 
 const OBSERVABILITY = join(CHART, "ci", "observability-values.yaml");
 const KINDS = ["ServiceMonitor", "PrometheusRule"];
@@ -62,7 +62,7 @@ describe("metrics objects", () => {
 
   it("each turns on alone", () => {
     const only = (key: string) => render({ set: { [`metrics.${key}.enabled`]: true } });
-    expect(only("serviceMonitor").filter((o) => KINDS.includes(o.kind)).map((o) => o.kind)).toEqual(["ServiceMonitor", "ServiceMonitor"]);
+    expect(only("serviceMonitor").filter((o) => KINDS.includes(o.kind)).map((o) => o.kind)).toEqual(["ServiceMonitor", "ServiceMonitor", "ServiceMonitor"]);
     expect(only("prometheusRule").filter((o) => KINDS.includes(o.kind)).map((o) => o.kind)).toEqual(["PrometheusRule"]);
     const withDashboard = only("dashboard");
     expect(withDashboard.filter((o) => KINDS.includes(o.kind))).toEqual([]);
@@ -127,8 +127,8 @@ describe("ServiceMonitors", () => {
     const objects = render({ valuesFiles: [OBSERVABILITY] });
     const services = objects.filter((o) => o.kind === "Service");
     const monitors = objects.filter((o) => o.kind === "ServiceMonitor");
-    expect(monitors.map((m) => m.metadata.name)).toEqual(["docflow-gateway", "docflow-processor"]);
-    for (const [component, port, containerPort] of [["gateway", "http", 8080], ["processor", "http-metrics", 8081]] as const) {
+    expect(monitors.map((m) => m.metadata.name)).toEqual(["docflow-gateway", "docflow-operator", "docflow-processor"]);
+    for (const [component, port, containerPort] of [["gateway", "http", 8080], ["processor", "http-metrics", 8081], ["operator", "http-metrics", 8082]] as const) {
       const monitor = find(objects, "ServiceMonitor", `docflow-${component}`);
       expect(monitor.metadata.labels?.["release"]).toBe("kube-prometheus-stack");
       expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ["docflow"] });
@@ -137,16 +137,16 @@ describe("ServiceMonitors", () => {
       expect(monitor.spec.endpoints).toEqual([{ port, path: "/metrics", scheme: "http", interval: "30s", scrapeTimeout: "10s" }]);
       const servicePort = selected[0]?.spec.ports.find((p: { name: string }) => p.name === port);
       expect(servicePort, `${component} Service port ${port}`).toBeDefined();
-      const container = find(objects, "Deployment", `docflow-${component}`).spec.template.spec.containers[0];
+      const container = workload(objects, `docflow-${component}`).spec.template.spec.containers[0];
       const target = container.ports.find((p: { name: string }) => p.name === servicePort.targetPort);
       expect(target?.containerPort).toBe(containerPort);
-      // the processor serves /metrics on its probe port
+      // the processor and the operator serve /metrics on their probe port
       expect(container.livenessProbe.httpGet.port).toBe(target?.name);
     }
   });
 
   it("are only rendered for enabled components", () => {
-    const objects = render({ set: { "metrics.serviceMonitor.enabled": true, "gateway.enabled": false } });
+    const objects = render({ set: { "metrics.serviceMonitor.enabled": true, "gateway.enabled": false, "operator.enabled": false, "processor.autoscaling.engine": "hpa" } });
     expect(objects.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name)).toEqual(["docflow-processor"]);
   });
 });

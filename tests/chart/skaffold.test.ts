@@ -32,7 +32,7 @@ describe("skaffold.yaml", () => {
 
   it("builds one image per service, named like it, from the repository root", () => {
     const artifacts = skaffold.build.artifacts as { image: string; context: string; docker: { dockerfile: string } }[];
-    expect(artifacts.map((a) => a.image)).toEqual(["gateway", "processor", "web"]);
+    expect(artifacts.map((a) => a.image)).toEqual(["gateway", "processor", "web", "operator"]);
     for (const artifact of artifacts) {
       expect(artifact.context).toBe(".");
       expect(artifact.docker.dockerfile).toBe(`services/${artifact.image}/Dockerfile`);
@@ -45,7 +45,7 @@ describe("skaffold.yaml", () => {
     expect(release?.chartPath).toBe("charts/docflow");
     const values = mergedValues();
     const set = release?.setValueTemplates ?? {};
-    for (const service of ["gateway", "processor", "web"]) {
+    for (const service of ["gateway", "processor", "web", "operator"]) {
       expect(set[`${service}.image.repository`]).toBe(`{{.IMAGE_REPO_${service}}}`);
       expect(set[`${service}.image.tag`]).toBe(`{{.IMAGE_TAG_${service}}}@{{.IMAGE_DIGEST_${service}}}`);
     }

@@ -7,20 +7,24 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
+import { Ajv } from "ajv";
 import { parse, parseAllDocuments } from "yaml";
 import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from "kubernetes-models/admissionregistration.k8s.io/v1";
+import { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
 import { Ingress, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
-import { ConfigMap, Pod, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
+import { ConfigMap, Pod, PodTemplate, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { ScaledObject, TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import { validatePrometheusRule, validateServiceMonitor } from "./prometheus-operator.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CHART = join(ROOT, "charts", "docflow");
+/** The ProcessorPool CRD the chart ships (Helm installs crds/ before the release). */
+export const POOL_CRD_FILE = join(CHART, "crds", "processorpools.docflow.io.yaml");
 export const CI_VALUES = readdirSync(join(CHART, "ci"))
   .filter((f) => f.endsWith("-values.yaml"))
   .sort()
@@ -72,6 +76,9 @@ export const VALIDATORS: Record<string, Validator> = {
   "v1/ConfigMap": model(ConfigMap),
   "v1/Secret": model(Secret),
   "v1/Pod": model(Pod),
+  "v1/PodTemplate": model(PodTemplate),
+  "apiextensions.k8s.io/v1/CustomResourceDefinition": model(CustomResourceDefinition),
+  "docflow.io/v1alpha1/ProcessorPool": validateProcessorPool,
   "batch/v1/Job": model(Job),
   "policy/v1/PodDisruptionBudget": model(PodDisruptionBudget),
   "networking.k8s.io/v1/Ingress": model(Ingress),
@@ -87,6 +94,41 @@ export const VALIDATORS: Record<string, Validator> = {
   "monitoring.coreos.com/v1/PrometheusRule": validatePrometheusRule,
 };
 
+/**
+ * A ProcessorPool against the CRD's own OpenAPI schema (crds/processorpools.docflow.io.yaml), with
+ * what the API server adds: unknown fields are errors here (the API server would prune them
+ * silently), and the CEL rules of spec (min <= max, replicas <= max) are evaluated by hand.
+ */
+function validateProcessorPool(obj: K8sObject): void {
+  const crd = parse(readFileSync(POOL_CRD_FILE, "utf8")) as { spec: { versions: { name: string; schema: { openAPIV3Schema: Record<string, unknown> } }[] } };
+  const version = crd.spec.versions.find((v) => `docflow.io/${v.name}` === obj.apiVersion);
+  if (!version) throw new Error(`the CRD serves no ${obj.apiVersion}`);
+  const schema = version.schema.openAPIV3Schema;
+  const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+  const validate = ajv.compile(schema);
+  const name = obj.metadata.name;
+  if (!validate(obj)) throw new Error(`ProcessorPool ${name}: ${ajv.errorsText(validate.errors)}`);
+  const unknown: string[] = [];
+  const walk = (node: unknown, sch: Record<string, unknown> | undefined, path: string) => {
+    if (!sch || node === null || typeof node !== "object" || Array.isArray(node)) {
+      if (Array.isArray(node) && sch?.["items"]) node.forEach((item, i) => walk(item, sch["items"] as Record<string, unknown>, `${path}[${i}]`));
+      return;
+    }
+    const properties = sch["properties"] as Record<string, Record<string, unknown>> | undefined;
+    if (!properties || path === ".metadata") return;
+    for (const [key, value] of Object.entries(node)) {
+      if (!(key in properties)) unknown.push(`${path}.${key}`);
+      else walk(value, properties[key], `${path}.${key}`);
+    }
+  };
+  walk(obj, schema, "");
+  if (unknown.length > 0) throw new Error(`ProcessorPool ${name}: unknown fields ${unknown.join(", ")}`);
+  const spec = obj["spec"] as { minReplicas?: number; maxReplicas?: number; replicas?: number };
+  const [min, max] = [spec.minReplicas ?? 1, spec.maxReplicas ?? 10];
+  if (min > max) throw new Error(`ProcessorPool ${name}: minReplicas must not exceed maxReplicas`);
+  if (spec.replicas !== undefined && spec.replicas > max) throw new Error(`ProcessorPool ${name}: replicas must not exceed maxReplicas`);
+}
+
 export function parseObjects(text: string): K8sObject[] {
   return parseAllDocuments(text)
     .map((doc) => {
@@ -99,6 +141,10 @@ export function parseObjects(text: string): K8sObject[] {
 export interface RenderOptions {
   valuesFiles?: string[];
   set?: Record<string, string | number | boolean>;
+  /** `--set-json` pairs (lists and maps). */
+  setJson?: Record<string, unknown>;
+  /** Render as `helm upgrade` does (`--is-upgrade`), against a cluster serving these API versions (`--api-versions`). */
+  upgrade?: { apiVersions: string[] };
 }
 
 /** `helm template docflow charts/docflow -n docflow` with values files and `--set` pairs: helm's result. */
@@ -106,6 +152,8 @@ export function renderResult(options: RenderOptions = {}): HelmResult {
   const args = ["template", "docflow", CHART, "--namespace", "docflow", "--kube-version", KUBE_VERSION];
   for (const file of options.valuesFiles ?? []) args.push("-f", file);
   for (const [key, value] of Object.entries(options.set ?? {})) args.push(typeof value === "string" ? "--set-string" : "--set", `${key}=${value}`);
+  for (const [key, value] of Object.entries(options.setJson ?? {})) args.push("--set-json", `${key}=${JSON.stringify(value)}`);
+  if (options.upgrade) args.push("--is-upgrade", ...options.upgrade.apiVersions.flatMap((v) => ["--api-versions", v]));
   return helm(args);
 }
 
@@ -141,6 +189,28 @@ export function leafPaths(values: unknown, prefix = ""): string[] {
 /** The `## @param <key> <description>` comments of values.yaml. */
 export function paramKeys(valuesText: string): string[] {
   return [...valuesText.matchAll(/^\s*## @param (\S+)\s+\S/gm)].map((m) => m[1] ?? "");
+}
+
+/**
+ * A component's workload, Deployment-shaped: its Deployment, or (processor.autoscaling.engine
+ * operator) the PodTemplate the operator makes the Deployments from, as `{metadata, spec: {template}}`.
+ */
+export function workload(objects: K8sObject[], name: string): K8sObject {
+  const deployment = objects.find((o) => o.kind === "Deployment" && o.metadata.name === name);
+  if (deployment) return deployment;
+  const template = objects.find((o) => o.kind === "PodTemplate" && o.metadata.name === name);
+  if (template) return asDeployment(template);
+  throw new Error(`no Deployment or PodTemplate ${name} among ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(", ")}`);
+}
+
+/** A PodTemplate as the Deployment the operator makes from it (`spec.template`), for the checks of pod specs. */
+export function asDeployment(template: K8sObject): K8sObject {
+  return { apiVersion: "apps/v1", kind: "Deployment", metadata: template.metadata, spec: { template: template["template"] } };
+}
+
+/** Every Deployment, and every PodTemplate as a Deployment (see `workload`). */
+export function deploymentsOf(objects: K8sObject[]): K8sObject[] {
+  return [...objects.filter((o) => o.kind === "Deployment"), ...objects.filter((o) => o.kind === "PodTemplate").map(asDeployment)];
 }
 
 export function find(objects: K8sObject[], kind: string, name: string): K8sObject {

@@ -10,7 +10,7 @@ import { eventually, helm, isReady, kubectl, kubectlJson, pods, target, type Con
  */
 
 const READY_WITHIN_MS = 300_000;
-const DOCFLOW = ["gateway", "processor", "web"];
+const DOCFLOW = ["gateway", "processor", "web", "operator"];
 
 interface Workload extends KubeObject {
   kind: string;
@@ -18,13 +18,18 @@ interface Workload extends KubeObject {
   status: { readyReplicas?: number; replicas?: number; updatedReplicas?: number };
 }
 
-/** The chart's rendered workloads (`helm get manifest`), by name. */
+/**
+ * The chart's rendered pod templates (`helm get manifest`), by name: its Deployments' and
+ * StatefulSets', and its PodTemplates, from which the operator makes each processor pool's
+ * Deployment (named like the pool's PodTemplate for the default pool).
+ */
 async function renderedWorkloads(): Promise<Map<string, Workload>> {
   const manifest = await helm(["get", "manifest", target().release]);
   const byName = new Map<string, Workload>();
   for (const doc of parseAllDocuments(manifest)) {
-    const obj = doc.toJS() as Workload | null;
+    const obj = doc.toJS() as (Workload & { template?: Workload["spec"]["template"] }) | null;
     if (obj && (obj.kind === "Deployment" || obj.kind === "StatefulSet")) byName.set(obj.metadata.name, obj);
+    if (obj?.kind === "PodTemplate" && obj.template) byName.set(obj.metadata.name, { ...obj, spec: { template: obj.template } });
   }
   return byName;
 }

@@ -3,73 +3,128 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
-import { api, eventually, kubectlJson, target, tokens, upgrade, type KubeObject } from "./support.ts";
+import { api, eventually, kubectl, kubectlJson, pods, target, tokens, upgrade, type KubeObject, type List, type Pod } from "./support.ts";
 
 /**
- * Scenario 6, autoscaling acts: the chart's CPU HPA on metrics-server (processor.autoscaling,
- * engine hpa) scales the processors out under a burst of documents and back in after its
- * scale-down stabilisation window. The operator (issue 16) will replace this scaler; its own
- * cluster tests will run here the same way.
+ * Scenario 6, autoscaling acts: the operator (services/operator, the chart's default engine)
+ * scales the processor pool out under a burst of documents, on the backlog of pages it reads
+ * from the job store, and back in after the pool's stabilisation window, removing idle pods only:
+ * the processors' own count of redelivered tasks stays 0. A `kubectl scale` of the pool is
+ * honoured, and handing the decision back (removing spec.replicas) returns the pool to the
+ * operator.
  */
 
 const MAX = 3;
-/** The chart refuses less than processor.taskTimeoutSeconds (120 s in the evaluation install). */
-const STABILIZATION_SECONDS = 120;
+/** The pool's scale-down window (the chart's default is 60 s): long enough to see it hold. */
+const STABILIZATION_SECONDS = 90;
 const BURST = 6;
 const PAGES = 150;
 
-interface Hpa extends KubeObject {
-  status: { currentReplicas?: number; desiredReplicas?: number; currentMetrics?: unknown[] };
+interface PoolStatus {
+  replicas?: number;
+  readyReplicas?: number;
+  busyReplicas?: number;
+  desiredReplicas?: number;
+  backlog?: { pages?: number; openJobs?: number };
+  lastDecision?: { direction: string; from: number; to: number; reason: string; message: string; time: string };
+  conditions?: { type: string; status: string; reason: string; message: string }[];
 }
+type PoolObject = KubeObject & { spec: { replicas?: number; maxReplicas: number }; status?: PoolStatus };
 
-describe("scenario 6: the processors autoscale", () => {
+describe("scenario 6: the operator scales the processor pool on its backlog", () => {
   let dir: string;
   let client: ReturnType<typeof api>;
-  const hpa = () => kubectlJson<Hpa>(["get", "hpa", `${target().release}-processor`]);
+  const name = () => `${target().release}-processor`;
+  const pool = () => kubectlJson<PoolObject>(["get", "processorpool", name()]);
+  /** Each processor pod's docflow_tasks_redelivered_total, highest seen (a pod removed keeps its last reading). */
+  const redelivered = new Map<string, number>();
+
+  async function readRedeliveries(): Promise<void> {
+    for (const pod of await pods("processor")) {
+      if (pod.status.phase !== "Running") continue;
+      const text = await kubectl(["exec", pod.metadata.name, "-c", "processor", "--", "node", "-e", "fetch('http://127.0.0.1:8081/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).catch(() => "");
+      const total = text.split("\n").filter((l) => l.startsWith("docflow_tasks_redelivered_total")).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+      if (text.includes("docflow_tasks_in_flight")) redelivered.set(pod.metadata.name, Math.max(redelivered.get(pod.metadata.name) ?? 0, total));
+    }
+  }
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "docflow-cluster-scale-"));
     await makeTextPdf(join(dir, "burst.pdf"), defaultPages(PAGES));
     client = api((await tokens())["tenant-a"]!);
     await upgrade([
-      "--set", "processor.autoscaling.enabled=true",
-      "--set", "processor.autoscaling.engine=hpa",
-      "--set", "processor.autoscaling.minReplicas=1",
       "--set", `processor.autoscaling.maxReplicas=${MAX}`,
-      "--set", "processor.autoscaling.targetCPUUtilizationPercentage=50",
-      "--set", `processor.autoscaling.scaleDownStabilizationSeconds=${STABILIZATION_SECONDS}`,
+      "--set", `processor.autoscaling.operator.scaleDownStabilizationSeconds=${STABILIZATION_SECONDS}`,
+      // A goal the burst cannot meet with one processor: 900 pages at ~5 pages/s is 180 replica-seconds.
+      "--set", "processor.autoscaling.operator.targetDrainSeconds=30",
     ]);
   });
 
   afterAll(async () => {
-    // Back to the install's values (one processor, no HPA) for whatever runs next.
+    // Back to the install's values (one processor) for whatever runs next.
     await upgrade().catch(() => undefined);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("scales the processors out under a burst and back in after the stabilisation window", async () => {
-    // metrics-server answers for the processor pods before the burst: the HPA can read CPU.
-    await eventually("the HPA reading CPU from metrics-server", async () => ((await hpa()).status.currentMetrics?.length ? true : undefined), 180_000, 2_000);
-    expect((await hpa()).status.currentReplicas).toBe(1);
+  it("scales out under a burst on the page backlog, and back in after the window without removing a busy processor", async () => {
+    const before = await eventually("the pool reconciled at 1", async () => {
+      const p = await pool();
+      return p.status?.desiredReplicas === 1 && p.spec.maxReplicas === MAX ? p : undefined;
+    }, 120_000, 2_000);
+    expect(before.status?.conditions?.find((c) => c.type === "Degraded")?.status).toBe("False");
 
-    const jobs = await Promise.all(Array.from({ length: BURST }, (_, i) => client.upload(join(dir, "burst.pdf"), `burst-${i}.pdf`)));
+    const jobs = await Promise.all(Array.from({ length: BURST }, (_, i) => client.upload(join(dir, "burst.pdf"), `burst-${Date.now()}-${i}.pdf`)));
     const t0 = Date.now();
-    const out = await eventually("a scale-out", async () => {
-      const h = await hpa();
-      return (h.status.desiredReplicas ?? 1) > 1 ? h.status.desiredReplicas : undefined;
-    }, 300_000, 2_000);
+    const out = await eventually("a scale-out on the backlog", async () => {
+      const p = await pool();
+      return (p.status?.desiredReplicas ?? 1) > 1 ? p.status! : undefined;
+    }, 180_000, 2_000);
     const outAfter = (Date.now() - t0) / 1000;
-    const deployment = await eventually("more than one processor Ready", async () => {
-      const d = await kubectlJson<KubeObject & { status: { readyReplicas?: number } }>(["get", "deployment", `${target().release}-processor`]);
-      return (d.status.readyReplicas ?? 0) > 1 ? d.status.readyReplicas : undefined;
+    expect(out.desiredReplicas).toBeLessThanOrEqual(MAX);
+    expect(out.lastDecision).toMatchObject({ direction: "up", reason: expect.stringMatching(/^(Backlog|AtMaxReplicas)$/) });
+    expect(out.lastDecision?.message).toMatch(/pages and \d+ messages waiting/);
+    const ready = await eventually("more than one processor Ready", async () => {
+      const p = await pool();
+      return (p.status?.readyReplicas ?? 0) > 1 ? p.status!.readyReplicas : undefined;
     }, 300_000, 2_000);
-    expect(out).toBeLessThanOrEqual(MAX);
-    for (const job of jobs) expect((await client.waitForEnd(job.id, 900_000)).status).toBe("completed");
+    const events = await kubectlJson<List<KubeObject & { reason: string; message: string }>>(["get", "events", "--field-selector", `involvedObject.kind=ProcessorPool,involvedObject.name=${name()}`]);
+    expect(events.items.map((e) => e.reason)).toContain("ScaledUp");
+
+    for (const job of jobs) {
+      expect((await client.waitForEnd(job.id, 900_000)).status).toBe("completed");
+      await readRedeliveries();
+    }
     const idle = Date.now();
-    await eventually("the scale-in to one processor", async () => ((await hpa()).status.desiredReplicas === 1 ? true : undefined), (STABILIZATION_SECONDS + 240) * 1000, 2_000);
+    await eventually("the scale-in to one processor", async () => {
+      await readRedeliveries();
+      const p = await pool();
+      return p.status?.desiredReplicas === 1 && p.status.replicas === 1 ? true : undefined;
+    }, (STABILIZATION_SECONDS + 240) * 1000, 5_000);
     const inAfter = (Date.now() - idle) / 1000;
-    process.stderr.write(`[cluster] HPA: out to ${out} (${deployment} Ready) ${outAfter.toFixed(0)} s into the burst; back to 1 ${inAfter.toFixed(0)} s after it ended\n`);
-    // Not before the stabilisation window: the HPA held the replicas while they idled.
-    expect(inAfter).toBeGreaterThanOrEqual(STABILIZATION_SECONDS - 10);
+    const after = await pool();
+    process.stderr.write(`[cluster] operator: out to ${out.desiredReplicas} (${ready} Ready) ${outAfter.toFixed(0)} s into the burst; back to 1 ${inAfter.toFixed(0)} s after it ended (${after.status?.lastDecision?.reason}); redeliveries ${JSON.stringify(Object.fromEntries(redelivered))}\n`);
+    // Not before the stabilisation window: the operator held the replicas while they idled.
+    expect(inAfter).toBeGreaterThanOrEqual(STABILIZATION_SECONDS - 15);
+    expect(after.status?.lastDecision).toMatchObject({ direction: "down" });
+    // No task was redelivered because of the scale-in (or anything else in this burst).
+    expect(redelivered.size).toBeGreaterThan(1);
+    expect([...redelivered.values()].reduce((a, b) => a + b, 0)).toBe(0);
+  });
+
+  it("honours `kubectl scale` of the pool, and hands the decision back when spec.replicas is removed", async () => {
+    await kubectl(["scale", "processorpool", name(), "--replicas=2"]);
+    await eventually("two processors Ready", async () => {
+      const d = await kubectlJson<KubeObject & { spec: { replicas: number }; status: { readyReplicas?: number } }>(["get", "deployment", name()]);
+      return d.spec.replicas === 2 && d.status.readyReplicas === 2 ? true : undefined;
+    }, 240_000, 2_000);
+    expect((await pool()).status?.lastDecision).toMatchObject({ reason: "Requested", to: 2 });
+    await kubectl(["patch", "processorpool", name(), "--type=json", "-p", '[{"op":"remove","path":"/spec/replicas"}]']);
+    // Idle, the operator's own decision is the minimum again, after its stabilisation window.
+    const back = await eventually("the operator scaling in on its own", async () => {
+      const p = await pool();
+      return p.spec.replicas === undefined && p.status?.lastDecision?.reason === "BacklogDrained" && p.status.replicas === 1 ? p : undefined;
+    }, (STABILIZATION_SECONDS + 120) * 1000, 2_000);
+    expect(back.status?.lastDecision).toMatchObject({ direction: "down", from: 2, to: 1 });
+    expect((await pods("processor")).filter((p: Pod) => !p.metadata.deletionTimestamp).length).toBe(1);
   });
 });

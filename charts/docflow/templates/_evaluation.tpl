@@ -78,12 +78,18 @@ persistentVolumeClaimRetentionPolicy:
 {{- end }}
 {{- end -}}
 
-{{/* Peers: the gateway and processor pods of the release (NetworkPolicy `from`). */}}
+{{/* Peers: the gateway and processor pods of the release (NetworkPolicy `from`); with (dict "root" $ "operator" true) the operator's too (RabbitMQ and NATS: it reads the backlog). */}}
 {{- define "docflow.evaluation.clientPeers" -}}
+{{- $root := ternary .root . (hasKey . "root") -}}
 - podSelector:
     matchLabels:
-      {{- include "docflow.selectorLabels" (dict "root" . "component" "gateway") | nindent 6 }}
+      {{- include "docflow.selectorLabels" (dict "root" $root "component" "gateway") | nindent 6 }}
 - podSelector:
     matchLabels:
-      {{- include "docflow.selectorLabels" (dict "root" . "component" "processor") | nindent 6 }}
+      {{- include "docflow.selectorLabels" (dict "root" $root "component" "processor") | nindent 6 }}
+{{- if and (hasKey . "operator") $root.Values.operator.enabled }}
+- podSelector:
+    matchLabels:
+      {{- include "docflow.selectorLabels" (dict "root" $root "component" "operator") | nindent 6 }}
+{{- end }}
 {{- end -}}

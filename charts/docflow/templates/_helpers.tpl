@@ -190,14 +190,9 @@ secretKey: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-k
 
 {{/* Environment shared by the gateway and the processor (packages/core/src/config.ts). */}}
 {{- define "docflow.sharedEnv" -}}
-{{- $v := .Values -}}
-- name: DOCFLOW_AMQP_URL
-  valueFrom:
-    secretKeyRef:
-      {{- include "docflow.amqpUrlRef" . | nindent 6 }}
-{{- if include "docflow.natsCreds" . }}
-- name: DOCFLOW_NATS_CREDS
-  value: {{ printf "%s/nats.creds" (include "docflow.natsCredsDir" .) | quote }}
+{{ include "docflow.amqpUrlEnv" . | trim }}
+{{- with include "docflow.natsCredsEnv" . | trim }}
+{{ . }}
 {{- end }}
 {{- if include "docflow.s3Keys" . }}
 {{- $ref := include "docflow.s3KeysRef" . | fromYaml }}
@@ -212,6 +207,28 @@ secretKey: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-k
       name: {{ $ref.name }}
       key: {{ $ref.secretKey }}
 {{- end }}
+{{ include "docflow.podEnv" . | trim }}
+{{- end -}}
+
+{{/* DOCFLOW_AMQP_URL from its Secret (the services and the operator). */}}
+{{- define "docflow.amqpUrlEnv" }}
+- name: DOCFLOW_AMQP_URL
+  valueFrom:
+    secretKeyRef:
+      {{- include "docflow.amqpUrlRef" . | nindent 6 }}
+{{- end -}}
+
+{{/* DOCFLOW_NATS_CREDS, when the services get a credentials file (docflow.natsCredsMount). */}}
+{{- define "docflow.natsCredsEnv" -}}
+{{- if include "docflow.natsCreds" . }}
+- name: DOCFLOW_NATS_CREDS
+  value: {{ printf "%s/nats.creds" (include "docflow.natsCredsDir" .) | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* LOG_LEVEL, the pod's identity (downward API) and the OpenTelemetry env of every docflow pod. */}}
+{{- define "docflow.podEnv" }}
+{{- $v := .Values }}
 - name: LOG_LEVEL
   value: {{ $v.logLevel | quote }}
 # The pod's own name, namespace and node (downward API): log fields, trace resource attributes,

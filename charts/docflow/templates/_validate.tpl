@@ -126,11 +126,58 @@ edge.originTimeoutSeconds if shorter), rounded down to 256 KiB (at least 256 KiB
 {{- if le (int64 $p.stalledAfterSeconds) $stalledMin -}}
 {{- $messages = append $messages (printf "processor.stalledAfterSeconds (%v) must exceed processor.taskTimeoutSeconds x rabbitmq.deliveryLimit + the retry back-offs of processor.retryBaseSeconds and processor.retryMaxSeconds (%v x %v + %v = %v): healthy work that is still being retried would be dispatched twice (the processor refuses to start otherwise)." $p.stalledAfterSeconds $p.taskTimeoutSeconds $v.rabbitmq.deliveryLimit $backoff $stalledMin) -}}
 {{- end -}}
-{{- if and $p.autoscaling.enabled (lt (int64 $p.autoscaling.scaleDownStabilizationSeconds) (int64 $p.taskTimeoutSeconds)) -}}
+{{- /* Engine operator: never removes a busy processor, so its (shorter) window needs no such rule. */ -}}
+{{- if and $p.autoscaling.enabled (ne $p.autoscaling.engine "operator") (lt (int64 $p.autoscaling.scaleDownStabilizationSeconds) (int64 $p.taskTimeoutSeconds)) -}}
 {{- $messages = append $messages (printf "processor.autoscaling.scaleDownStabilizationSeconds (%v) must be at least processor.taskTimeoutSeconds (%v): the pool would shrink between two tasks of the same backlog." $p.autoscaling.scaleDownStabilizationSeconds $p.taskTimeoutSeconds) -}}
 {{- end -}}
 {{- if and $p.autoscaling.enabled (gt (int64 $p.autoscaling.minReplicas) (int64 $p.autoscaling.maxReplicas)) -}}
 {{- $messages = append $messages (printf "processor.autoscaling.minReplicas (%v) must not exceed processor.autoscaling.maxReplicas (%v)." $p.autoscaling.minReplicas $p.autoscaling.maxReplicas) -}}
+{{- end -}}
+
+{{- /* Engine operator: the operator runs the pools; the ProcessorPool CRD's limits; every stage consumed by exactly one pool. */ -}}
+{{- $a := $p.autoscaling -}}
+{{- $operatorEngine := and $p.enabled $a.enabled (eq $a.engine "operator") -}}
+{{- if and $operatorEngine (not $v.operator.enabled) -}}
+{{- $messages = append $messages "processor.autoscaling.engine (operator) needs operator.enabled (true): without the operator nothing would create the processors' Deployments. Turn the operator on, or choose engine keda or hpa (the chart's Deployment)." -}}
+{{- end -}}
+{{- /* Helm installs crds/ with the first install only: an upgrade of a release from before the CRD (or from KEDA/HPA) must apply it first. */ -}}
+{{- if and $operatorEngine $.Release.IsUpgrade (not ($.Capabilities.APIVersions.Has "docflow.io/v1alpha1/ProcessorPool")) -}}
+{{- $messages = append $messages "processor.autoscaling.engine (operator) needs the ProcessorPool CRD, which this cluster lacks: Helm installs the chart's crds/ on the first install only, never on an upgrade. Apply it first (kubectl apply --server-side -f charts/docflow/crds/), then upgrade again." -}}
+{{- end -}}
+{{- if and $a.pools (not $operatorEngine) -}}
+{{- $messages = append $messages (printf "processor.autoscaling.pools (%d) are ProcessorPools, run by the operator: they need processor.autoscaling.enabled (%v) with processor.autoscaling.engine operator (%v)." (len $a.pools) $a.enabled $a.engine) -}}
+{{- end -}}
+{{- if $operatorEngine -}}
+{{- $owner := dict -}}
+{{- range $a.operator.stages }}{{ $_ := set $owner . "the default pool (processor.autoscaling.operator.stages)" }}{{ end -}}
+{{- $names := dict -}}
+{{- range $i, $pool := $a.pools -}}
+{{- $where := printf "processor.autoscaling.pools[%d] (%s)" $i $pool.name -}}
+{{- if hasKey $names $pool.name -}}
+{{- $messages = append $messages (printf "%s: the name %s is used twice; each pool is the ProcessorPool <fullname>-processor-<name>." $where $pool.name) -}}
+{{- end -}}
+{{- $_ := set $names $pool.name true -}}
+{{- $full := include "docflow.processor.poolName" (dict "root" $ "suffix" $pool.name) -}}
+{{- if gt (len $full) 63 -}}
+{{- $messages = append $messages (printf "%s: the pool's name %s is longer than 63 characters (it is a label value of its pods, docflow.io/pool); use a shorter name or fullnameOverride." $where $full) -}}
+{{- end -}}
+{{- $min := ternary $a.minReplicas $pool.minReplicas (kindIs "invalid" $pool.minReplicas) -}}
+{{- $max := ternary $a.maxReplicas $pool.maxReplicas (kindIs "invalid" $pool.maxReplicas) -}}
+{{- if gt (int64 $min) (int64 $max) -}}
+{{- $messages = append $messages (printf "%s: minReplicas (%v) must not exceed maxReplicas (%v)." $where $min $max) -}}
+{{- end -}}
+{{- range $pool.stages -}}
+{{- if hasKey $owner . -}}
+{{- $messages = append $messages (printf "%s consumes the stage %s, which %s consumes too: each stage is consumed by one pool, or both would scale for the same backlog. Leave it out of one of them (processor.autoscaling.operator.stages sets the default pool's stages)." $where . (get $owner .)) -}}
+{{- end -}}
+{{- $_ := set $owner . $where -}}
+{{- end -}}
+{{- end -}}
+{{- range list "inspect" "convert" "render" "finish" -}}
+{{- if not (hasKey $owner .) -}}
+{{- $messages = append $messages (printf "No pool consumes the stage %s (processor.autoscaling.operator.stages and processor.autoscaling.pools[].stages): its work would never be done." .) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- /* Pods: readiness must fail before the endpoint stops being used. */ -}}
