@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { once } from "node:events";
-import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
+import { AmqpConnection, JobStore, WorkPublisher, closeAll, connectNats, openObjectStore } from "@docflow/core";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { createApp } from "./app.ts";
 import { TokenRegistry } from "./auth.ts";
@@ -126,8 +126,13 @@ async function main(): Promise<void> {
     server.close();
     server.closeIdleConnections();
     await once(server, "close").catch(() => {});
-    await amqp.close();
-    await nats.drain().catch(() => {});
+    await closeAll(
+      [
+        ["rabbitmq", () => amqp.close()],
+        ["nats", () => nats.drain()],
+      ],
+      log,
+    );
     log.info("stopped");
     await shutdownTelemetry();
     process.exit(0);

@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import { once } from "node:events";
-import { AmqpConnection, JobStore, WorkPublisher, connectNats, openObjectStore } from "@docflow/core";
+import { AmqpConnection, JobStore, WorkPublisher, closeAll, connectNats, openObjectStore } from "@docflow/core";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { join } from "node:path";
 import { loadConfig, retryDelays } from "./config.ts";
@@ -81,10 +81,15 @@ async function main(): Promise<void> {
     log.info({ signal, inFlight: consumers.inFlight }, "draining: no new tasks, finishing in-flight ones");
     stopSweeper();
     await consumers.stop(config.DOCFLOW_SHUTDOWN_TIMEOUT_MS);
-    await office.dispose().catch(() => {});
-    await sources.dispose().catch(() => {});
-    await amqp.close();
-    await nats.drain().catch(() => {});
+    await closeAll(
+      [
+        ["office", () => office.dispose()],
+        ["sources", () => sources.dispose()],
+        ["rabbitmq", () => amqp.close()],
+        ["nats", () => nats.drain()],
+      ],
+      log,
+    );
     probes.close();
     log.info("stopped");
     await shutdownTelemetry();
