@@ -8,12 +8,18 @@
 #   bash scripts/cluster.sh status   what runs, the node and the pods
 #   bash scripts/cluster.sh env      print the exports for kubectl and helm (KUBECONFIG, PATH)
 #   bash scripts/cluster.sh test-env print what the cluster tests read, KEY=value lines (DOCFLOW_TEST_KUBECONFIG...)
+#   bash scripts/cluster.sh registry start a registry on 127.0.0.1:5000 for Skaffold (and a podman API
+#                                    socket that pushes to it); print the exports for
+#                                    `skaffold run -p evaluation,cluster` (docs/deploy.md)
 #   bash scripts/cluster.sh down     stop everything `up` started and remove its state
 #
 # What `up` runs, each a host process with a log in $STATE/logs:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
 #     (k8s.io/kubernetes $DOCFLOW_KUBE_VERSION, built by scripts/install-envtest.sh --cluster)
 #   containerd + runc + the CNI plugins (Debian's packages), on a bridge of its own
+#   kube-network-policies, which enforces NetworkPolicies (SIG Network's controller, built by the
+#     same script; the bridge CNI enforces none): iptables hand it each new connection from or to
+#     a pod (NFQUEUE), and it accepts or drops it by the policies of both ends
 # and, as pods in kube-system: CoreDNS, metrics-server (so that an HPA acts) and Traefik (the
 # ingress controller, on the node's network at 127.0.0.1:$DOCFLOW_CLUSTER_HTTP_PORT).
 # No registry can be reached here: every image is built locally (podman) and imported into
@@ -25,7 +31,8 @@
 # Env: DOCFLOW_CACHE_DIR (default ~/.cache/docflow; the cluster's state is $DOCFLOW_CACHE_DIR/cluster),
 #      DOCFLOW_CLUSTER_HTTP_PORT (ingress port on 127.0.0.1, default 8480),
 #      DOCFLOW_CLUSTER_NAMESPACE (docflow's namespace, default docflow),
-#      DOCFLOW_CLUSTER_VALUES (extra values files for `deploy`, space-separated).
+#      DOCFLOW_CLUSTER_VALUES (extra values files for `deploy`, space-separated),
+#      DOCFLOW_CLUSTER_REGISTRY_PORT (the registry of `registry`, on 127.0.0.1, default 5000).
 # Needs root (containerd, kubelet, iptables), as CI and the sessions have.
 set -euo pipefail
 
@@ -58,6 +65,9 @@ APT_PACKAGES=(containerd runc containernetworking-plugins conntrack iptables)
 # The kubelet's container manager sets these machine-wide (protectKernelDefaults: false); `down`
 # puts back the values `up` found.
 KERNEL_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
+# NetworkPolicy enforcement: the queue the node's rules hand new connections to, and their chain.
+NETPOL_QUEUE=100
+NETPOL_CHAIN=DOCFLOW-NETWORK-POLICIES
 
 now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
 t_start=$(now)
@@ -204,6 +214,7 @@ ensure_pki() {
   cert controller-manager system:kube-controller-manager
   cert scheduler system:kube-scheduler
   cert kube-proxy system:kube-proxy
+  cert network-policies system:kube-network-policies
   cert kubelet "system:node:$NODE_NAME" system:nodes "DNS:$NODE_NAME,IP:$NODE_IP"
   CA_NAME=front-proxy-ca cert front-proxy-client front-proxy-client
   [[ -s "$PKI/sa.key" ]] || { openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null; openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null; }
@@ -211,6 +222,7 @@ ensure_pki() {
   kubeconfig controller-manager controller-manager
   kubeconfig scheduler scheduler
   kubeconfig kube-proxy kube-proxy
+  kubeconfig network-policies network-policies
   kubeconfig kubelet kubelet
   done_line pki "$t0" "ok $PKI"
 }
@@ -468,6 +480,46 @@ EOF
   done_line kube-proxy "$t0" "ok iptables"
 }
 
+# --- NetworkPolicy enforcement ----------------------------------------------------------------------
+
+# kube-network-policies (sigs.k8s.io/kube-network-policies, SIG Network's NetworkPolicy enforcer,
+# under the host-process main of scripts/cluster/network-policies) judges the first packet of each
+# connection in user space by the NetworkPolicies of both ends; conntrack passes the rest. Upstream
+# hands it those packets with an nftables `queue` rule, which this kernel cannot load
+# (CONFIG_NFT_QUEUE is not set; its controller logs "syncing nftables rules" errors for that): the
+# rules below do the same with iptables' NFQUEUE target, in mangle POSTROUTING (after kube-proxy's
+# DNAT, so a Service's packets show the pod they go to; before any SNAT), as its own rules would:
+# established connections and the node's root processes (the kubelet's probes) pass untouched.
+# --queue-bypass with --fail-open: when the enforcer is not running, packets pass unjudged rather
+# than the node's pods losing their network (scenario 8 of tests/cluster fails then).
+netpol_rules() {
+  iptables -t mangle -S "$NETPOL_CHAIN" >/dev/null 2>&1 || iptables -t mangle -N "$NETPOL_CHAIN"
+  # One atomic replacement of the chain's rules.
+  iptables-restore --noflush <<EOF
+*mangle
+:$NETPOL_CHAIN - [0:0]
+-A $NETPOL_CHAIN -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+-A $NETPOL_CHAIN -m owner --uid-owner 0 -j RETURN
+-A $NETPOL_CHAIN -s $POD_CIDR -j NFQUEUE --queue-num $NETPOL_QUEUE --queue-bypass
+-A $NETPOL_CHAIN -d $POD_CIDR -j NFQUEUE --queue-num $NETPOL_QUEUE --queue-bypass
+COMMIT
+EOF
+  iptables -t mangle -C POSTROUTING -j "$NETPOL_CHAIN" 2>/dev/null || iptables -t mangle -A POSTROUTING -j "$NETPOL_CHAIN"
+}
+
+# A process listens on the queue (nfnetlink_queue's table: queue number, the listener's port id...).
+netpol_listening() { awk -v q="$NETPOL_QUEUE" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue; }
+
+ensure_network_policies() {
+  local t0
+  t0=$(now)
+  start kube-network-policies "$BIN/kube-network-policies" --kubeconfig "$STATE/network-policies.kubeconfig" \
+    --hostname-override "$NODE_NAME" --nfqueue-id "$NETPOL_QUEUE" --fail-open --metrics-bind-address 127.0.0.1:10266
+  wait_for kube-network-policies 60 netpol_listening
+  netpol_rules
+  done_line network-policy "$t0" "ok kube-network-policies on NFQUEUE $NETPOL_QUEUE"
+}
+
 # --- add-ons ---------------------------------------------------------------------------------------
 
 # Traefik's CRDs (ServersTransport...) from its Go module, the version the binary was built from.
@@ -521,8 +573,58 @@ cmd_up() {
   ensure_kubelet
   ensure_kube_proxy
   ensure_addons
+  ensure_network_policies
   done_line up "$t_start" "cluster ready"
   print_env
+}
+
+# --- a registry for Skaffold -----------------------------------------------------------------------
+
+REGISTRY_PORT="${DOCFLOW_CLUSTER_REGISTRY_PORT:-5000}"
+SKAFFOLD_SOCKET="$RUNDIR/podman.sock"
+
+# Skaffold pushes what it builds; the node pulls it from here. containerd 1.6's CRI pulls from a
+# localhost registry over plain HTTP with no configuration (pkg/cri/server/image_pull.go,
+# defaultScheme), so only podman is told the registry is insecure, in a registries.conf of its own
+# read by a podman API service of its own (a podman process reads registries.conf once, and the
+# Testcontainers socket of scripts/containers.sh predates this file). Both go with `down`.
+ensure_registry() {
+  local t0
+  t0=$(now)
+  bash "$ROOT/scripts/install-skaffold.sh" --quiet
+  mkdir -p "$STATE/registry" "$RUNDIR"
+  write_config "$STATE/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+EOF
+  start registry "$BIN/registry" serve "$STATE/registry.yml"
+  wait_for registry 30 curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/"
+  printf '[[registry]]\nlocation = "localhost:%s"\ninsecure = true\n' "$REGISTRY_PORT" | write_config "$STATE/registries.conf"
+  start podman-skaffold env CONTAINERS_REGISTRIES_CONF="$STATE/registries.conf" podman system service --time=0 "unix://$SKAFFOLD_SOCKET"
+  wait_for podman-skaffold 30 curl -fsS --unix-socket "$SKAFFOLD_SOCKET" http://podman/_ping
+  done_line registry "$t0" "ok localhost:$REGISTRY_PORT, DOCKER_HOST=unix://$SKAFFOLD_SOCKET"
+}
+
+cmd_registry() {
+  [[ $(id -u) == 0 ]] || die "needs root (rootful podman)"
+  [[ -s "$STATE/values-images.yaml" && -s "$STATE/values-tokens.yaml" ]] \
+    || die "run \`bash scripts/cluster.sh deploy\` once first: it imports the images of RabbitMQ, NATS and the S3 server that Skaffold's release uses"
+  export PATH="$BIN:$PATH"
+  ensure_registry
+  print_env
+  printf 'export DOCKER_HOST=%q\n' "unix://$SKAFFOLD_SOCKET"
+  printf 'export SKAFFOLD_DEFAULT_REPO=%q\n' "localhost:$REGISTRY_PORT"
+  printf 'export DOCFLOW_CLUSTER_STATE=%q\n' "$STATE"
+  # Nothing to check for or report to on this network.
+  printf 'export SKAFFOLD_UPDATE_CHECK=false SKAFFOLD_INTERACTIVE=false\n'
 }
 
 # --- docflow ---------------------------------------------------------------------------------------
@@ -578,7 +680,7 @@ cmd_deploy() {
 
 cmd_status() {
   local name
-  for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+  for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-network-policies registry podman-skaffold; do
     if running "$name"; then printf '%-24s running (pid %s)\n' "$name" "$(cat "$PIDS/$name")"; else printf '%-24s stopped\n' "$name"; fi
   done
   if running kube-apiserver; then
@@ -594,7 +696,7 @@ cmd_down() {
   if running kube-apiserver && running kubelet; then
     kc delete namespace "$NAMESPACE" --wait=false --ignore-not-found >/dev/null 2>&1 || true
   fi
-  for name in kube-proxy kube-scheduler kube-controller-manager kubelet kube-apiserver etcd; do stop "$name"; done
+  for name in kube-network-policies kube-proxy kube-scheduler kube-controller-manager kubelet kube-apiserver etcd registry podman-skaffold; do stop "$name"; done
   if running containerd; then
     ctr_ tasks ls -q 2>/dev/null | while read -r id; do ctr_ tasks kill -s KILL "$id" >/dev/null 2>&1 || true; done
     sleep 1
@@ -604,11 +706,11 @@ cmd_down() {
   # Leftover shims (their containers were killed above) and the pods' mounts and namespaces.
   pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address $CONTAINERD_SOCK" 2>/dev/null || true
   grep -E " ($STATE|$RUNDIR)/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  # kube-proxy's and the kubelet's iptables chains.
+  # kube-proxy's, the kubelet's and the NetworkPolicy rules' iptables chains.
   if [[ -x "$BIN/kube-proxy" ]]; then "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   for table in nat filter mangle; do
-    iptables-save -t "$table" 2>/dev/null | grep -q 'KUBE-' || continue
-    iptables-save -t "$table" | grep -v 'KUBE-' | iptables-restore -T "$table" 2>/dev/null || true
+    iptables-save -t "$table" 2>/dev/null | grep -qE "KUBE-|$NETPOL_CHAIN" || continue
+    iptables-save -t "$table" | grep -vE "KUBE-|$NETPOL_CHAIN" | iptables-restore -T "$table" 2>/dev/null || true
   done
   ip link del "$BRIDGE" 2>/dev/null || true
   if [[ -s "$STATE/sysctls.before" ]]; then
@@ -624,7 +726,8 @@ case "${1:-}" in
   status) cmd_status ;;
   env) print_env ;;
   test-env) print_test_env ;;
+  registry) cmd_registry ;;
   down) cmd_down ;;
-  -h|--help|"") sed -n '2,30p' "$0"; [[ -n "${1:-}" ]] ;;
-  *) echo "usage: $0 up|deploy|status|env|down" >&2; exit 2 ;;
+  -h|--help|"") sed -n '2,36p' "$0"; [[ -n "${1:-}" ]] ;;
+  *) echo "usage: $0 up|deploy|status|env|test-env|registry|down" >&2; exit 2 ;;
 esac

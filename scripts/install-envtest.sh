@@ -7,7 +7,9 @@
 #   bash scripts/install-envtest.sh --quiet    print only what it builds (scripts/bootstrap.sh)
 #   bash scripts/install-envtest.sh --cluster  also the node and the add-ons of scripts/cluster.sh:
 #       kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (same wrapper module and
-#       version as kube-apiserver), coredns, metrics-server, traefik, and a pause binary
+#       version as kube-apiserver), coredns, metrics-server, traefik, a pause binary, and
+#       kube-network-policies (the NetworkPolicy enforcer: the controller package of
+#       sigs.k8s.io/kube-network-policies under the host-process main of scripts/cluster/network-policies)
 #
 #   - kube-apiserver  k8s.io/kubernetes ${DOCFLOW_KUBE_VERSION}
 #   - etcd            go.etcd.io/etcd/server/v3 ${DOCFLOW_ETCD_VERSION}
@@ -34,6 +36,8 @@ DOCFLOW_COREDNS_VERSION=${DOCFLOW_COREDNS_VERSION:-v1.15.0}
 DOCFLOW_METRICS_SERVER_VERSION=${DOCFLOW_METRICS_SERVER_VERSION:-v0.9.0}
 # v3.7.x has a nested module the proxy cannot resolve; v3.6.12 builds in a wrapper module.
 DOCFLOW_TRAEFIK_VERSION=${DOCFLOW_TRAEFIK_VERSION:-v3.6.12}
+# kube-router and Calico are refused by the proxy (403) and Cilium needs eBPF: docs/deploy.md.
+DOCFLOW_NETWORK_POLICIES_VERSION=${DOCFLOW_NETWORK_POLICIES_VERSION:-v0.7.0}
 cache_dir=${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 bin_dir="$cache_dir/bin"
 src_dir="$cache_dir/envtest-src"
@@ -60,13 +64,13 @@ for arg in "$@"; do
     --check) check_only=1 ;;
     --quiet) quiet=1 ;;
     --cluster) cluster=1 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "install-envtest.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
 
 kube_node_bins=(kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-cluster_bins=("${kube_node_bins[@]}" coredns metrics-server traefik pause)
+cluster_bins=("${kube_node_bins[@]}" coredns metrics-server traefik pause kube-network-policies)
 
 if (( check_only )); then
   missing=()
@@ -191,6 +195,25 @@ build_pause() {
   done_line pause "$t0" "built"
 }
 
+# The NetworkPolicy enforcer (scripts/cluster/network-policies): SIG Network's controller package
+# from sigs.k8s.io/kube-network-policies (no replaces) under a main of our own, since upstream's
+# command runs only in a pod. Rebuilt when the version or that main changes.
+build_network_policies() {
+  local name=kube-network-policies mod=sigs.k8s.io/kube-network-policies v=$DOCFLOW_NETWORK_POLICIES_VERSION t0 dir log
+  local src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster/network-policies"
+  t0=$(now_us)
+  if up_to_date "$name" "$mod" "$v" && [[ "$bin_dir/$name" -nt "$src/main.go" ]]; then
+    (( quiet )) || done_line "$name" "$t0" "ok $v"; return 0
+  fi
+  echo "[envtest] $name: building $v from the Go module proxy" >&2
+  dir=$(new_wrapper "$name"); log="$cache_dir/$name-build.log"; : >"$log"
+  cp "$src/main.go" "$dir/main.go"
+  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "$mod@$v")
+  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name.new" .)
+  mv -f "$bin_dir/$name.new" "$bin_dir/$name"; built=1
+  done_line "$name" "$t0" "built $v"
+}
+
 build_cluster() {
   build_kube "${kube_node_bins[@]}"
   build_go coredns github.com/coredns/coredns "$DOCFLOW_COREDNS_VERSION" github.com/coredns/coredns
@@ -202,6 +225,7 @@ build_cluster() {
     "replace github.com/mailgun/minheap => github.com/containous/minheap v0.0.0-20190809180810-6e71eb837595" \
     "exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible"
   build_pause
+  build_network_policies
 }
 
 command -v go >/dev/null || [[ -x "$bin_dir/etcd" && -x "$bin_dir/kube-apiserver" ]] \

@@ -69,4 +69,28 @@ describe("skaffold.yaml", () => {
     // The evaluation install runs the brokers and the S3 server in the release.
     expect(objects.filter((o) => o.kind === "StatefulSet").length).toBeGreaterThanOrEqual(3);
   });
+
+  it("has a cluster profile for scripts/cluster.sh's cluster: pushed builds on the local base image, the cluster's values after evaluation's", () => {
+    type Patch = { op: string; path: string; value: unknown };
+    const profile = (skaffold.profiles as { name: string; patches: Patch[] }[]).find((p) => p.name === "cluster")!;
+    expect(profile).toBeDefined();
+    const at = (path: string) => profile.patches.filter((p) => p.path === path).map((p) => p.value);
+    expect(at("/build/local")).toEqual([{ push: true, useBuildkit: false, concurrency: 1 }]);
+    for (let i = 0; i < skaffold.build.artifacts.length; i++) {
+      expect(at(`/build/artifacts/${i}/docker/network`)).toEqual(["host"]);
+      expect((at(`/build/artifacts/${i}/docker/buildArgs`)[0] as { BASE_IMAGE: string }).BASE_IMAGE).toMatch(/DOCFLOW_NODE_BASE_IMAGE.*localhost\/docflow\/node:24-bookworm-slim/);
+    }
+    // Appended to the evaluation profile's list (`-p evaluation,cluster`), never replacing it.
+    const files = at("/deploy/helm/releases/0/valuesFiles/-") as string[];
+    expect(profile.patches.filter((p) => p.path.startsWith("/deploy/helm/releases/0/valuesFiles")).every((p) => p.path.endsWith("/-"))).toBe(true);
+    expect(files[0]).toBe("scripts/cluster/values.yaml");
+    expect(files.slice(1, 3)).toEqual([expect.stringMatching(/DOCFLOW_CLUSTER_STATE.*\/values-images\.yaml$/), expect.stringMatching(/DOCFLOW_CLUSTER_STATE.*\/values-tokens\.yaml$/)]);
+    expect(at("/deploy/helm/releases/0/setValueTemplates/imageRegistry")).toEqual([""]);
+    // Rendered as Skaffold would: its image names win over the cluster values' imageRegistry.
+    const objects = render({
+      valuesFiles: ["charts/docflow/values-evaluation.yaml", files[0]!].map((f) => join(ROOT, f)),
+      set: { imageRegistry: "", "gateway.image.repository": "localhost:5000/gateway", "gateway.image.tag": "v1@sha256:0123" },
+    });
+    expect(objects.find((o) => o.kind === "Deployment" && o.metadata.name === "docflow-gateway")?.spec.template.spec.containers[0].image).toBe("localhost:5000/gateway:v1@sha256:0123");
+  });
 });
