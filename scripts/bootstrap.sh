@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what docflow needs on a machine, idempotently, and prepares the environment.
 #
-#   bash scripts/bootstrap.sh [--skip-apt] [--print-env]   install (quiet when all is present)
+#   bash scripts/bootstrap.sh [--skip-apt] [--for=all|start] [--print-env]   install (quiet when all is present)
 #   source scripts/bootstrap.sh                             install, then export PATH etc. here
 #   eval "$(bash scripts/bootstrap.sh --print-env)"         same, from another shell
 #
@@ -14,6 +14,11 @@
 # Exports (when sourced): PATH with Node 24's bin first and $HOME/.cache/docflow/bin, and
 # npm_config_nodedir=<Node 24 package dir> so native addons compile against Node 24's headers.
 #
+# Per purpose, DOCFLOW_BOOTSTRAP_FOR (or --for):
+#   all    (default; `npm test`, .ci/run) everything above
+#   start  (`npm start`) only what the local stack runs: Node 24, the Debian packages but Chromium,
+#          and versitygw only when DOCFLOW_STORAGE=s3 without DOCFLOW_S3_ENDPOINT; no helm, no
+#          Kubernetes binaries (a fresh machine then starts in minutes, not after Go builds)
 # Env: DOCFLOW_BOOTSTRAP_SKIP_APT=1 (or --skip-apt) skips the Debian packages (for environments
 # that provide them otherwise); DOCFLOW_CACHE_DIR overrides $HOME/.cache/docflow.
 # Runs as root without stdin (CI). Each phase prints one line with its duration on stderr;
@@ -33,6 +38,8 @@ DOCFLOW_APT_PACKAGES=(
   fonts-crosextra-carlito fonts-crosextra-caladea fonts-dejavu-core
   chromium
 )
+# What `npm start` does not need of those: the browser of the end-to-end tests.
+DOCFLOW_APT_TEST_ONLY=(chromium)
 
 _docflow_now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }   # microseconds
 
@@ -82,15 +89,18 @@ _docflow_ensure_apt() {
     _docflow_phase_done apt "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_APT=1)"
     return 0
   fi
-  local -A installed=()
+  local -A installed=() skip=()
+  local wanted=()
+  if [[ "$(_docflow_purpose)" == start ]]; then for pkg in "${DOCFLOW_APT_TEST_ONLY[@]}"; do skip[$pkg]=1; done; fi
+  for pkg in "${DOCFLOW_APT_PACKAGES[@]}"; do [[ -n "${skip[$pkg]:-}" ]] || wanted+=("$pkg"); done
   while read -r pkg status; do
     [[ "$status" == installed ]] && installed[$pkg]=1
-  done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${DOCFLOW_APT_PACKAGES[@]}" 2>/dev/null || true)
-  for pkg in "${DOCFLOW_APT_PACKAGES[@]}"; do
+  done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${wanted[@]}" 2>/dev/null || true)
+  for pkg in "${wanted[@]}"; do
     [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
   done
   if (( ${#missing[@]} == 0 )); then
-    _docflow_phase_done apt "$t0" "ok (${#DOCFLOW_APT_PACKAGES[@]} packages)"
+    _docflow_phase_done apt "$t0" "ok (${#wanted[@]} packages)"
     return 0
   fi
   echo "[bootstrap] apt: installing ${missing[*]}" >&2
@@ -192,13 +202,31 @@ _docflow_ensure_envtest() {
 }
 # --- end envtest ---------------------------------------------------------------------------------
 
+_docflow_purpose() { printf '%s\n' "${DOCFLOW_BOOTSTRAP_FOR:-all}"; }
+
 _docflow_bootstrap_main() {
   set -euo pipefail
-  _docflow_ensure_node
-  _docflow_ensure_apt
-  _docflow_ensure_versitygw
-  _docflow_ensure_helm
-  _docflow_ensure_envtest
+  local t0
+  case "$(_docflow_purpose)" in
+    all)
+      _docflow_ensure_node
+      _docflow_ensure_apt
+      _docflow_ensure_versitygw
+      _docflow_ensure_helm
+      _docflow_ensure_envtest
+      ;;
+    start)
+      _docflow_ensure_node
+      _docflow_ensure_apt
+      if [[ "${DOCFLOW_STORAGE:-fs}" == s3 && -z "${DOCFLOW_S3_ENDPOINT:-}" ]]; then
+        _docflow_ensure_versitygw
+      else
+        t0=$(_docflow_now)
+        _docflow_phase_done versitygw "$t0" "not needed (DOCFLOW_STORAGE=${DOCFLOW_STORAGE:-fs})"
+      fi
+      ;;
+    *) echo "[bootstrap] DOCFLOW_BOOTSTRAP_FOR must be all or start, not '$(_docflow_purpose)'" >&2; return 2 ;;
+  esac
 }
 
 _docflow_bootstrap_export() {
@@ -224,7 +252,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     case "$_arg" in
       --skip-apt) export DOCFLOW_BOOTSTRAP_SKIP_APT=1 ;;
       --print-env) _docflow_print_env=1 ;;
-      -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+      --for=*) export DOCFLOW_BOOTSTRAP_FOR="${_arg#--for=}" ;;
+      -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
       *) echo "bootstrap.sh: unknown argument $_arg" >&2; exit 2 ;;
     esac
   done

@@ -6,7 +6,8 @@
 #   bash scripts/run.sh <cmd> [args]     -> <cmd> [args] with the prepared PATH (Node 24 first, then
 #                                           node_modules/.bin), e.g. `bash scripts/run.sh vitest run --project unit`
 #
-# Before that it sources scripts/bootstrap.sh (Node 24, Debian packages, versitygw; see there for
+# Before that it sources scripts/bootstrap.sh (Node 24, Debian packages, versitygw, helm, the
+# Kubernetes binaries; for `start` only what the local stack runs: see there, and for
 # DOCFLOW_BOOTSTRAP_SKIP_APT) and runs `npm ci` when node_modules is missing or package-lock.json is
 # newer than node_modules/.package-lock.json. Runs in the repository root, like npm scripts.
 set -euo pipefail
@@ -14,6 +15,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# `npm start` installs only what the local stack runs (no helm, no Kubernetes binaries, no
+# Chromium); everything else installs everything.
+if [[ "${1:-}" == start ]]; then export DOCFLOW_BOOTSTRAP_FOR=start; fi
 # shellcheck source=scripts/bootstrap.sh
 source "$root/scripts/bootstrap.sh"
 

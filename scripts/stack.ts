@@ -3,7 +3,7 @@
  * (JetStream + WebSocket) and, for DOCFLOW_STORAGE=s3 without an endpoint, an
  * S3 server; then the gateway (serving the web app) and DOCFLOW_PROCESSORS
  * processors. Prints the URL (with a sign-in token) and stops everything on
- * Ctrl-C or SIGTERM.
+ * Ctrl-C, SIGTERM or SIGHUP, sent to it alone or to its whole process group.
  *
  * Environment: DOCFLOW_PORT (8080), DOCFLOW_DEV_TOKENS (token=tenant,...; one
  * token for tenant `dev` is generated if unset), DOCFLOW_PROCESSORS (1),
@@ -63,8 +63,11 @@ const services: ServiceHandle[] = [];
 const children: ChildProcess[] = [];
 let stopping = false;
 
-async function stopAll(code: number): Promise<never> {
-  if (stopping) process.exit(code);
+async function stopAll(code: number): Promise<void> {
+  // Once: a group's signal often arrives twice (npm forwards the one it got to this process too),
+  // and a second one must not cut the stop short. The stop is bounded (20 s per child, then the
+  // services' own SIGTERM-then-SIGKILL).
+  if (stopping) return;
   stopping = true;
   console.log("\ndocflow: stopping...");
   await Promise.all(
@@ -80,8 +83,13 @@ async function stopAll(code: number): Promise<never> {
   console.log("docflow: stopped");
   process.exit(code);
 }
-process.once("SIGINT", () => void stopAll(0));
-process.once("SIGTERM", () => void stopAll(0));
+// Ctrl-C, a SIGTERM to the whole process group (a supervisor, `kill -- -PGID`) and a closing
+// terminal's SIGHUP all stop everything: the gateway and processors share this process group, but
+// RabbitMQ, NATS and the S3 server run in groups of their own (scripts/lib/services.ts) and are
+// stopped only here. Once `npm` or the terminal is gone, writing to the output may fail (EPIPE):
+// that must not end this process before its services are stopped.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stopAll(0));
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
 
 /**
  * NATS auth material, generated once and kept in the data dir: JetStream data
@@ -106,12 +114,18 @@ async function main(): Promise<void> {
   const { auth, credsFile } = await natsAuth();
   const webDir = buildWeb();
   step("starting RabbitMQ, NATS" + (storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? " and the S3 server" : ""));
+  // Each is stopped with the stack from the moment it runs, even if a signal comes mid-start.
+  const started = <T extends ServiceHandle>(service: T): T => {
+    services.push(service);
+    if (stopping) void service.stop().catch(() => {});
+    return service;
+  };
   const [rabbitmq, nats, s3] = await Promise.all([
-    startRabbitMq({ dataDir: join(dataDir, "rabbitmq") }),
-    startNats({ dataDir: join(dataDir, "nats"), config: auth.serverConfig, keepData: true }),
-    storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? startS3({ dataDir: join(dataDir, "s3"), buckets: [env.DOCFLOW_S3_BUCKET ?? "docflow"], keepData: true }) : undefined,
+    startRabbitMq({ dataDir: join(dataDir, "rabbitmq") }).then(started),
+    startNats({ dataDir: join(dataDir, "nats"), config: auth.serverConfig, keepData: true }).then(started),
+    storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? startS3({ dataDir: join(dataDir, "s3"), buckets: [env.DOCFLOW_S3_BUCKET ?? "docflow"], keepData: true }).then(started) : undefined,
   ]);
-  services.push(rabbitmq, nats, ...(s3 ? [s3] : []));
+  if (stopping) return;
 
   let tokens = env.DOCFLOW_DEV_TOKENS;
   let printedToken: string | undefined;
@@ -177,7 +191,7 @@ async function main(): Promise<void> {
 
   Try:  curl -H "Authorization: Bearer ${printedToken}" --data-binary @file.pdf "${base}/v1/documents?filename=file.pdf"
 
-  Ctrl-C stops everything.
+  Ctrl-C (or SIGTERM, SIGHUP) stops everything.
 `);
 }
 

@@ -416,7 +416,7 @@ async function main(): Promise<number> {
   const webBuild = timed("web build", buildWeb, (skipped) => (skipped ? `skipped (${skipped})` : "ok (services/web/dist)"));
   webBuild.catch(() => undefined); // awaited below, before vitest
   // docflow's own images, for the system test, when the services run as containers.
-  const imageBuild = timed("images", buildImages, (r) => (r.run ? "ok (localhost/docflow/{gateway,processor,web}:dev)" : `system tests not run: ${r.why}`));
+  const imageBuild = timed("images", buildImages, (r) => (r.run ? "ok (localhost/docflow/{gateway,processor,web,operator}:dev)" : `system tests not run: ${r.why}`));
   imageBuild.catch(() => undefined); // awaited below, before vitest
   // The local Kubernetes cluster starts alongside (its binaries are built and cached on first use).
   const cluster = clusterPlan();
