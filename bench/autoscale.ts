@@ -15,7 +15,7 @@
  * KEDA and the HPA run the HPA's algorithm (10% tolerance, 300 s scale-down stabilisation, 1 pod
  * per 60 s down, max(4 pods, 100%) per 15 s up) and remove a random ready pod at scale-in.
  *
- *   node bench/autoscale.ts [--seed 1] [--json] [--drain] [--traces bursts,trickle,big] [--drain-seconds 120,60] [--timeline trace:scaler]
+ *   node bench/autoscale.ts [--seed 1] [--json] [--drain] [--traces bursts,trickle,big] [--drain-seconds 20,60] [--timeline trace:scaler]
  *
  * --drain: a pod the HPA or KEDA removes finishes its tasks first (the processor drains on
  * SIGTERM) instead of losing them; it still counts as a busy pod removed.
@@ -27,7 +27,7 @@ import { decide, deletionCost, updateThroughput, withUninspected, type History, 
 // ---- The model's constants ------------------------------------------------------------------
 
 /**
- * CPU seconds one page costs, one core per task. bench/README.md: CPU per page of docflow (processor,
+ * CPU seconds one page costs, one core per task. bench/results/2026-12-07-history.md: CPU per page of docflow (processor,
  * its poppler children and the services) 140-142 ms in `pipeline.ts` scaling runs (issue 5,
  * session 3), 120 ms (session 4), 106 ms (session 5, `pipeline.ts --only overhead`); the chart
  * requests one core per task (`processor.resources.requests.cpu` = concurrency), so a task renders
@@ -36,7 +36,7 @@ import { decide, deletionCost, updateThroughput, withUninspected, type History, 
 const PAGE_SECONDS = 0.14;
 /** Fixed cost per range (message, the cached source, one pdftoppm started). */
 const RANGE_OVERHEAD_SECONDS = 0.05;
-/** One inspect message (download, pdfinfo, split, dispatch). bench/README.md: a 1-page job takes ~0.2 s end to end on an idle machine; 0.3 s leaves room. */
+/** One inspect message (download, pdfinfo, split, dispatch). bench/results/2026-12-07-history.md: a 1-page job takes ~0.2 s end to end on an idle machine; 0.3 s leaves room. */
 const INSPECT_SECONDS = 0.3;
 /** A PPTX -> PDF conversion (LibreOffice), one task slot. */
 const CONVERT_SECONDS = 15;

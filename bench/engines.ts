@@ -56,7 +56,7 @@ import { PNG_COMPRESSION_LEVEL, PREVIEW_DPI, THUMBNAIL_WIDTH_PX, WEBP_QUALITY, e
 const BENCH_DIR = import.meta.dirname;
 const requireFromBench = createRequire(join(BENCH_DIR, "package.json"));
 
-/** Real PDFs from Debian documentation packages (see bench/README.md for the apt-get line). */
+/** Real PDFs from Debian documentation packages (see bench/results/2026-12-07-history.md for the apt-get line). */
 const DEFAULT_DOCS = [
   "/usr/share/doc/libtasn1-doc/libtasn1.pdf",
   "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf",
@@ -750,7 +750,7 @@ async function main(): Promise<void> {
   try {
     const docPaths = values.docs !== undefined ? values.docs.split(",").map((p) => resolve(p)) : DEFAULT_DOCS;
     const docs = await loadDocs(docPaths, workDir, Number(values.generated));
-    if (docs.length === 1) console.log("note: no real PDFs found; see bench/README.md (apt-get install ... doc packages) or pass --docs");
+    if (docs.length === 1) console.log("note: no real PDFs found; see bench/results/2026-12-07-history.md (apt-get install ... doc packages) or pass --docs");
 
     const cpu = readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
     const poppler = spawnSync("pdftoppm", ["-v"], { encoding: "utf8" }).stderr.split("\n")[0] ?? "";

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 
-/** In this order; missing files are skipped (see bench/README.md for the packages). */
+/** In this order; missing files are skipped (see bench/results/2026-12-07-history.md for the packages). */
 export const DEBIAN_PDFS = [
   "/usr/share/doc/python-reportlab-doc/reportlab-userguide.pdf",
   "/usr/share/doc/gri/gri.pdf.gz",
@@ -92,7 +92,7 @@ async function loadSource(path: string): Promise<Source | undefined> {
 export async function buildRealPdf(pages: number, options: { perDoc?: number; sources?: string[] } = {}): Promise<RealPdf> {
   const perDoc = options.perDoc ?? 100;
   const sources = (await Promise.all((options.sources ?? DEBIAN_PDFS).map(loadSource))).filter((s): s is Source => s !== undefined);
-  if (sources.length === 0) throw new Error(`none of the real PDFs is installed; see bench/README.md (apt-get install ...):\n  ${(options.sources ?? DEBIAN_PDFS).join("\n  ")}`);
+  if (sources.length === 0) throw new Error(`none of the real PDFs is installed; see bench/results/2026-12-07-history.md (apt-get install ...):\n  ${(options.sources ?? DEBIAN_PDFS).join("\n  ")}`);
   const pieces: Piece[] = [];
   let left = pages;
   for (let round = 0; left > 0; round++) {
