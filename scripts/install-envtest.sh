@@ -41,22 +41,10 @@ DOCFLOW_NETWORK_POLICIES_VERSION=${DOCFLOW_NETWORK_POLICIES_VERSION:-v0.7.0}
 cache_dir=${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 bin_dir="$cache_dir/bin"
 src_dir="$cache_dir/envtest-src"
+LOG_TAG=envtest
+# shellcheck source=scripts/lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
-now_us() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
-done_line() { # name start-us message
-  local dur=$(( ($(now_us) - $2) / 1000 ))
-  printf '[envtest] %-15s %-40s (%d.%03ds)\n' "$1" "$3" $((dur / 1000)) $((dur % 1000)) >&2
-}
-quiet() { # log cmd...
-  local log=$1; shift
-  if ! "$@" >>"$log" 2>&1; then
-    echo "[envtest] FAILED: $*" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-}
-# The version of module $2 that binary $1 was built with ("" when unknown).
-dep_version() { go version -m "$1" 2>/dev/null | awk -v m="$2" '($1 == "dep" || $1 == "mod") && $2 == m { print $3 }'; }
 
 check_only=0 quiet=0 built=0 cluster=0
 for arg in "$@"; do
@@ -87,21 +75,7 @@ fi
 # Go environment shared by both builds: static binaries, no workspace, the module proxy.
 go_env=(env "GOFLAGS=-mod=mod -buildvcs=false" GOWORK=off CGO_ENABLED=0)
 
-# ensure NAME MODULE VERSION: 0 when $bin_dir/NAME was built from MODULE@VERSION.
-up_to_date() {
-  local bin="$bin_dir/$1"
-  [[ -x "$bin" ]] || return 1
-  if ! command -v go >/dev/null; then return 0; fi   # present, cannot check: keep it
-  [[ "$(dep_version "$bin" "$2")" == "$3" ]]
-}
 
-# A wrapper module in $src_dir/NAME (recreated each build, so a version change starts clean).
-new_wrapper() { # name
-  local dir="$src_dir/$1"
-  rm -rf "$dir"; mkdir -p "$dir"
-  printf 'module docflow.local/envtest/%s\n\ngo 1.26\n' "$1" >"$dir/go.mod"
-  printf '%s\n' "$dir"
-}
 
 build_etcd() {
   local t0 dir log

@@ -31,21 +31,10 @@ REGISTRY_MODULE=github.com/distribution/distribution/v3
 cache_dir=${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 bin_dir="$cache_dir/bin"
 src_dir="$cache_dir/envtest-src"
+LOG_TAG=skaffold
+# shellcheck source=scripts/lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
-now_us() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
-done_line() { # name start-us message
-  local dur=$(( ($(now_us) - $2) / 1000 ))
-  printf '[skaffold] %-15s %-40s (%d.%03ds)\n' "$1" "$3" $((dur / 1000)) $((dur % 1000)) >&2
-}
-quiet() { # log cmd...
-  local log=$1; shift
-  if ! "$@" >>"$log" 2>&1; then
-    echo "[skaffold] FAILED: $* (log: $log)" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-}
-dep_version() { go version -m "$1" 2>/dev/null | awk -v m="$2" '($1 == "dep" || $1 == "mod") && $2 == m { print $3 }'; }
 
 check_only=0 quiet=0 built=0
 for arg in "$@"; do
@@ -69,19 +58,7 @@ fi
 
 go_env=(env "GOFLAGS=-mod=mod -buildvcs=false" GOWORK=off CGO_ENABLED=0)
 
-up_to_date() { # name module version
-  local bin="$bin_dir/$1"
-  [[ -x "$bin" ]] || return 1
-  if ! command -v go >/dev/null; then return 0; fi
-  [[ "$(dep_version "$bin" "$2")" == "$3" ]]
-}
 
-new_wrapper() { # name
-  local dir="$src_dir/$1"
-  rm -rf "$dir"; mkdir -p "$dir"
-  printf 'module docflow.local/envtest/%s\n\ngo 1.26\n' "$1" >"$dir/go.mod"
-  printf '%s\n' "$dir"
-}
 
 # build NAME MODULE VERSION PACKAGE LDFLAGS COPY-DIRECTIVES(0|1)
 build() {
