@@ -44,6 +44,12 @@ describe("OpenTelemetry Collector in the release", () => {
     const keep = new RegExp(`^(${scrape.relabel_configs.find((r: { action?: string }) => r.action === "keep").regex})$`);
     expect(gatewayPorts.some((p: string) => keep.test(p))).toBe(true);
     expect(processorPorts.some((p: string) => keep.test(p))).toBe(true);
+    // The operator's too (reconciles, decisions, the backlog it saw), when it runs.
+    const operatorPorts = find(objects, "Deployment", "docflow-operator").spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
+    expect(operatorPorts.some((p: string) => keep.test(p))).toBe(true);
+    expect(scrape.kubernetes_sd_configs[0].selectors[0].label).toContain("app.kubernetes.io/component in (gateway,processor,operator)");
+    const withoutOperator = parse(find(render({ valuesFiles: [COLLECTOR], set: { "operator.enabled": false, "processor.autoscaling.engine": "hpa" } }), "ConfigMap", "docflow-collector").data["config.yaml"]);
+    expect(withoutOperator.receivers.prometheus.config.scrape_configs[0].kubernetes_sd_configs[0].selectors[0].label).toContain("component in (gateway,processor)");
     const service = find(objects, "Service", "docflow-collector");
     expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([4317, 4318]);
   });
@@ -68,7 +74,11 @@ describe("OpenTelemetry Collector in the release", () => {
     expect(components(policy.spec.ingress[0].from)).toEqual(["gateway", "processor", "operator"]);
     const backend = policy.spec.egress.at(-1);
     expect(backend).toEqual({ ports: [{ port: 443, protocol: "TCP" }], to: [{ ipBlock: { cidr: "203.0.113.0/24" } }] });
-    for (const service of ["gateway", "processor"]) {
+    // To the metrics ports of the services and the operator.
+    const toMetrics = policy.spec.egress.find((r: { to?: unknown[]; ports: { port: number }[] }) => r.ports.some((p) => p.port === 8081));
+    expect(components(toMetrics.to)).toEqual(["gateway", "processor", "operator"]);
+    expect(toMetrics.ports.map((p: { port: number }) => p.port)).toEqual([8080, 8081, 8082]);
+    for (const service of ["gateway", "processor", "operator"]) {
       const own = find(objects, "NetworkPolicy", `docflow-${service}`);
       const toCollector = own.spec.egress.find((r: { to?: { podSelector?: { matchLabels: Record<string, string> } }[] }) => r.to?.[0]?.podSelector?.matchLabels["app.kubernetes.io/component"] === "collector");
       expect(toCollector?.ports.map((p: { port: number }) => p.port), `${service} -> collector`).toEqual([4317, 4318]);
