@@ -425,8 +425,11 @@ async function main(): Promise<number> {
   let exitCode = 1;
   let keepLogs = false;
   try {
-    if (env.DOCFLOW_TEST_SKIP_TYPECHECK !== "1") await checked("typecheck", localBin("tsc"), ["--build"]);
-    else log("typecheck        skipped (DOCFLOW_TEST_SKIP_TYPECHECK=1)");
+    if (env.DOCFLOW_TEST_SKIP_TYPECHECK !== "1") {
+      await checked("typecheck", localBin("tsc"), ["--build"]);
+      // The benchmarks too (noEmit; engines.ts needs bench's own packages: bench/tsconfig.engines.json).
+      await checked("typecheck bench", localBin("tsc"), ["-p", "bench"]);
+    } else log("typecheck        skipped (DOCFLOW_TEST_SKIP_TYPECHECK=1)");
     if (env.DOCFLOW_TEST_SKIP_LINT !== "1") await checked("lint", "npm", ["run", "--silent", "lint"]);
     else log("lint             skipped (DOCFLOW_TEST_SKIP_LINT=1)");
     await webBuild;
