@@ -61,21 +61,11 @@ kube_node_bins=(kube-controller-manager kube-scheduler kubelet kube-proxy kubect
 cluster_bins=("${kube_node_bins[@]}" coredns metrics-server traefik pause kube-network-policies)
 
 if (( check_only )); then
-  missing=()
   want=(kube-apiserver etcd)
   (( cluster )) && want+=("${cluster_bins[@]}")
-  for b in "${want[@]}"; do [[ -x "$bin_dir/$b" ]] || missing+=("$bin_dir/$b"); done
-  if (( ${#missing[@]} )); then
-    echo "[envtest] missing: ${missing[*]} (run: bash scripts/install-envtest.sh)" >&2
-    exit 1
-  fi
+  check_present scripts/install-envtest.sh "${want[@]}"
   exit 0
 fi
-
-# Go environment shared by both builds: static binaries, no workspace, the module proxy.
-go_env=(env "GOFLAGS=-mod=mod -buildvcs=false" GOWORK=off CGO_ENABLED=0)
-
-
 
 build_etcd() {
   local t0 dir log

@@ -47,18 +47,9 @@ for arg in "$@"; do
 done
 
 if (( check_only )); then
-  missing=()
-  for b in skaffold registry; do [[ -x "$bin_dir/$b" ]] || missing+=("$bin_dir/$b"); done
-  if (( ${#missing[@]} )); then
-    echo "[skaffold] missing: ${missing[*]} (run: bash scripts/install-skaffold.sh)" >&2
-    exit 1
-  fi
+  check_present scripts/install-skaffold.sh skaffold registry
   exit 0
 fi
-
-go_env=(env "GOFLAGS=-mod=mod -buildvcs=false" GOWORK=off CGO_ENABLED=0)
-
-
 
 # build NAME MODULE VERSION PACKAGE LDFLAGS COPY-DIRECTIVES(0|1)
 build() {

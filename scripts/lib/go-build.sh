@@ -41,3 +41,17 @@ new_wrapper() { # name
   printf 'module docflow.local/envtest/%s\n\ngo 1.26\n' "$1" >"$dir/go.mod"
   printf '%s\n' "$dir"
 }
+
+# The Go environment of every build: static binaries, no workspace, the module proxy.
+go_env=(env "GOFLAGS=-mod=mod -buildvcs=false" GOWORK=off CGO_ENABLED=0)
+
+# --check: fails (with the script to run) unless every named binary is in $bin_dir.
+check_present() { # script binary...
+  local script=$1 b missing=()
+  shift
+  for b in "$@"; do [[ -x "$bin_dir/$b" ]] || missing+=("$bin_dir/$b"); done
+  if (( ${#missing[@]} )); then
+    echo "[$LOG_TAG] missing: ${missing[*]} (run: bash $script)" >&2
+    return 1
+  fi
+}
