@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import { once } from "node:events";
 import { JobStore } from "@docflow/core/job-store";
 import { connectNats } from "@docflow/core/nats";
+import { closeAll } from "@docflow/core/shutdown";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { BacklogReader } from "./backlog.ts";
 import { loadConfig } from "./config.ts";
@@ -74,8 +75,13 @@ async function main(): Promise<void> {
     log.info({ signal }, "stopping: releasing the lease");
     await controller.stop();
     await elector.release();
-    await backlog.close();
-    await nats?.drain().catch(() => {});
+    await closeAll(
+      [
+        ["rabbitmq", () => backlog.close()],
+        ["nats", () => nats?.drain() ?? Promise.resolve()],
+      ],
+      log,
+    );
     server.close();
     await shutdownTelemetry();
     log.info("stopped");
