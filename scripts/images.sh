@@ -18,32 +18,30 @@ CACHE="${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}"
 BASE="${DOCFLOW_NODE_BASE_IMAGE:-node:24-bookworm-slim}"
 TAG="${DOCFLOW_IMAGE_TAG:-dev}"
 CLI="${DOCFLOW_CONTAINER_CLI:-}"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+DOCFLOW_LOG_TAG=images DOCFLOW_LOG_NAME_WIDTH=40 DOCFLOW_LOG_MESSAGE_WIDTH=0
 if [[ -z "$CLI" ]]; then
   if command -v podman >/dev/null; then CLI=podman
   elif command -v docker >/dev/null; then CLI=docker
-  else echo "[images] neither podman nor docker is installed (scripts/containers.sh provisions podman)" >&2; exit 1
+  else docflow_die "neither podman nor docker is installed (scripts/containers.sh provisions podman)"
   fi
 fi
 services=("$@")
 ((${#services[@]})) || services=(gateway processor web operator)
 mkdir -p "$CACHE/logs"
 
-now() { printf '%s\n' "${EPOCHREALTIME/[,.]/}"; }
 build_one() { # service
-  local service=$1 t0 image log network=() dur size
-  t0=$(now)
+  local service=$1 t0 image log network=() size
+  t0=$(docflow_now_us)
   image="localhost/docflow/$service:$TAG"
   log="$CACHE/logs/image-$service.log"
   # --network host: build steps reach the npm registry and the apt mirror the way the host does.
   [[ "$CLI" == podman ]] && network=(--network host)
-  if ! "$CLI" build "${network[@]}" --build-arg "BASE_IMAGE=$BASE" -f "$ROOT/services/$service/Dockerfile" -t "$image" "$ROOT" >"$log" 2>&1; then
-    echo "[images] FAILED: $image (log: $log)" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-  dur=$(( ($(now) - t0) / 1000 ))
+  : >"$log"
+  docflow_quiet "$log" "$CLI" build "${network[@]}" --build-arg "BASE_IMAGE=$BASE" -f "$ROOT/services/$service/Dockerfile" -t "$image" "$ROOT"
   size=$("$CLI" image inspect --format '{{.Size}}' "$image" 2>/dev/null || echo 0)
-  printf '[images] %-40s built on %s, %d MiB (%d.%03ds)\n' "$image" "$BASE" $((size / 1048576)) $((dur / 1000)) $((dur % 1000)) >&2
+  docflow_done "$image" "$t0" "built on $BASE, $((size / 1048576)) MiB"
 }
 
 for service in "${services[@]}"; do

@@ -41,10 +41,9 @@ DOCFLOW_NETWORK_POLICIES_VERSION=${DOCFLOW_NETWORK_POLICIES_VERSION:-v0.7.0}
 cache_dir=${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 bin_dir="$cache_dir/bin"
 src_dir="$cache_dir/envtest-src"
-LOG_TAG=envtest
-# shellcheck source=scripts/lib/go-build.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
-
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+DOCFLOW_LOG_TAG=envtest DOCFLOW_LOG_NAME_WIDTH=15 DOCFLOW_LOG_MESSAGE_WIDTH=40
 
 check_only=0 quiet=0 built=0 cluster=0
 for arg in "$@"; do
@@ -63,32 +62,32 @@ cluster_bins=("${kube_node_bins[@]}" coredns metrics-server traefik pause kube-n
 if (( check_only )); then
   want=(kube-apiserver etcd)
   (( cluster )) && want+=("${cluster_bins[@]}")
-  check_present scripts/install-envtest.sh "${want[@]}"
+  docflow_check_present scripts/install-envtest.sh "$bin_dir" "${want[@]}"
   exit 0
 fi
 
 build_etcd() {
   local t0 dir log
-  t0=$(now_us)
-  if up_to_date etcd go.etcd.io/etcd/server/v3 "$DOCFLOW_ETCD_VERSION"; then
-    (( quiet )) || done_line etcd "$t0" "ok $DOCFLOW_ETCD_VERSION"; return 0
+  t0=$(docflow_now_us)
+  if docflow_up_to_date "$bin_dir/etcd" go.etcd.io/etcd/server/v3 "$DOCFLOW_ETCD_VERSION"; then
+    (( quiet )) || docflow_done etcd "$t0" "ok $DOCFLOW_ETCD_VERSION"; return 0
   fi
   echo "[envtest] etcd: building $DOCFLOW_ETCD_VERSION from the Go module proxy" >&2
-  dir=$(new_wrapper etcd); log="$cache_dir/etcd-build.log"; : >"$log"
+  dir=$(docflow_new_wrapper "$src_dir/etcd"); log="$cache_dir/etcd-build.log"; : >"$log"
   # server/v3's own requirements name the matching api/client/pkg modules: no pins needed.
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "go.etcd.io/etcd/server/v3@$DOCFLOW_ETCD_VERSION")
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/etcd.new" go.etcd.io/etcd/server/v3)
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go get "go.etcd.io/etcd/server/v3@$DOCFLOW_ETCD_VERSION")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/etcd.new" go.etcd.io/etcd/server/v3)
   mv -f "$bin_dir/etcd.new" "$bin_dir/etcd"; built=1
-  done_line etcd "$t0" "built $("$bin_dir/etcd" --version | awk 'NR == 1 { print $3 }')"
+  docflow_done etcd "$t0" "built $("$bin_dir/etcd" --version | awk 'NR == 1 { print $3 }')"
 }
 
 # A wrapper module for k8s.io/kubernetes $DOCFLOW_KUBE_VERSION: every staging module pinned to the
 # matching v0.x release.
 kube_wrapper() { # name
   local dir gomod minor staging=() m v=$DOCFLOW_KUBE_VERSION
-  dir=$(new_wrapper "$1")
+  dir=$(docflow_new_wrapper "$src_dir/$1")
   # k8s.io/kubernetes' go.mod: `k8s.io/<name> => ./staging/src/k8s.io/<name>` for each staging module.
-  gomod=$(cd "$dir" && "${go_env[@]}" go mod download -json "k8s.io/kubernetes@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
+  gomod=$(cd "$dir" && "${docflow_go_env[@]}" go mod download -json "k8s.io/kubernetes@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
   mapfile -t staging < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
   (( ${#staging[@]} > 10 )) || { echo "[envtest] found no staging modules in $gomod" >&2; return 1; }
   minor="v0.${v#v1.}"                      # v1.37.2 -> v0.37.2
@@ -102,12 +101,12 @@ kube_wrapper() { # name
 # another version, in one wrapper module and one `go build` (they share most of their packages).
 build_kube() {
   local t0 dir log name todo=() pkgs=() v=$DOCFLOW_KUBE_VERSION wrapper
-  t0=$(now_us)
+  t0=$(docflow_now_us)
   for name in "$@"; do
-    up_to_date "$name" k8s.io/kubernetes "$v" || todo+=("$name")
+    docflow_up_to_date "$bin_dir/$name" k8s.io/kubernetes "$v" || todo+=("$name")
   done
   if (( ${#todo[@]} == 0 )); then
-    (( quiet )) || done_line "$1" "$t0" "ok $v ($*)"; return 0
+    (( quiet )) || docflow_done "$1" "$t0" "ok $v ($*)"; return 0
   fi
   echo "[envtest] ${todo[*]}: building $v from the Go module proxy" >&2
   wrapper=${todo[0]}
@@ -115,7 +114,7 @@ build_kube() {
   log="$cache_dir/$wrapper-build.log"; : >"$log"
   dir=$(kube_wrapper "$wrapper")
   for name in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "${pkgs[@]/%/@$v}")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go get "${pkgs[@]/%/@$v}")
   local major=1 minor_n=${v#v1.}; minor_n=${minor_n%%.*}
   local ldflags="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -123,10 +122,10 @@ build_kube() {
     ldflags+=" -X $p.buildDate=1970-01-01T00:00:00Z"
   done
   rm -rf "$dir/out"; mkdir -p "$dir/out"
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "$ldflags" -o "$dir/out/" "${pkgs[@]}")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go build -trimpath -ldflags "$ldflags" -o "$dir/out/" "${pkgs[@]}")
   for name in "${todo[@]}"; do mv -f "$dir/out/$name" "$bin_dir/$name"; done
   built=1
-  done_line "$wrapper" "$t0" "built $v (${todo[*]})"
+  docflow_done "$wrapper" "$t0" "built $v (${todo[*]})"
 }
 
 # build_go NAME MODULE VERSION PACKAGE [GO.MOD LINE...]: a Go command from a module of its own,
@@ -134,29 +133,31 @@ build_kube() {
 # `go install pkg@version` refuses a module that has replaces).
 build_go() {
   local name=$1 mod=$2 v=$3 pkg=$4 t0 dir log r; shift 4
-  t0=$(now_us)
-  if up_to_date "$name" "$mod" "$v"; then
-    (( quiet )) || done_line "$name" "$t0" "ok $v"; return 0
+  t0=$(docflow_now_us)
+  if docflow_up_to_date "$bin_dir/$name" "$mod" "$v"; then
+    (( quiet )) || docflow_done "$name" "$t0" "ok $v"; return 0
   fi
   echo "[envtest] $name: building $v from the Go module proxy" >&2
-  dir=$(new_wrapper "$name"); log="$cache_dir/$name-build.log"; : >"$log"
+  dir=$(docflow_new_wrapper "$src_dir/$name"); log="$cache_dir/$name-build.log"; : >"$log"
   for r in "$@"; do printf '%s\n' "$r" >>"$dir/go.mod"; done
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "$pkg@$v")
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name.new" "$pkg")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go get "$pkg@$v")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name.new" "$pkg")
   mv -f "$bin_dir/$name.new" "$bin_dir/$name"; built=1
-  done_line "$name" "$t0" "built $v"
+  docflow_done "$name" "$t0" "built $v"
 }
 
 # The pause binary the pod sandboxes run (containerd's sandbox_image): scripts/cluster/pause.
 build_pause() {
-  local t0 src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster/pause"
-  t0=$(now_us)
+  local t0 src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster/pause"
+  t0=$(docflow_now_us)
   if [[ -x "$bin_dir/pause" && "$bin_dir/pause" -nt "$src/main.go" ]]; then
-    (( quiet )) || done_line pause "$t0" "ok"; return 0
+    (( quiet )) || docflow_done pause "$t0" "ok"; return 0
   fi
-  (cd "$src" && quiet "$cache_dir/pause-build.log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/pause" .)
+  : >"$cache_dir/pause-build.log"
+  (cd "$src" && docflow_quiet "$cache_dir/pause-build.log" "${docflow_go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/pause" .)
   built=1
-  done_line pause "$t0" "built"
+  docflow_done pause "$t0" "built"
 }
 
 # The NetworkPolicy enforcer (scripts/cluster/network-policies): SIG Network's controller package
@@ -164,18 +165,19 @@ build_pause() {
 # command runs only in a pod. Rebuilt when the version or that main changes.
 build_network_policies() {
   local name=kube-network-policies mod=sigs.k8s.io/kube-network-policies v=$DOCFLOW_NETWORK_POLICIES_VERSION t0 dir log
-  local src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster/network-policies"
-  t0=$(now_us)
-  if up_to_date "$name" "$mod" "$v" && [[ "$bin_dir/$name" -nt "$src/main.go" ]]; then
-    (( quiet )) || done_line "$name" "$t0" "ok $v"; return 0
+  local src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster/network-policies"
+  t0=$(docflow_now_us)
+  if docflow_up_to_date "$bin_dir/$name" "$mod" "$v" && [[ "$bin_dir/$name" -nt "$src/main.go" ]]; then
+    (( quiet )) || docflow_done "$name" "$t0" "ok $v"; return 0
   fi
   echo "[envtest] $name: building $v from the Go module proxy" >&2
-  dir=$(new_wrapper "$name"); log="$cache_dir/$name-build.log"; : >"$log"
+  dir=$(docflow_new_wrapper "$src_dir/$name"); log="$cache_dir/$name-build.log"; : >"$log"
   cp "$src/main.go" "$dir/main.go"
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "$mod@$v")
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name.new" .)
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go get "$mod@$v")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name.new" .)
   mv -f "$bin_dir/$name.new" "$bin_dir/$name"; built=1
-  done_line "$name" "$t0" "built $v"
+  docflow_done "$name" "$t0" "built $v"
 }
 
 build_cluster() {
@@ -193,13 +195,13 @@ build_cluster() {
 }
 
 command -v go >/dev/null || [[ -x "$bin_dir/etcd" && -x "$bin_dir/kube-apiserver" ]] \
-  || { echo "[envtest] go is required to build kube-apiserver and etcd" >&2; exit 1; }
+  || docflow_die "go is required to build kube-apiserver and etcd"
 mkdir -p "$bin_dir" "$src_dir"
 # One build at a time per cache (bootstrap, .ci/run and scripts/cluster.sh may all call this).
 exec 9>"$cache_dir/.install-envtest.lock"
 flock 9
-t_all=$(now_us)
+t_all=$(docflow_now_us)
 build_etcd
 build_kube kube-apiserver
 (( cluster )) && build_cluster
-if (( built || ! quiet )); then done_line total "$t_all" "Kubernetes $DOCFLOW_KUBE_VERSION, etcd $DOCFLOW_ETCD_VERSION"; fi
+if (( built || ! quiet )); then docflow_done total "$t_all" "Kubernetes $DOCFLOW_KUBE_VERSION, etcd $DOCFLOW_ETCD_VERSION"; fi

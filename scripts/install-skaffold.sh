@@ -31,10 +31,9 @@ REGISTRY_MODULE=github.com/distribution/distribution/v3
 cache_dir=${DOCFLOW_CACHE_DIR:-$HOME/.cache/docflow}
 bin_dir="$cache_dir/bin"
 src_dir="$cache_dir/envtest-src"
-LOG_TAG=skaffold
-# shellcheck source=scripts/lib/go-build.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
-
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+DOCFLOW_LOG_TAG=skaffold DOCFLOW_LOG_NAME_WIDTH=15 DOCFLOW_LOG_MESSAGE_WIDTH=40
 
 check_only=0 quiet=0 built=0
 for arg in "$@"; do
@@ -47,22 +46,22 @@ for arg in "$@"; do
 done
 
 if (( check_only )); then
-  check_present scripts/install-skaffold.sh skaffold registry
+  docflow_check_present scripts/install-skaffold.sh "$bin_dir" skaffold registry
   exit 0
 fi
 
 # build NAME MODULE VERSION PACKAGE LDFLAGS COPY-DIRECTIVES(0|1)
 build() {
   local name=$1 mod=$2 v=$3 pkg=$4 ldflags=$5 copy=$6 t0 dir log gomod
-  t0=$(now_us)
-  if up_to_date "$name" "$mod" "$v"; then
-    (( quiet )) || done_line "$name" "$t0" "ok $v"; return 0
+  t0=$(docflow_now_us)
+  if docflow_up_to_date "$bin_dir/$name" "$mod" "$v"; then
+    (( quiet )) || docflow_done "$name" "$t0" "ok $v"; return 0
   fi
   echo "[skaffold] $name: building $v from the Go module proxy" >&2
-  dir=$(new_wrapper "$name"); log="$cache_dir/$name-build.log"; : >"$log"
+  dir=$(docflow_new_wrapper "$src_dir/$name"); log="$cache_dir/$name-build.log"; : >"$log"
   if (( copy )); then
     # The module's own replace and exclude directives, single-line and block forms alike.
-    gomod=$(cd "$dir" && "${go_env[@]}" go mod download -json "$mod@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
+    gomod=$(cd "$dir" && "${docflow_go_env[@]}" go mod download -json "$mod@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
     [[ -s "$gomod" ]] || { echo "[skaffold] no go.mod for $mod@$v" >&2; return 1; }
     awk '
       /^(replace|exclude)[ \t]*\($/ { block = $1; next }
@@ -71,21 +70,21 @@ build() {
       /^(replace|exclude)[ \t]/ { sub(/\/\/.*/, ""); print }
     ' "$gomod" >>"$dir/go.mod"
   fi
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go get "$pkg@$v")
-  (cd "$dir" && quiet "$log" "${go_env[@]}" go build -trimpath -ldflags "-s -w $ldflags" -o "$bin_dir/$name.new" "$pkg")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go get "$pkg@$v")
+  (cd "$dir" && docflow_quiet "$log" "${docflow_go_env[@]}" go build -trimpath -ldflags "-s -w $ldflags" -o "$bin_dir/$name.new" "$pkg")
   mv -f "$bin_dir/$name.new" "$bin_dir/$name"; built=1
-  done_line "$name" "$t0" "built $v"
+  docflow_done "$name" "$t0" "built $v"
 }
 
 command -v go >/dev/null || [[ -x "$bin_dir/skaffold" && -x "$bin_dir/registry" ]] \
-  || { echo "[skaffold] go is required to build skaffold and the registry" >&2; exit 1; }
+  || docflow_die "go is required to build skaffold and the registry"
 mkdir -p "$bin_dir" "$src_dir"
 exec 9>"$cache_dir/.install-skaffold.lock"
 flock 9
-t_all=$(now_us)
+t_all=$(docflow_now_us)
 build registry "$REGISTRY_MODULE" "$DOCFLOW_REGISTRY_VERSION" "$REGISTRY_MODULE/cmd/registry" \
   "-X $REGISTRY_MODULE/version.version=$DOCFLOW_REGISTRY_VERSION" 0
 # Skaffold's Makefile: version, commit and date in pkg/skaffold/version (else it reports none).
 build skaffold "$SKAFFOLD_MODULE" "$DOCFLOW_SKAFFOLD_VERSION" "$SKAFFOLD_MODULE/cmd/skaffold" \
   "-X $SKAFFOLD_MODULE/pkg/skaffold/version.version=$DOCFLOW_SKAFFOLD_VERSION -X $SKAFFOLD_MODULE/pkg/skaffold/version.buildDate=1970-01-01T00:00:00Z" 1
-if (( built || ! quiet )); then done_line total "$t_all" "skaffold $DOCFLOW_SKAFFOLD_VERSION, registry $DOCFLOW_REGISTRY_VERSION"; fi
+if (( built || ! quiet )); then docflow_done total "$t_all" "skaffold $DOCFLOW_SKAFFOLD_VERSION, registry $DOCFLOW_REGISTRY_VERSION"; fi

@@ -21,11 +21,12 @@ if [[ "${1:-}" == start ]]; then export DOCFLOW_BOOTSTRAP_FOR=start; fi
 # shellcheck source=scripts/bootstrap.sh
 source "$root/scripts/bootstrap.sh"
 
+# (docflow_now_us and docflow_done: scripts/lib.sh, which bootstrap.sh sources.)
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  t0=$(_docflow_now)
+  t0=$(docflow_now_us)
   echo "[run] npm ci (node_modules missing or older than package-lock.json)" >&2
   npm ci --no-audit --no-fund --loglevel=error
-  _docflow_phase_done "npm ci" "$t0" "done"
+  docflow_done "npm ci" "$t0" "done"
 fi
 
 # Local bins (tsc, vitest, eslint...) right after Node 24, which stays first.
