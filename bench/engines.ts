@@ -6,9 +6,11 @@
  *   node bench/engines.ts [flags]
  *
  * Engines, all in this one process (poppler's CLIs are its children):
- *   poppler           the production functions of services/processor/src/engines
+ *   poppler           poppler as the processor drove it when this comparison was made
  *                     (extractText; renderPages with encoder "sharp", then toWebp for
- *                     thumbnails): the BASELINE, every ratio is engine / poppler
+ *                     thumbnails; bench/lib/pdftoppm-files.ts keeps that path, production
+ *                     now renders through renderPageImages): the BASELINE, every ratio is
+ *                     engine / poppler
  *   poppler-pdftoppm  the same with encoder "pdftoppm" (poppler's own PNG encoder)
  *   pdfjs             pdfjs-dist (legacy build), rendering on @napi-rs/canvas
  *   pdfium            @embedpdf/pdfium (PDFium compiled to WASM), through the small
@@ -51,7 +53,8 @@ import type { PDFDocumentProxy } from "pdfjs-dist/legacy/build/pdf.mjs";
 import { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, makeZeroPagePdf } from "../tests/fixtures/generate.ts";
 // The benchmark measures the production engine functions themselves.
 // eslint-disable-next-line no-restricted-imports
-import { PNG_COMPRESSION_LEVEL, PREVIEW_DPI, THUMBNAIL_WIDTH_PX, WEBP_QUALITY, extractText, inspectPdf, renderPages, toWebp } from "../services/processor/src/engines/index.ts";
+import { PNG_COMPRESSION_LEVEL, PREVIEW_DPI, THUMBNAIL_WIDTH_PX, WEBP_QUALITY, extractText, inspectPdf } from "../services/processor/src/engines/index.ts";
+import { renderPages, toWebp } from "./lib/pdftoppm-files.ts";
 
 const BENCH_DIR = import.meta.dirname;
 const requireFromBench = createRequire(join(BENCH_DIR, "package.json"));
@@ -112,7 +115,7 @@ function popplerEngine(encoder: "sharp" | "pdftoppm"): Engine {
         : { dpi: PREVIEW_DPI, outDir, prefix: "preview", encoder, ...CALL };
       const files = await renderPages(doc.path, first, last, opts);
       if (kind === "thumbnail") {
-        // Production re-encodes the thumbnail PNG as WebP (stages/render.ts); so do we.
+        // The processor re-encoded the thumbnail PNG as WebP then (bench/lib/pdftoppm-files.ts).
         for (const file of files.values()) {
           const webp = await toWebp(file);
           await writeFile(`${file}.webp`, webp);

@@ -12,13 +12,48 @@ import { inspect } from "./stages/inspect.ts";
 import { render } from "./stages/render.ts";
 
 /** Why tasks still running when the shutdown grace period ends are aborted. */
-const SHUTDOWN = new Error("the processor is shutting down");
+export const SHUTDOWN = new Error("the processor is shutting down");
 
 type Handler = (ctx: ProcessorContext, message: WorkMessage, signal: AbortSignal, task: TaskInfo) => Promise<void>;
 const HANDLERS = { inspect, convert, render, finish } as Record<Stage, Handler>;
 
 /** Stages whose tasks watch their job and stop when it is canceled (finish is a single quick update). */
 const WATCHED: ReadonlySet<Stage> = new Set(["inspect", "convert", "render"]);
+
+/** A task being worked on, and what may stop it. */
+interface RunningTask {
+  /** process.hrtime.bigint() at the start. */
+  started: bigint;
+  /** Aborted on the task timeout (`processing_timeout`) or with `SHUTDOWN`. */
+  deadline: AbortSignal;
+  /** Aborted with `JobEnded` when the task's job ends meanwhile (watched stages only). */
+  watcher: AbortSignal;
+  /** Either of them: what the handler gets. */
+  signal: AbortSignal;
+  stopWatching(): void;
+  /** Stops the deadline and the watcher. */
+  end(): void;
+}
+
+/** What becomes of a task that threw. */
+export type TaskOutcome =
+  | { outcome: "stopped"; reason: JobEnded }
+  | { outcome: "requeued" }
+  | { outcome: "failed"; error: DocflowError }
+  | { outcome: "retry"; error: unknown };
+
+/**
+ * Decides what becomes of a task that threw `raw`: its job ended (stopped),
+ * shutdown ran out of time (requeued), a problem with the document (failed:
+ * the job fails now) or anything else (retry). A task whose deadline passed
+ * fails with that deadline's reason unless it already failed for the document.
+ */
+export function taskOutcome(raw: unknown, task: { deadline: AbortSignal; watcher: AbortSignal }): TaskOutcome {
+  if (task.watcher.aborted && task.watcher.reason instanceof JobEnded) return { outcome: "stopped", reason: task.watcher.reason };
+  if (task.deadline.reason === SHUTDOWN) return { outcome: "requeued" };
+  const error: unknown = task.deadline.aborted && !isPermanent(raw) ? task.deadline.reason : raw;
+  return isPermanent(error) ? { outcome: "failed", error } : { outcome: "retry", error };
+}
 
 /**
  * Consumes each stage's work queue on its own channel with its own prefetch
@@ -109,93 +144,128 @@ export class Consumers {
 
   async #onWork(ch: Channel, stage: Stage, express: boolean, msg: ConsumeMessage | null): Promise<void> {
     if (!msg) return;
-    const { log, metrics, config } = this.#ctx;
-    let message: WorkMessage;
+    const message = this.#parseWork(ch, stage, msg);
+    if (message === undefined) return;
+    const queue = laneQueue(this.#ctx.config.DOCFLOW_AMQP_NAMESPACE, stage, express);
+    const repeated = this.#recordDelivery(stage, queue, msg, message);
+    const task = this.#startTask(stage, message);
+    let outcome: TaskOutcome["outcome"] | "ok" = "ok";
     try {
-      message = WorkMessage.parse(JSON.parse(msg.content.toString("utf8")));
-    } catch (err) {
-      log.error({ err, stage }, "malformed work message; dead-lettering it");
-      safe(() => ch.nack(msg, false, false));
-      return;
+      await this.#process(stage, queue, msg, message, task.signal, repeated);
+      safe(() => ch.ack(msg));
+    } catch (raw) {
+      task.stopWatching();
+      const failed = taskOutcome(raw, task);
+      outcome = failed.outcome;
+      await this.#settleFailed(ch, stage, express, msg, message, failed);
+    } finally {
+      task.end();
+      this.#ctx.metrics.taskDuration.observe({ stage, queue, outcome }, Number(process.hrtime.bigint() - task.started) / 1e9);
+      this.#ctx.metrics.tasksInFlight.dec();
+      this.#inFlight--;
+      if (this.#inFlight === 0) this.#idle.splice(0).forEach((resolve) => resolve());
     }
+  }
+
+  /** The work message in `msg`; a malformed one is dead-lettered (undefined). */
+  #parseWork(ch: Channel, stage: Stage, msg: ConsumeMessage): WorkMessage | undefined {
+    try {
+      return WorkMessage.parse(JSON.parse(msg.content.toString("utf8")));
+    } catch (err) {
+      this.#ctx.log.error({ err, stage }, "malformed work message; dead-lettering it");
+      safe(() => ch.nack(msg, false, false));
+      return undefined;
+    }
+  }
+
+  /** Counts a delivery (redeliveries, time queued); returns whether the task repeats an earlier attempt. */
+  #recordDelivery(stage: Stage, queue: string, msg: ConsumeMessage, message: WorkMessage): boolean {
+    const { log, metrics } = this.#ctx;
     const headers = msg.properties.headers ?? {};
     const redelivered = msg.fields.redelivered || Number(headers["x-delivery-count"] ?? 0) > 0;
-    // A retry copy follows an attempt that failed, possibly after its bookkeeping (e.g. the
-    // publish of what a finished range released): handlers treat it like a redelivery.
-    const repeated = redelivered || Number(headers[WORK_HEADERS.attempts] ?? 0) > 0;
     if (redelivered) metrics.tasksRedelivered.inc({ stage });
     if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)");
-    const queue = laneQueue(config.DOCFLOW_AMQP_NAMESPACE, stage, express);
     const sentAt = Number(headers[SENT_AT_HEADER]);
     if (Number.isFinite(sentAt) && sentAt > 0) metrics.queueWait.observe({ stage, queue }, Math.max(0, Date.now() - sentAt) / 1000);
+    // A retry copy follows an attempt that failed, possibly after its bookkeeping (e.g. the
+    // publish of what a finished range released): handlers treat it like a redelivery.
+    return redelivered || Number(headers[WORK_HEADERS.attempts] ?? 0) > 0;
+  }
+
+  /**
+   * Counts the task in flight and arms what may stop it: its deadline
+   * (`DOCFLOW_TASK_TIMEOUT_MS`, or shutdown) and, for watched stages, its job ending.
+   */
+  #startTask(stage: Stage, message: WorkMessage): RunningTask {
     this.#inFlight++;
-    metrics.tasksInFlight.inc();
+    this.#ctx.metrics.tasksInFlight.inc();
     const started = process.hrtime.bigint();
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new DocflowError("processing_timeout")), config.DOCFLOW_TASK_TIMEOUT_MS);
+    const timer = setTimeout(() => deadline.abort(new DocflowError("processing_timeout")), this.#ctx.config.DOCFLOW_TASK_TIMEOUT_MS);
     this.#running.add(deadline);
     const watcher = new AbortController();
     const stopWatching = WATCHED.has(stage) ? watchJob(this.#ctx, message.tenant, message.jobId, watcher) : () => {};
-    const signal = AbortSignal.any([deadline.signal, watcher.signal]);
-    let outcome = "ok";
-    try {
-      await withSpan(
-        `process ${queue}`,
-        {
-          kind: SpanKind.CONSUMER,
-          parent: extractContext(headers),
-          attributes: {
-            "messaging.system": "rabbitmq",
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": queue,
-            "messaging.message.id": String(msg.properties.messageId ?? ""),
-            "messaging.rabbitmq.message.delivery_tag": msg.fields.deliveryTag,
-            "docflow.job.id": message.jobId,
-            ...(message.stage === "render" ? { "docflow.range.first": message.range.first, "docflow.range.last": message.range.last } : {}),
-          },
+    return {
+      started,
+      deadline: deadline.signal,
+      watcher: watcher.signal,
+      signal: AbortSignal.any([deadline.signal, watcher.signal]),
+      stopWatching,
+      end: () => {
+        stopWatching();
+        clearTimeout(timer);
+        this.#running.delete(deadline);
+      },
+    };
+  }
+
+  /** Runs the stage's handler in a consumer span parented on the publisher's trace. */
+  async #process(stage: Stage, queue: string, msg: ConsumeMessage, message: WorkMessage, signal: AbortSignal, repeated: boolean): Promise<void> {
+    await withSpan(
+      `process ${queue}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: extractContext(msg.properties.headers ?? {}),
+        attributes: {
+          "messaging.system": "rabbitmq",
+          "messaging.operation.type": "process",
+          "messaging.operation.name": "process",
+          "messaging.destination.name": queue,
+          "messaging.message.id": String(msg.properties.messageId ?? ""),
+          "messaging.rabbitmq.message.delivery_tag": msg.fields.deliveryTag,
+          "docflow.job.id": message.jobId,
+          ...(message.stage === "render" ? { "docflow.range.first": message.range.first, "docflow.range.last": message.range.last } : {}),
         },
-        () => HANDLERS[stage](this.#ctx, message, signal, { repeated }),
-      );
-      safe(() => ch.ack(msg));
-    } catch (raw) {
-      stopWatching();
-      if (watcher.signal.aborted && watcher.signal.reason instanceof JobEnded) {
-        outcome = "stopped";
-        await this.#stopped(message, watcher.signal.reason);
+      },
+      () => HANDLERS[stage](this.#ctx, message, signal, { repeated }),
+    );
+  }
+
+  /** Acks, requeues, fails the job or retries a task that threw, as `taskOutcome` decided. */
+  async #settleFailed(ch: Channel, stage: Stage, express: boolean, msg: ConsumeMessage, message: WorkMessage, failed: TaskOutcome): Promise<void> {
+    switch (failed.outcome) {
+      case "stopped":
+        await this.#stopped(message, failed.reason);
         safe(() => ch.ack(msg));
         return;
-      }
-      if (deadline.signal.reason === SHUTDOWN) {
+      case "requeued":
         // Not the message's fault: back to the queue for another processor, without a retry
         // copy (RabbitMQ still counts the delivery towards its limit, as for a crash).
-        outcome = "requeued";
         safe(() => ch.nack(msg, false, true));
         return;
-      }
-      const err = deadline.signal.aborted && !isPermanent(raw) ? deadline.signal.reason : raw;
-      if (isPermanent(err)) {
-        outcome = "failed";
+      case "failed":
         await this.#ctx.sources.evictJob(objectKeys.jobPrefix(message.tenant, message.jobId));
         try {
-          await failJob(this.#ctx, message.tenant, message.jobId, jobErrorOf(err));
+          await failJob(this.#ctx, message.tenant, message.jobId, jobErrorOf(failed.error));
           safe(() => ch.ack(msg));
         } catch (failErr) {
-          log.warn({ err: failErr, jobId: message.jobId }, "could not record the failure; requeueing");
+          this.#ctx.log.warn({ err: failErr, jobId: message.jobId }, "could not record the failure; requeueing");
           safe(() => ch.nack(msg, false, true));
         }
-      } else {
-        outcome = "retry";
-        await this.#retry(ch, stage, express, msg, message, err);
-      }
-    } finally {
-      stopWatching();
-      clearTimeout(timer);
-      this.#running.delete(deadline);
-      metrics.taskDuration.observe({ stage, queue, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-      metrics.tasksInFlight.dec();
-      this.#inFlight--;
-      if (this.#inFlight === 0) this.#idle.splice(0).forEach((resolve) => resolve());
+        return;
+      case "retry":
+        await this.#retry(ch, stage, express, msg, message, failed.error);
+        return;
     }
   }
 

@@ -5,7 +5,7 @@ import { PDFDocument, StandardFonts } from "pdf-lib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countFontsAndImages } from "./pdf.ts";
-import { loadFixtures } from "./test-support.ts";
+import * as fx from "../../../../tests/fixtures/generate.ts";
 
 describe("countFontsAndImages", () => {
   let dir: string;
@@ -17,7 +17,6 @@ describe("countFontsAndImages", () => {
   });
 
   it("counts one font and no images in a text-only PDF", async () => {
-    const fx = await loadFixtures();
     const path = join(dir, "text.pdf");
     await fx.makeTextPdf(path, ["one", "two", "three"]);
     expect(await countFontsAndImages(path, { timeoutMs: 10_000 })).toEqual({ fonts: 1, images: 0 });

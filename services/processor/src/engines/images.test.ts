@@ -1,59 +1,49 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import sharp from "sharp";
-import { imageSize, toWebp } from "./images.ts";
-import { renderPages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
-import { loadFixtures } from "./test-support.ts";
+import { encodePageImages, type RawImage } from "./images.ts";
 
-const { defaultPages, makeTextPdf } = await loadFixtures();
-let dir: string;
+/** A white US letter page at 72 DPI (612 x 792 RGB) with a black block where text would be. */
+function letterPage(): RawImage {
+  const width = 612;
+  const height = 792;
+  const data = Buffer.alloc(width * height * 3, 255);
+  for (let y = 100; y < 300; y++) data.fill(0, (y * width + 72) * 3, (y * width + 540) * 3);
+  return { data, width, height, channels: 3 };
+}
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "docflow-images-test-"));
-});
+describe("encodePageImages", () => {
+  it("encodes the page's pixels as they are in a PNG preview", async () => {
+    const page = letterPage();
+    const { preview } = await encodePageImages(page, { thumbnailWidthPx: 200 });
+    const decoded = await sharp(preview).raw().toBuffer({ resolveWithObject: true });
+    expect((await sharp(preview).metadata()).format).toBe("png");
+    expect([decoded.info.width, decoded.info.height, decoded.info.channels]).toEqual([612, 792, 3]);
+    expect(decoded.data.equals(page.data)).toBe(true);
+  });
 
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-describe("toWebp", () => {
-  it("turns a poppler thumbnail into a real WebP of the same size (200 px wide)", async () => {
-    const pdf = join(dir, "three.pdf");
-    await makeTextPdf(pdf, defaultPages(3));
-    const files = await renderPages(pdf, 2, 2, { outDir: dir, widthPx: THUMBNAIL_WIDTH_PX, timeoutMs: 20_000 });
-    const png = files.get(2);
-    if (png === undefined) throw new Error("no thumbnail rendered");
-
-    const webp = await toWebp(png);
-    expect(webp.subarray(0, 4).toString("latin1")).toBe("RIFF");
-    expect(webp.subarray(8, 12).toString("latin1")).toBe("WEBP");
-    expect(await imageSize(webp)).toEqual({ width: 200, height: 259, format: "webp" });
-    const meta = await sharp(webp).metadata();
-    expect(meta.format).toBe("webp");
-    expect(meta.width).toBe(200);
-    // Smaller than the PNG it came from, and still a page with dark text on white.
-    expect(webp.length).toBeLessThan((await readFile(png)).length);
-    const stats = await sharp(webp).stats();
+  it("scales the same pixels to a WebP thumbnail of the width asked for, height by aspect ratio", async () => {
+    const { preview, thumbnail } = await encodePageImages(letterPage(), { thumbnailWidthPx: 200 });
+    expect(thumbnail.subarray(0, 4).toString("latin1")).toBe("RIFF");
+    expect(thumbnail.subarray(8, 12).toString("latin1")).toBe("WEBP");
+    expect(await sharp(thumbnail).metadata()).toMatchObject({ format: "webp", width: 200, height: 259 }); // 200 * 792 / 612
+    expect(thumbnail.length).toBeLessThan(preview.length);
+    // Still the page: dark ink on white.
+    const stats = await sharp(thumbnail).stats();
     expect(stats.channels[0]?.min).toBeLessThan(100);
     expect(stats.channels[0]?.max).toBeGreaterThan(240);
   });
 
-  it("rejects a file that is not an image", async () => {
-    const bogus = join(dir, "bogus.png");
-    await writeFile(bogus, "not a png at all");
-    await expect(toWebp(bogus)).rejects.toThrow();
-  });
-});
-
-describe("imageSize", () => {
-  it("reads width, height and format from an encoded image", async () => {
-    const png = await sharp({ create: { width: 31, height: 17, channels: 3, background: "#ffffff" } }).png().toBuffer();
-    expect(await imageSize(png)).toEqual({ width: 31, height: 17, format: "png" });
+  it("encodes gray pages (one channel) too", async () => {
+    const data = Buffer.alloc(40 * 20, 128);
+    const { preview, thumbnail } = await encodePageImages({ data, width: 40, height: 20, channels: 1 }, { thumbnailWidthPx: 10 });
+    expect(await sharp(preview).metadata()).toMatchObject({ format: "png", width: 40, height: 20 });
+    const decoded = await sharp(preview).raw().toBuffer();
+    expect(new Set(decoded)).toEqual(new Set([128]));
+    expect(await sharp(thumbnail).metadata()).toMatchObject({ format: "webp", width: 10, height: 5 });
   });
 
-  it("rejects bytes that are not an image", async () => {
-    await expect(imageSize(Buffer.from("hello"))).rejects.toThrow();
+  it("rejects pixels that do not fill the size they claim", async () => {
+    const page = letterPage();
+    await expect(encodePageImages({ ...page, data: page.data.subarray(0, 1000) }, { thumbnailWidthPx: 200 })).rejects.toThrow();
   });
 });

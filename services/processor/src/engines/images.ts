@@ -17,27 +17,6 @@ export const WEBP_QUALITY = 80;
  */
 export const PNG_COMPRESSION_LEVEL = 6;
 
-/** A PNG (or any image sharp reads) file re-encoded as WebP at quality ~80. */
-export async function toWebp(pngPath: string, opts: { quality?: number } = {}): Promise<Buffer> {
-  return sharp(pngPath, { failOn: "error" }).webp({ quality: opts.quality ?? WEBP_QUALITY }).toBuffer();
-}
-
-export interface ImageSize {
-  width: number;
-  height: number;
-  /** sharp's name for the format: "png", "webp", "jpeg", ... */
-  format: string;
-}
-
-/** Width, height and format of an encoded image (reads the header only). */
-export async function imageSize(input: Buffer | string): Promise<ImageSize> {
-  const meta = await sharp(input).metadata();
-  if (meta.width === undefined || meta.height === undefined || meta.format === undefined) {
-    throw new Error("not an image sharp can read");
-  }
-  return { width: meta.width, height: meta.height, format: meta.format };
-}
-
 /** Uncompressed pixels, e.g. one page of a PPM stream: `width * height * channels` bytes. */
 export interface RawImage {
   data: Buffer;
@@ -71,11 +50,4 @@ export async function encodePageImages(image: RawImage, opts: { thumbnailWidthPx
     .png({ compressionLevel: opts.compressionLevel ?? PNG_COMPRESSION_LEVEL })
     .toBuffer();
   return { preview, thumbnail };
-}
-
-/** Encodes raw pixels as a PNG file at `path` (sharp, on the threadpool). */
-export async function writeRawAsPng(image: RawImage, path: string, opts: { compressionLevel?: number } = {}): Promise<void> {
-  await sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })
-    .png({ compressionLevel: opts.compressionLevel ?? PNG_COMPRESSION_LEVEL })
-    .toFile(path);
 }

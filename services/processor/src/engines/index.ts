@@ -9,7 +9,6 @@ export {
   countFontsAndImages,
   pageSizes,
   extractText,
-  renderPages,
   renderPageImages,
   THUMBNAIL_WIDTH_PX,
   PREVIEW_DPI,
@@ -17,8 +16,7 @@ export {
   type PdfInfo,
   type PdfPageSize,
   type PageImagesOptions,
-  type RenderOptions,
 } from "./pdf.ts";
-export { toWebp, imageSize, writeRawAsPng, encodePageImages, type PageImages, WEBP_QUALITY, PNG_COMPRESSION_LEVEL, type ImageSize, type RawImage } from "./images.ts";
+export { encodePageImages, type PageImages, WEBP_QUALITY, PNG_COMPRESSION_LEVEL, type RawImage } from "./images.ts";
 export { convertPptxToPdf, type ConvertOptions } from "./pptx.ts";
 export { runTool, type RunOptions, type RunResult } from "./run.ts";

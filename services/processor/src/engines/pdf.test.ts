@@ -1,19 +1,26 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocflowError } from "@docflow/contracts";
 import sharp, { type Metadata } from "sharp";
-import { extractText, inspectPdf, pageSizes, PREVIEW_DPI, renderPageImages, renderPages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
-import { expectCode, loadFixtures, processesMentioning, rejection } from "./test-support.ts";
-
-const { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, makeZeroPagePdf, pageWords } =
-  await loadFixtures();
+import { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, makeTruncatedPdf, makeZeroPagePdf, pageWords } from "../../../../tests/fixtures/generate.ts";
+import { expectCode, processesMentioning, rejection } from "../../test/support.ts";
+import { extractText, inspectPdf, pageSizes, PREVIEW_DPI, renderPageImages, THUMBNAIL_WIDTH_PX } from "./pdf.ts";
 
 const T = { timeoutMs: 20_000 };
 let dir: string;
 const f = (name: string): string => join(dir, name);
+const run = promisify(execFile);
 
+/** Page `page` as pdftoppm's own PNG encoder writes it (`args` set the size), for comparison. */
+async function pdftoppmPng(pdf: string, page: number, args: string[]): Promise<string> {
+  const root = join(await mkdtemp(join(dir, "pdftoppm-")), "page");
+  await run("pdftoppm", ["-png", "-singlefile", "-f", String(page), "-l", String(page), ...args, pdf, root]);
+  return `${root}.png`;
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "docflow-pdf-test-"));
@@ -51,10 +58,7 @@ describe("inspectPdf", () => {
   });
 
   it("opens a PDF with only an owner password and reports it encrypted", async () => {
-    const { execFile } = await import("node:child_process");
-    await new Promise<void>((resolve, reject) =>
-      execFile("qpdf", ["--encrypt", "", "owner", "256", "--", f("five.pdf"), f("owner-only.pdf")], (e) => (e ? reject(e) : resolve())),
-    );
+    await run("qpdf", ["--encrypt", "", "owner", "256", "--", f("five.pdf"), f("owner-only.pdf")]);
     const info = await inspectPdf(f("owner-only.pdf"), T);
     expect(info).toMatchObject({ pageCount: 5, encrypted: true });
     expect((await extractText(f("owner-only.pdf"), 2, 2, T))[0]).toContain(pageWords(2));
@@ -141,75 +145,6 @@ describe("extractText", () => {
   });
 });
 
-describe("renderPages", () => {
-  it("renders ~200 px wide PNG thumbnails for the range", async () => {
-    const out = join(dir, "thumbs");
-    await mkdir(out);
-    const files = await renderPages(f("five.pdf"), 2, 4, { outDir: out, widthPx: THUMBNAIL_WIDTH_PX, ...T });
-    expect([...files.keys()]).toEqual([2, 3, 4]);
-    for (const file of files.values()) {
-      const meta = await sharp(file).metadata();
-      expect(meta.format).toBe("png");
-      expect(meta.width).toBe(200);
-      expect(meta.height).toBe(259); // 200 * 792 / 612
-    }
-  });
-
-  it("renders 150 DPI previews of US letter at 1275 x 1650 px", async () => {
-    const out = join(dir, "previews");
-    await mkdir(out);
-    const files = await renderPages(f("five.pdf"), 3, 3, { outDir: out, dpi: PREVIEW_DPI, ...T });
-    const file = files.get(3);
-    expect(file).toBeDefined();
-    const meta = await sharp(await readFile(file ?? "")).metadata();
-    expect(meta.width).toBeGreaterThanOrEqual(1270);
-    expect(meta.width).toBeLessThanOrEqual(1280);
-    expect(meta.height).toBe(1650);
-  });
-
-  it("finds pdftoppm's zero-padded names (12 pages -> page-09.png)", async () => {
-    const out = join(dir, "padded");
-    await mkdir(out);
-    const files = await renderPages(f("twelve.pdf"), 9, 11, { outDir: out, widthPx: 50, prefix: "t", ...T });
-    expect([...files.keys()]).toEqual([9, 10, 11]);
-    expect(files.get(9)).toBe(join(out, "t-09.png"));
-  });
-
-  it("maps an encrypted document to pdf_encrypted", async () => {
-    await expectCode(renderPages(f("encrypted.pdf"), 1, 1, { outDir: dir, widthPx: 100, ...T }), "pdf_encrypted");
-    await expectCode(renderPages(f("encrypted.pdf"), 1, 1, { outDir: dir, widthPx: 100, encoder: "sharp", ...T }), "pdf_encrypted");
-  });
-
-  it("with encoder 'sharp' streams PPM from pdftoppm and writes the same pixels as PNG", async () => {
-    const viaPoppler = join(dir, "enc-poppler");
-    const viaSharp = join(dir, "enc-sharp");
-    await mkdir(viaPoppler);
-    await mkdir(viaSharp);
-    const a = await renderPages(f("twelve.pdf"), 10, 12, { outDir: viaPoppler, dpi: 72, ...T });
-    const b = await renderPages(f("twelve.pdf"), 10, 14, { outDir: viaSharp, dpi: 72, encoder: "sharp", ...T });
-    expect([...b.keys()]).toEqual([10, 11, 12]); // clamped at the last page, like pdftoppm's own files
-    expect(b.get(10)).toBe(join(viaSharp, "page-10.png"));
-    for (const page of [10, 11, 12]) {
-      const [pa, pb] = [a.get(page), b.get(page)];
-      if (pa === undefined || pb === undefined) throw new Error(`page ${page} missing`);
-      const ra = await sharp(pa).raw().toBuffer({ resolveWithObject: true });
-      const rb = await sharp(pb).raw().toBuffer({ resolveWithObject: true });
-      expect((await sharp(pb).metadata()).format).toBe("png");
-      expect([rb.info.width, rb.info.height, rb.info.channels]).toEqual([612, 792, 3]);
-      expect(rb.data.equals(ra.data)).toBe(true);
-    }
-  });
-
-  it("with encoder 'sharp' renders 200 px thumbnails and 150 DPI previews", async () => {
-    const out = join(dir, "sharp-sizes");
-    await mkdir(out);
-    const thumbs = await renderPages(f("five.pdf"), 1, 2, { outDir: out, prefix: "t", widthPx: 200, encoder: "sharp", ...T });
-    const previews = await renderPages(f("five.pdf"), 1, 1, { outDir: out, prefix: "p", dpi: 150, encoder: "sharp", ...T });
-    expect(await sharp(thumbs.get(2) ?? "").metadata()).toMatchObject({ format: "png", width: 200, height: 259 });
-    expect(await sharp(previews.get(1) ?? "").metadata()).toMatchObject({ format: "png", width: 1275, height: 1650 });
-  });
-});
-
 describe("renderPageImages", () => {
   it("renders each page once and hands over a 150 DPI PNG preview and a 200 px WebP thumbnail, in order", async () => {
     const seen: Array<{ page: number; preview: Metadata; thumbnail: Metadata }> = [];
@@ -224,14 +159,46 @@ describe("renderPageImages", () => {
     }
   });
 
+  it("renders at the dpi and thumbnail width it is given", async () => {
+    const seen: Array<{ preview: Metadata; thumbnail: Metadata }> = [];
+    await renderPageImages(f("five.pdf"), 1, 1, { ...T, dpi: PREVIEW_DPI * 2, thumbnailWidthPx: 50 }, async ({ preview, thumbnail }) => {
+      seen.push({ preview: await sharp(preview).metadata(), thumbnail: await sharp(thumbnail).metadata() });
+    });
+    expect(seen).toEqual([
+      {
+        preview: expect.objectContaining({ format: "png", width: 2550, height: 3300 }),
+        thumbnail: expect.objectContaining({ format: "webp", width: 50, height: 65 }), // 50 * 792 / 612
+      },
+    ]);
+  });
+
+  it("rejects a dpi, thumbnail width or page range that cannot be rendered, before running anything", async () => {
+    const none = async (): Promise<void> => {};
+    for (const opts of [{ dpi: 0 }, { dpi: 2401 }, { thumbnailWidthPx: 0 }, { thumbnailWidthPx: 12.5 }]) {
+      await expect(renderPageImages(f("five.pdf"), 1, 1, { ...T, ...opts }, none)).rejects.toBeInstanceOf(RangeError);
+    }
+    await expect(renderPageImages(f("five.pdf"), 3, 2, T, none)).rejects.toBeInstanceOf(RangeError);
+    await expect(renderPageImages(f("five.pdf"), 0, 2, T, none)).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it("the preview holds exactly pdftoppm's pixels", async () => {
+    const previews = new Map<number, Buffer>();
+    await renderPageImages(f("twelve.pdf"), 10, 12, { ...T, dpi: 72 }, async ({ page, preview }) => void previews.set(page, preview));
+    expect([...previews.keys()]).toEqual([10, 11, 12]);
+    for (const [page, preview] of previews) {
+      const ours = await sharp(preview).raw().toBuffer({ resolveWithObject: true });
+      const poppler = await sharp(await pdftoppmPng(f("twelve.pdf"), page, ["-r", "72"])).raw().toBuffer({ resolveWithObject: true });
+      expect([ours.info.width, ours.info.height, ours.info.channels]).toEqual([612, 792, 3]);
+      expect(ours.data.equals(poppler.data)).toBe(true);
+    }
+  });
+
   it("the thumbnail shows the page: it matches pdftoppm's own rendering at thumbnail size", async () => {
-    const out = join(dir, "thumb-compare");
-    await mkdir(out);
-    const poppler = await renderPages(f("five.pdf"), 3, 3, { outDir: out, widthPx: THUMBNAIL_WIDTH_PX, ...T });
+    const poppler = await pdftoppmPng(f("five.pdf"), 3, ["-scale-to-x", String(THUMBNAIL_WIDTH_PX), "-scale-to-y", "-1"]);
     let ours: Buffer | undefined;
     await renderPageImages(f("five.pdf"), 3, 3, T, async ({ thumbnail }) => void (ours = thumbnail));
     const grey = async (input: Buffer | string) => (await sharp(input).greyscale().raw().toBuffer({ resolveWithObject: true })).data;
-    const [a, b] = [await grey(poppler.get(3) ?? ""), await grey(ours ?? Buffer.alloc(0))];
+    const [a, b] = [await grey(poppler), await grey(ours ?? Buffer.alloc(0))];
     expect(b.length).toBe(a.length);
     // Compared where pdftoppm's thumbnail has ink: a blank or shifted thumbnail differs there.
     let inkA = 0;
@@ -277,19 +244,14 @@ describe("timeouts and cancellation", () => {
   it("a 1 ms timeout yields processing_timeout and leaves no poppler process behind", async () => {
     await expectCode(inspectPdf(f("twelve.pdf"), { timeoutMs: 1 }), "processing_timeout");
     await expectCode(extractText(f("twelve.pdf"), 1, 12, { timeoutMs: 1 }), "processing_timeout");
-    const out = join(dir, "timeout");
-    await mkdir(out);
-    await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, timeoutMs: 1 }), "processing_timeout");
-    await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, encoder: "sharp", timeoutMs: 1 }), "processing_timeout");
+    await expectCode(renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 1 }, async () => {}), "processing_timeout");
     // Checked at once: the engine only rejects after the child was killed and reaped.
     expect(await processesMentioning(dir)).toEqual([]);
   });
 
   it("an abort kills the child and fails with a plain, retryable error", async () => {
     const controller = new AbortController();
-    const out = join(dir, "aborted");
-    await mkdir(out);
-    const pending = renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, timeoutMs: 20_000, signal: controller.signal });
+    const pending = renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 20_000, signal: controller.signal }, async () => {});
     setTimeout(() => controller.abort(new Error("shutting down")), 20);
     const error = await rejection(pending);
     expect(error).toBeInstanceOf(Error);
@@ -298,10 +260,10 @@ describe("timeouts and cancellation", () => {
   });
 
   it("a timeout in the middle of a streamed render stops pdftoppm and the encoder", async () => {
-    const out = join(dir, "mid-timeout");
-    await mkdir(out);
     const started = Date.now();
-    await expectCode(renderPages(f("twelve.pdf"), 1, 12, { outDir: out, dpi: 300, encoder: "sharp", timeoutMs: 400 }), "processing_timeout");
+    let pages = 0;
+    await expectCode(renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 400 }, async () => void pages++), "processing_timeout");
+    expect(pages).toBeLessThan(12);
     expect(Date.now() - started).toBeLessThan(3000);
     expect(await processesMentioning(dir)).toEqual([]);
   });

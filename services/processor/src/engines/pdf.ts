@@ -22,22 +22,20 @@
  *                           the count is silently clamped.
  * - pdfinfo -f/-l prints "Page    1 size:  612 x 792 pts (letter)" (padded with
  *   spaces) and "Page    1 rot:   90"; sizes are the unrotated crop box.
- * - pdftoppm names files <prefix>-<n>.png with n zero-padded to the number of
- *   digits of the document's page count (t-5.png for 9 pages, t-005.png for 100).
  * - An empty user password with an owner password opens normally
  *   ("Encrypted: yes (...)"); permissions (no copy/print) are not enforced.
  * - `pdftoppm -png` spends ~0.5 s per 150 DPI page in its PNG encoder while
- *   rendering takes ~20 ms: see `RenderOptions.encoder`.
+ *   rendering takes ~20 ms: `renderPageImages` takes raw pixels and encodes
+ *   them with sharp (~40 ms for the PNG).
  * - Without an output root pdftoppm writes every page of the range to stdout
  *   as one stream of concatenated binary PPMs ("P6\n<w> <h>\n255\n" + RGB).
  * - When an allocation fails (address-space cap reached: "Out of memory"; or
  *   width x height x 3 beyond 2^31: "Bogus memory allocation size"), pdftoppm
  *   writes a 1x1 image for the page and exits 0: only stderr tells.
  */
-import { open, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { open } from "node:fs/promises";
 import { DocflowError } from "@docflow/contracts";
-import { encodePageImages, writeRawAsPng, type PageImages } from "./images.ts";
+import { encodePageImages, type PageImages } from "./images.ts";
 import { BufferPool, PpmReader } from "./ppm.ts";
 import { runTool, toolError, type RunResult, type StdoutReader } from "./run.ts";
 
@@ -74,30 +72,6 @@ export interface PdfInfo {
   pdfVersion?: string;
   /** Every page's size, when asked for with `pageSizes: true`. */
   pages?: PdfPageSize[];
-}
-
-export interface RenderOptions {
-  /** Directory the PNGs are written to (must exist). */
-  outDir: string;
-  /** Width of each image in pixels, height by aspect ratio (thumbnails). */
-  widthPx?: number | undefined;
-  /** Resolution in DPI (previews). Used when `widthPx` is not given; default 150. */
-  dpi?: number | undefined;
-  /** File name prefix inside `outDir` (default "page"); files are `<prefix>-<n>.png`. */
-  prefix?: string | undefined;
-  /**
-   * Who compresses the PNGs. "pdftoppm" (default): `pdftoppm -png`, files
-   * `<prefix>-<n>.png` with poppler's zero padding. "sharp": pdftoppm streams
-   * raw PPM over a pipe and sharp writes `<prefix>-<n>.png` (no padding), page
-   * by page with backpressure (memory ~ one raw page). Same pixels; at 150 DPI
-   * pdftoppm's PNG encoder takes ~0.5 s per page, raw rendering ~20 ms and
-   * sharp's PNG ~40 ms, so "sharp" is about 10x faster for previews.
-   */
-  encoder?: "pdftoppm" | "sharp" | undefined;
-  timeoutMs: number;
-  signal?: AbortSignal | undefined;
-  /** Cap on pdftoppm's address space (see `RunOptions.maxMemoryBytes`). */
-  maxMemoryBytes?: number | undefined;
 }
 
 export const THUMBNAIL_WIDTH_PX = 200;
@@ -191,53 +165,6 @@ async function pdftotext(path: string, first: number, last: number, opts: PdfCal
   return pieces.map((page) => page.trimEnd());
 }
 
-/**
- * Renders pages first..last to PNG files in `outDir` with one pdftoppm call:
- * `widthPx` scales each page to that width (`-scale-to-x W -scale-to-y -1`),
- * otherwise `dpi` (default 150) sets the resolution (`-r`). Returns page
- * number -> file path for the pages produced (a last page beyond the document
- * is clamped, so those pages are simply absent).
- */
-export async function renderPages(path: string, first: number, last: number, opts: RenderOptions): Promise<Map<number, string>> {
-  checkRange(first, last);
-  const prefix = opts.prefix ?? "page";
-  if (!/^[\w.-]+$/.test(prefix)) throw new RangeError(`invalid file prefix ${JSON.stringify(prefix)}`);
-  const args = ["-f", String(first), "-l", String(last)];
-  if (opts.widthPx !== undefined) {
-    if (!(Number.isInteger(opts.widthPx) && opts.widthPx > 0)) throw new RangeError(`invalid widthPx ${opts.widthPx}`);
-    args.push("-scale-to-x", String(opts.widthPx), "-scale-to-y", "-1");
-  } else {
-    const dpi = opts.dpi ?? PREVIEW_DPI;
-    if (!(dpi > 0 && dpi <= 2400)) throw new RangeError(`invalid dpi ${dpi}`);
-    args.push("-r", String(dpi));
-  }
-  // Leftovers from an earlier attempt with another padding width would be
-  // picked up as well; clear our own names first.
-  const stale = await ownFiles(opts.outDir, prefix, first, last);
-  await Promise.all([...stale.values()].map((file) => rm(file, { force: true })));
-
-  if ((opts.encoder ?? "pdftoppm") === "pdftoppm") {
-    const root = join(opts.outDir, prefix);
-    await runPoppler("pdftoppm", ["-png", ...args, path, root], { timeoutMs: opts.timeoutMs, signal: opts.signal, maxOutputBytes: 1024 * 1024, maxMemoryBytes: opts.maxMemoryBytes });
-    return ownFiles(opts.outDir, prefix, first, last);
-  }
-
-  // "sharp": no output root, so pdftoppm writes the pages as one PPM stream to stdout.
-  // PPM is pdftoppm's default format.
-  const files = new Map<number, string>();
-  const pages = new PpmReader(
-    async (image, index) => {
-      const page = first + index;
-      const file = join(opts.outDir, `${prefix}-${page}.png`);
-      await writeRawAsPng(image, file); // sharp is done with the pixels when this resolves
-      files.set(page, file);
-    },
-    { pool: RAW_PAGES },
-  );
-  await runPoppler("pdftoppm", [...args, path], { timeoutMs: opts.timeoutMs, signal: opts.signal, stdoutReader: pages, maxMemoryBytes: opts.maxMemoryBytes });
-  return files;
-}
-
 export interface PageImagesOptions extends PdfCallOptions {
   /** Resolution of the preview in DPI (default 150). */
   dpi?: number | undefined;
@@ -295,19 +222,6 @@ export async function renderPageImages(
   }
   if (failed) throw failed.error;
   return delivered;
-}
-
-/** `<prefix>-<digits>.png` files in dir for pages first..last (any zero padding). */
-async function ownFiles(dir: string, prefix: string, first: number, last: number): Promise<Map<number, string>> {
-  const files = new Map<number, string>();
-  const pattern = new RegExp(`^${prefix.replace(/[.]/g, "\\.")}-(\\d+)\\.png$`);
-  for (const name of await readdir(dir)) {
-    const digits = pattern.exec(name)?.[1];
-    if (digits === undefined) continue;
-    const page = Number(digits);
-    if (page >= first && page <= last) files.set(page, join(dir, name));
-  }
-  return new Map([...files.entries()].sort((a, b) => a[0] - b[0]));
 }
 
 function parsePageSizes(text: string): PdfPageSize[] {

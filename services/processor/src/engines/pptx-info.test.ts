@@ -3,25 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readPptx } from "./pptx-info.ts";
-import { expectCode, loadFixtures } from "./test-support.ts";
-
-interface DeckFixtures {
-  makePptxDeck(path: string, slides: { title: string; body?: string; notes?: string; hidden?: boolean }[]): Promise<void>;
-  makeZipBombPptx(src: string, dst: string, opts: { inflatedBytes: number; declaredBytes?: number }): Promise<void>;
-  makePptxWithExternalImage(src: string, dst: string, url: string): Promise<void>;
-  rewriteZip(src: string, dst: string, edit: (name: string, data: Buffer) => Buffer): Promise<void>;
-}
+import * as fx from "../../../../tests/fixtures/generate.ts";
+import { expectCode } from "../../test/support.ts";
 
 const LIMITS = { maxUncompressedBytes: 64 * 1024 * 1024, maxEntries: 1000 };
 
 describe("readPptx: facts straight from the OOXML, under limits", () => {
   let dir: string;
   let deck: string;
-  let fx: DeckFixtures;
 
   beforeAll(async () => {
-    await loadFixtures();
-    fx = (await import(new URL("../../../../tests/fixtures/generate.ts", import.meta.url).href)) as DeckFixtures;
     dir = await mkdtemp(join(tmpdir(), "docflow-pptx-info-"));
     deck = join(dir, "deck.pptx");
     await fx.makePptxDeck(deck, [

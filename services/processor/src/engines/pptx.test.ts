@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocflowError } from "@docflow/contracts";
 import { extractText, inspectPdf } from "./pdf.ts";
 import { convertPptxToPdf } from "./pptx.ts";
-import { expectCode, loadFixtures, processesMentioning, rejection } from "./test-support.ts";
-
-const { makePptx, makeTextPdf } = await loadFixtures();
+import { makePptx, makeTextPdf } from "../../../../tests/fixtures/generate.ts";
+import { expectCode, processesMentioning, rejection } from "../../test/support.ts";
 
 // One LibreOffice start costs 1.5-6 s on 2 cores; leave generous room.
 const SLOW = 90_000;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { runTool, type StdoutControl, type StdoutReader } from "./run.ts";
+import { DocflowError } from "@docflow/contracts";
+import { processesMentioning, rejection } from "../../test/support.ts";
+import { StderrHead, commandLine, runTool, type StdoutControl, type StdoutReader } from "./run.ts";
 
 /** A reader that counts bytes into one reused buffer, stopping for a moment every `pauseEvery` reads. */
 function counter(opts: { pauseEvery?: number; failAfterBytes?: number } = {}): StdoutReader & { bytes: number; reads: number; pauses: number; ended: boolean; aborted: boolean; sum: number } {
@@ -66,5 +68,86 @@ describe("runTool with a stdout reader", () => {
       throw new Error("ended inside image 1");
     };
     await expect(runTool("printf", ["P6"], { timeoutMs: 20_000, stdoutReader: reader })).rejects.toThrow("ended inside image 1");
+  });
+});
+
+describe("runTool", () => {
+  it("resolves with the exit code, stdout and stderr, whatever the code", async () => {
+    const result = await runTool("sh", ["-c", "printf out; printf err >&2; exit 3"], { timeoutMs: 20_000 });
+    expect(result).toMatchObject({ code: 3, signal: null, stderr: "err" });
+    expect(result.stdout.toString("utf8")).toBe("out");
+    expect(result.pid).toBeGreaterThan(0);
+  });
+
+  it("keeps the head of stderr and says how much was dropped", async () => {
+    const result = await runTool("sh", ["-c", "head -c 5000 /dev/zero | tr '\\0' 'e' >&2"], { timeoutMs: 20_000, maxStderrBytes: 1000 });
+    expect(result.stderr).toBe(`${"e".repeat(1000)}\n[4000 more bytes of stderr dropped]`);
+  });
+
+  it("kills a child whose stdout exceeds the cap, with a plain error", async () => {
+    const error = await rejection(runTool("yes", [], { timeoutMs: 20_000, maxStdoutBytes: 64 * 1024 }));
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(DocflowError);
+    expect((error as Error).message).toBe("yes wrote more than 65536 bytes to stdout; killed");
+  });
+
+  it("caps the child's address space, running it as the command itself", async () => {
+    const result = await runTool("sh", ["-c", 'ulimit -v; echo "$0"'], { timeoutMs: 20_000, maxMemoryBytes: 256 * 1024 * 1024 + 1 });
+    expect(result.stdout.toString("utf8")).toBe(`${256 * 1024 + 1}\nsh\n`);
+  });
+
+  it("times out with processing_timeout, and fails with a plain error when aborted or not startable", async () => {
+    await expect(runTool("sleep", ["30"], { timeoutMs: 100 })).rejects.toMatchObject({ code: "processing_timeout" });
+    const controller = new AbortController();
+    const pending = runTool("sleep", ["30"], { timeoutMs: 20_000, signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("shutting down")), 50);
+    const aborted = await rejection(pending);
+    expect(aborted).not.toBeInstanceOf(DocflowError);
+    expect((aborted as Error).message).toBe("sleep aborted");
+    await expect(runTool("sleep", ["30"], { timeoutMs: 20_000, signal: controller.signal })).rejects.toThrow("sleep was not started: aborted");
+    await expect(runTool("/nonexistent/tool", [], { timeoutMs: 20_000 })).rejects.toThrow("could not run /nonexistent/tool: spawn /nonexistent/tool ENOENT");
+  });
+
+  it("kills the whole process group: no helper outlives its leader", async () => {
+    const marker = `docflow-run-test-${process.pid}-${Date.now()}`;
+    // The leader forks a helper (a subshell, its command line the leader's) that would sleep on, then exits at once.
+    const result = await runTool("sh", ["-c", `(sleep 30; echo ${marker}) & exit 0`], { timeoutMs: 20_000, processGroup: true });
+    expect(result.code).toBe(0);
+    expect(await processesMentioning(marker)).toEqual([]);
+  });
+});
+
+describe("commandLine", () => {
+  it("runs the command itself without a memory cap", () => {
+    expect(commandLine("pdftoppm", ["-r", "150", "a b.pdf"], undefined)).toEqual({ file: "pdftoppm", argv: ["-r", "150", "a b.pdf"] });
+  });
+
+  it("with a cap, has sh set ulimit -v in KiB (rounded up) and exec the command with its arguments untouched", () => {
+    expect(commandLine("pdftoppm", ["-r", "150", "a b.pdf"], 1024 * 1024 + 1)).toEqual({
+      file: "/bin/sh",
+      argv: ["-c", 'ulimit -v "$0" && exec "$@"', "1025", "pdftoppm", "-r", "150", "a b.pdf"],
+    });
+  });
+});
+
+describe("StderrHead", () => {
+  it("keeps everything up to its size", () => {
+    const head = new StderrHead(10);
+    head.push(Buffer.from("Syntax "));
+    head.push(Buffer.from("Err"));
+    expect(head.text()).toBe("Syntax Err");
+  });
+
+  it("cuts the chunk that crosses its size and counts every byte after it", () => {
+    const head = new StderrHead(10);
+    head.push(Buffer.from("Syntax Error: x"));
+    head.push(Buffer.from("more"));
+    expect(head.text()).toBe("Syntax Err\n[9 more bytes of stderr dropped]");
+  });
+
+  it("keeps nothing with size 0", () => {
+    const head = new StderrHead(0);
+    head.push(Buffer.from("abc"));
+    expect(head.text()).toBe("\n[3 more bytes of stderr dropped]");
   });
 });

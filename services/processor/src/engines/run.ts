@@ -4,12 +4,13 @@
  * on the stderr that is kept for error messages. The CPU work happens in the
  * child; the event loop only moves bytes.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { connect, createServer, type OnReadOpts, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import type { Readable } from "node:stream";
 import { DocflowError } from "@docflow/contracts";
 import { withSpan } from "@docflow/telemetry";
 
@@ -111,176 +112,223 @@ export function runTool(command: string, args: readonly string[], options: RunOp
 }
 
 async function runChild(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
-  if (options.signal?.aborted) throw new Error(`${command} was not started: aborted`, { cause: options.signal.reason });
+  if (options.signal?.aborted) throw notStarted(command, options.signal);
   const reader = options.stdoutReader;
-  // Filled in below, before the child exists (and so before any read).
+  // Set by `readStdoutInto`, before any read.
   const onRead = { data: (_n: number): boolean => false };
   const sockets = reader === undefined ? undefined : await stdoutSockets({ buffer: () => reader.next(), callback: (n) => onRead.data(n) });
-  const maxStdout = options.maxStdoutBytes ?? DEFAULT_MAX_STDOUT_BYTES;
-  const maxStderr = options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES;
-  const group = options.processGroup === true;
-
-  return new Promise<RunResult>((resolve, reject) => {
-    if (options.signal?.aborted) {
-      sockets?.childEnd.destroy();
-      sockets?.parentEnd.destroy();
-      reject(new Error(`${command} was not started: aborted`, { cause: options.signal.reason }));
-      return;
-    }
-
-    const limited = options.maxMemoryBytes !== undefined;
-    const file = limited ? "/bin/sh" : command;
-    // sh -c 'ulimit -v KiB && exec "$@"' KiB command args...: $0 is the limit, "$@" the command line.
-    const argv = limited ? ["-c", 'ulimit -v "$0" && exec "$@"', String(Math.ceil(options.maxMemoryBytes! / 1024)), command, ...args] : args;
-    const child = spawn(file, argv, {
-      stdio: ["ignore", sockets?.childEnd ?? "pipe", "pipe"],
-      detached: group,
-      env: options.env ?? process.env,
-      cwd: options.cwd,
-      windowsHide: true,
-    });
-    // The child has its own copy of its end now.
+  if (options.signal?.aborted) {
     sockets?.childEnd.destroy();
+    sockets?.parentEnd.destroy();
+    throw notStarted(command, options.signal);
+  }
+  const { file, argv } = commandLine(command, args, options.maxMemoryBytes);
+  const child = spawn(file, argv, {
+    stdio: ["ignore", sockets?.childEnd ?? "pipe", "pipe"],
+    detached: options.processGroup === true,
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    windowsHide: true,
+  });
+  // The child has its own copy of its end now.
+  sockets?.childEnd.destroy();
+  return superviseChild(child, command, options, reader === undefined || sockets === undefined ? undefined : { reader, socket: sockets.parentEnd, onRead });
+}
 
-    const stdoutChunks: Buffer[] = [];
-    let stdoutBytes = 0;
-    const stderrChunks: Buffer[] = [];
-    let stderrKept = 0;
-    let stderrDropped = 0;
+function notStarted(command: string, signal: AbortSignal): Error {
+  return new Error(`${command} was not started: aborted`, { cause: signal.reason });
+}
+
+/**
+ * The file to spawn for `command args`: the command itself, or with a memory
+ * cap `/bin/sh`, which sets `ulimit -v` and then execs the command (so the pid,
+ * process group and signals are the command's own).
+ */
+export function commandLine(command: string, args: readonly string[], maxMemoryBytes: number | undefined): { file: string; argv: readonly string[] } {
+  if (maxMemoryBytes === undefined) return { file: command, argv: args };
+  // sh -c 'ulimit -v KiB && exec "$@"' KiB command args...: $0 is the limit, "$@" the command line.
+  return { file: "/bin/sh", argv: ["-c", 'ulimit -v "$0" && exec "$@"', String(Math.ceil(maxMemoryBytes / 1024)), command, ...args] };
+}
+
+/** A child's stdout going straight into a reader's memory (see `StdoutReader`). */
+interface ReaderStdout {
+  reader: StdoutReader;
+  /** Our end of the socket the child writes to. */
+  socket: Socket;
+  /** What the socket calls with each read's byte count; `readStdoutInto` sets it. */
+  onRead: { data(n: number): boolean };
+}
+
+/** How the parts of one call stop it: the first failure wins, kills the child and stops the reader. */
+interface CallFailure {
+  fail(error: Error): void;
+  failed(): boolean;
+}
+
+/**
+ * Watches a spawned child to its end: the deadline, the abort signal, stdout
+ * (buffered under its cap, or into the reader), the head of stderr. Resolves
+ * once the child has exited, its pipes have closed and the reader (if any) is
+ * done; rejects with the first failure, after the child was killed and reaped.
+ */
+function superviseChild(child: ChildProcess, command: string, options: RunOptions, stdout: ReaderStdout | undefined): Promise<RunResult> {
+  return new Promise<RunResult>((resolve, reject) => {
+    const kill = killerOf(child, options.processGroup === true);
     /** Why we killed the child, if we did. */
     let failure: Error | undefined;
-    let leaderExited = false;
-
-    const killChild = (): void => {
-      if (group && child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-          return;
-        } catch {
-          // ESRCH: the group is gone already; fall through to the child itself.
-        }
-      }
-      if (!leaderExited) child.kill("SIGKILL");
-    };
-
-    const fail = (error: Error): void => {
-      if (failure !== undefined) return;
-      failure = error;
-      killChild();
-      // Stop reading too (the reader may still be working on what it has).
-      if (reader !== undefined && sockets !== undefined) {
-        sockets.parentEnd.destroy();
-        reader.abort();
-      }
-    };
-
-    const timer = setTimeout(() => {
-      fail(new DocflowError("processing_timeout", `Processing took longer than ${options.timeoutMs} ms and was stopped.`, {
-        cause: new Error(`${command} killed after ${options.timeoutMs} ms`),
-      }));
-    }, Math.max(0, options.timeoutMs));
-
-    const onAbort = (): void => {
-      fail(new Error(`${command} aborted`, { cause: options.signal?.reason }));
-    };
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-
-    /** Resolves when the reader has taken everything (at once when there is none), or the call failed. */
-    const readerDone = new Promise<void>((resolveReader) => {
-      if (reader === undefined || sockets === undefined) {
-        resolveReader();
-        return;
-      }
-      const socket = sockets.parentEnd;
-      let ended = false;
-      socket.once("end", () => {
-        ended = true;
-        socket.destroy(); // half-open: our side is not closed by the end of theirs
-        reader.end().then(resolveReader, (error: unknown) => {
-          fail(error instanceof Error ? error : new Error(String(error)));
-          resolveReader();
-        });
-      });
-      socket.on("error", (error: Error) => {
-        if (!ended) fail(error);
-      });
-      // Destroyed (by fail) or broken before the end: nothing more comes.
-      socket.once("close", () => {
-        if (!ended) resolveReader();
-      });
-      onRead.data = (n) => {
-        if (failure !== undefined) return false;
-        try {
-          return reader.data(n);
-        } catch (error) {
-          fail(error instanceof Error ? error : new Error(String(error)));
-          return false;
-        }
-      };
-      reader.start({ resume: () => void (failure === undefined && socket.resume()), fail });
-    });
-    if (reader === undefined) {
-      child.stdout!.on("data", (chunk: Buffer) => {
+    const call: CallFailure = {
+      fail(error) {
         if (failure !== undefined) return;
-        stdoutBytes += chunk.length;
-        if (stdoutBytes > maxStdout) {
-          fail(new Error(`${command} wrote more than ${maxStdout} bytes to stdout; killed`));
-          return;
+        failure = error;
+        kill();
+        // Stop reading too (the reader may still be working on what it has).
+        if (stdout !== undefined) {
+          stdout.socket.destroy();
+          stdout.reader.abort();
         }
-        stdoutChunks.push(chunk);
-      });
-    }
-    child.stderr!.on("data", (chunk: Buffer) => {
-      const room = maxStderr - stderrKept;
-      if (room > 0) {
-        const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
-        stderrChunks.push(kept);
-        stderrKept += kept.length;
-      }
-      stderrDropped += Math.max(0, chunk.length - Math.max(0, room));
-    });
-
-    child.on("exit", () => {
-      leaderExited = true;
-      // Helpers the leader forked (soffice.bin under oosplash) must not outlive
-      // it: they would keep our pipes open and keep burning CPU.
-      if (group && child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // ESRCH: nothing left in the group.
-        }
-      }
-    });
+      },
+      failed: () => failure !== undefined,
+    };
+    const stopWatching = failOnDeadlineOrAbort(command, options, call);
+    const readerDone = stdout === undefined ? Promise.resolve() : readStdoutInto(stdout, call);
+    const stdoutBytes = stdout === undefined ? bufferStdout(child.stdout!, command, options.maxStdoutBytes ?? DEFAULT_MAX_STDOUT_BYTES, call) : () => Buffer.alloc(0);
+    const stderr = new StderrHead(options.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES);
+    child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
 
     child.once("error", (error: Error) => {
       // Spawn failure (ENOENT, EACCES, EAGAIN): environmental, retryable.
-      clearTimeout(timer);
-      sockets?.parentEnd.destroy();
-      options.signal?.removeEventListener("abort", onAbort);
-      if (failure !== undefined) {
-        reject(failure);
-        return;
-      }
-      reject(new Error(`could not run ${command}: ${error.message}`, { cause: error }));
+      stopWatching();
+      stdout?.socket.destroy();
+      reject(failure ?? new Error(`could not run ${command}: ${error.message}`, { cause: error }));
     });
-
     child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
-      void readerDone.then(() => settle(code, signal));
+      void readerDone.then(() => {
+        stopWatching();
+        if (failure !== undefined) reject(failure);
+        else resolve({ code, signal, stdout: stdoutBytes(), stderr: stderr.text(), pid: child.pid });
+      });
     });
-
-    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      if (failure !== undefined) {
-        reject(failure);
-        return;
-      }
-      let stderr = Buffer.concat(stderrChunks).toString("utf8");
-      if (stderrDropped > 0) stderr += `\n[${stderrDropped} more bytes of stderr dropped]`;
-      resolve({ code, signal, stdout: Buffer.concat(stdoutChunks), stderr, pid: child.pid });
-    };
   });
+}
+
+/**
+ * Returns what SIGKILLs the child, or with `group` its whole process group;
+ * the child alone only while it has not exited (its pid may be reused after).
+ * With `group`, whatever is left in the group is killed once the leader exits.
+ */
+function killerOf(child: ChildProcess, group: boolean): () => void {
+  let leaderExited = false;
+  const killGroup = (): boolean => {
+    if (!group || child.pid === undefined) return false;
+    try {
+      process.kill(-child.pid, "SIGKILL");
+      return true;
+    } catch {
+      return false; // ESRCH: nothing left in the group.
+    }
+  };
+  child.on("exit", () => {
+    leaderExited = true;
+    // Helpers the leader forked (soffice.bin under oosplash) must not outlive
+    // it: they would keep our pipes open and keep burning CPU.
+    killGroup();
+  });
+  return () => {
+    // The group may be gone already; then the child itself, if it still runs.
+    if (!killGroup() && !leaderExited) child.kill("SIGKILL");
+  };
+}
+
+/** Fails the call after `timeoutMs` (`processing_timeout`) or on abort (plain Error); returns what stops both. */
+function failOnDeadlineOrAbort(command: string, options: RunOptions, call: CallFailure): () => void {
+  const timer = setTimeout(() => {
+    call.fail(new DocflowError("processing_timeout", `Processing took longer than ${options.timeoutMs} ms and was stopped.`, {
+      cause: new Error(`${command} killed after ${options.timeoutMs} ms`),
+    }));
+  }, Math.max(0, options.timeoutMs));
+  const onAbort = (): void => call.fail(new Error(`${command} aborted`, { cause: options.signal?.reason }));
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  return () => {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  };
+}
+
+/** Collects stdout up to `max` bytes (beyond it the call fails); returns what gives the bytes collected. */
+function bufferStdout(stream: Readable, command: string, max: number, call: CallFailure): () => Buffer {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  stream.on("data", (chunk: Buffer) => {
+    if (call.failed()) return;
+    bytes += chunk.length;
+    if (bytes > max) {
+      call.fail(new Error(`${command} wrote more than ${max} bytes to stdout; killed`));
+      return;
+    }
+    chunks.push(chunk);
+  });
+  return () => Buffer.concat(chunks);
+}
+
+/** Hands stdout to the reader; resolves when the reader has taken everything, or the call failed. */
+function readStdoutInto({ reader, socket, onRead }: ReaderStdout, call: CallFailure): Promise<void> {
+  const fail = (error: unknown): void => call.fail(error instanceof Error ? error : new Error(String(error)));
+  return new Promise<void>((resolve) => {
+    let ended = false;
+    socket.once("end", () => {
+      ended = true;
+      socket.destroy(); // half-open: our side is not closed by the end of theirs
+      reader.end().then(resolve, (error: unknown) => {
+        fail(error);
+        resolve();
+      });
+    });
+    socket.on("error", (error: Error) => {
+      if (!ended) call.fail(error);
+    });
+    // Destroyed (by fail) or broken before the end: nothing more comes.
+    socket.once("close", () => {
+      if (!ended) resolve();
+    });
+    onRead.data = (n) => {
+      if (call.failed()) return false;
+      try {
+        return reader.data(n);
+      } catch (error) {
+        fail(error);
+        return false;
+      }
+    };
+    reader.start({ resume: () => void (!call.failed() && socket.resume()), fail: call.fail });
+  });
+}
+
+/** The head of a stream (at most `max` bytes) and a count of the bytes dropped after it. */
+export class StderrHead {
+  readonly #max: number;
+  readonly #chunks: Buffer[] = [];
+  #kept = 0;
+  #dropped = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  push(chunk: Buffer): void {
+    const room = this.#max - this.#kept;
+    if (room > 0) {
+      const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      this.#chunks.push(kept);
+      this.#kept += kept.length;
+    }
+    this.#dropped += Math.max(0, chunk.length - Math.max(0, room));
+  }
+
+  /** The head as UTF-8, with a last line saying how many bytes were dropped, if any were. */
+  text(): string {
+    const head = Buffer.concat(this.#chunks).toString("utf8");
+    return this.#dropped > 0 ? `${head}\n[${this.#dropped} more bytes of stderr dropped]` : head;
+  }
 }
 
 /** A plain Error for a tool that failed for a reason we cannot pin on the document. */

@@ -1,5 +1,7 @@
 /**
- * Helpers for the engine tests (not used by production code).
+ * Helpers for the processor's unit tests. They live outside `src`, so neither
+ * the processor's build (tsconfig.json) nor its image (the Dockerfile copies
+ * `src`) contains them; tests/tsconfig.json type-checks them with the tests.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { expect } from "vitest";
@@ -33,43 +35,6 @@ export async function processesMentioning(marker: string): Promise<LiveProcess[]
     }
   }
   return found;
-}
-
-/** Waits (up to `ms`) until no live process mentions `marker`; returns those still alive. */
-export async function waitUntilGone(marker: string, ms = 2000): Promise<LiveProcess[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const alive = await processesMentioning(marker);
-    if (alive.length === 0 || Date.now() > deadline) return alive;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** The builders of tests/fixtures/generate.ts (see there). */
-export interface Fixtures {
-  makeTextPdf(path: string, pages: string[]): Promise<void>;
-  makePptx(path: string, slides: string[]): Promise<void>;
-  makeEncryptedPdf(src: string, dst: string): Promise<void>;
-  makeTruncatedPdf(src: string, dst: string): Promise<void>;
-  makeFakePdf(path: string): Promise<void>;
-  makeZeroPagePdf(path: string): Promise<void>;
-  pageWords(n: number): string;
-  defaultPages(total: number): string[];
-}
-
-/**
- * Loads tests/fixtures/generate.ts at run time. A static import would put that
- * file into the processor's TypeScript project, whose rootDir is `src`
- * (TS6059/TS6307). Once the tsconfig excludes tests or a test tsconfig exists,
- * tests can import the module directly.
- */
-export async function loadFixtures(): Promise<Fixtures> {
-  const url = new URL("../../../../tests/fixtures/generate.ts", import.meta.url).href;
-  const fixtures = (await import(url)) as Partial<Fixtures>;
-  for (const name of ["makeTextPdf", "makePptx", "makeEncryptedPdf", "makeTruncatedPdf", "makeFakePdf", "makeZeroPagePdf", "pageWords", "defaultPages"] as const) {
-    if (typeof fixtures[name] !== "function") throw new Error(`tests/fixtures/generate.ts does not export ${name}`);
-  }
-  return fixtures as Fixtures;
 }
 
 /** The rejection of `promise`, failing the test if it resolves. */
