@@ -5,7 +5,7 @@
  *
  *   node bench/healthz-under-upload.ts [--uploads 16] [--mib 256] [--transport post|tus|both] [--storage s3|fs] [--strict]
  *
- * Starts real RabbitMQ, NATS and the S3 server (scripts/lib/services.ts) and the
+ * Starts real RabbitMQ, NATS and the S3 server (tools/src/services.ts) and the
  * real gateway (`node services/gateway/src/server.ts`, default timeouts), then:
  *   1. idle: GET /healthz every 50 ms for --idle-seconds (5);
  *   2. load, per transport (POST first, then tus, with --transport both):

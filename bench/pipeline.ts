@@ -61,7 +61,7 @@ import { cpuSplit, cpuWithChildren, deleteJob, getBytes, getJson, machineCpu, po
 import { cpuLimitSupport, createCpuLimit, currentCpuCgroup, moveToCgroup, type CpuLimit } from "./lib/cpu-limit.ts";
 import { buildRealPdf, provenance, type RealPdf } from "./lib/real-pdf.ts";
 import { treeState } from "./lib/tree-state.ts";
-import type { AllServices } from "../scripts/lib/services.ts";
+import type { AllServices } from "@docflow/tools/services";
 // The benchmark measures the production engine functions and range split themselves.
 // eslint-disable-next-line no-restricted-imports
 import { PREVIEW_DPI, THUMBNAIL_WIDTH_PX, countFontsAndImages, extractText, inspectPdf, pageSizes, renderPageImages } from "../services/processor/src/engines/index.ts";

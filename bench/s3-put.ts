@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   const pages = Number(values.pages);
   const c = cleanups();
   try {
-    const { startS3 } = await import("../scripts/lib/services.ts");
+    const { startS3 } = await import("@docflow/tools/services");
     const s3 = await startS3({ buckets: ["bench"] });
     c.push(() => s3.stop());
     const opts = { bucket: "bench", endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey } };

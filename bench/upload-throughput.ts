@@ -30,7 +30,7 @@ import { Agent } from "node:http";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
-import type { AllServices } from "../scripts/lib/services.ts";
+import type { AllServices } from "@docflow/tools/services";
 import { S3ObjectStore } from "../packages/core/src/object-store/s3.ts";
 import {
   MiB,

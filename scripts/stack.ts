@@ -10,22 +10,21 @@
  * DOCFLOW_DATA_DIR (.docflow), DOCFLOW_STORAGE (fs | s3, with the usual
  * AWS_* and DOCFLOW_S3_ENDPOINT / DOCFLOW_S3_BUCKET settings).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, statSync, readdirSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { once } from "node:events";
-import { generateNatsAuth, type NatsAuth } from "./lib/nats-auth.ts";
-import { serviceNodeArgs } from "./lib/node-args.ts";
-import { startNats, startRabbitMq, startS3, type ServiceHandle } from "./lib/services.ts";
+import { generateNatsAuth, type NatsAuth } from "@docflow/core/nats-auth";
+import { launchService, realtimeEnv, serviceEnv, stopAll as stopServices, type ServiceName, type ServiceProcess } from "@docflow/tools/launch";
+import { startNats, startRabbitMq, startS3, type ServiceHandle } from "@docflow/tools/services";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const env = process.env;
 const port = Number(env.DOCFLOW_PORT ?? 8080);
 const processors = Number(env.DOCFLOW_PROCESSORS ?? 1);
 const dataDir = resolve(env.DOCFLOW_DATA_DIR ?? join(ROOT, ".docflow"));
-const storage = env.DOCFLOW_STORAGE ?? "fs";
+const storage = (env.DOCFLOW_STORAGE ?? "fs") as "fs" | "s3";
 if (!Number.isInteger(port) || port < 1 || port > 65535) fail("DOCFLOW_PORT must be a port number");
 if (!Number.isInteger(processors) || processors < 1 || processors > 32) fail("DOCFLOW_PROCESSORS must be 1-32");
 if (storage !== "fs" && storage !== "s3") fail("DOCFLOW_STORAGE must be 'fs' or 's3'");
@@ -60,7 +59,7 @@ function buildWeb(): string | undefined {
 }
 
 const services: ServiceHandle[] = [];
-const children: ChildProcess[] = [];
+const children: ServiceProcess[] = [];
 let stopping = false;
 
 async function stopAll(code: number): Promise<void> {
@@ -70,22 +69,14 @@ async function stopAll(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log("\ndocflow: stopping...");
-  await Promise.all(
-    children.map(async (c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return;
-      c.kill("SIGTERM");
-      const timer = setTimeout(() => c.kill("SIGKILL"), 20_000);
-      await once(c, "exit");
-      clearTimeout(timer);
-    }),
-  );
+  await stopServices(children, { graceMs: 20_000 });
   await Promise.all(services.map((s) => s.stop().catch(() => {})));
   console.log("docflow: stopped");
   process.exit(code);
 }
 // Ctrl-C, a SIGTERM to the whole process group (a supervisor, `kill -- -PGID`) and a closing
 // terminal's SIGHUP all stop everything: the gateway and processors share this process group, but
-// RabbitMQ, NATS and the S3 server run in groups of their own (scripts/lib/services.ts) and are
+// RabbitMQ, NATS and the S3 server run in groups of their own (tools/src/services.ts) and are
 // stopped only here. Once `npm` or the terminal is gone, writing to the output may fail (EPIPE):
 // that must not end this process before its services are stopped.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stopAll(0));
@@ -136,24 +127,24 @@ async function main(): Promise<void> {
     printedToken = tokens.split(",")[0]?.split("=")[0];
   }
 
-  const common: Record<string, string> = {
-    ...(env as Record<string, string>),
-    DOCFLOW_AMQP_URL: rabbitmq.url,
-    DOCFLOW_NATS_URL: nats.url,
-    DOCFLOW_NATS_CREDS: credsFile,
-    DOCFLOW_DATA_DIR: dataDir,
-    DOCFLOW_STORAGE: storage,
-    ...(s3
-      ? { DOCFLOW_S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, AWS_REGION: s3.region, DOCFLOW_S3_CREATE_BUCKET: "true" }
-      : {}),
-  };
-  const launch = (service: string, extra: Record<string, string>) => {
-    const child = spawn(process.execPath, [...serviceNodeArgs(service), "--import", "@docflow/telemetry/register", join(ROOT, "services", service, "src/server.ts")], { cwd: ROOT, env: { ...common, OTEL_SERVICE_NAME: service, ...extra }, stdio: ["ignore", "inherit", "inherit"] });
-    child.once("exit", (code, signal) => {
-      if (!stopping) {
-        console.error(`docflow: the ${service} exited (${signal ?? code}); stopping the stack`);
+  const common = serviceEnv(
+    {
+      amqpUrl: rabbitmq.url,
+      natsUrl: nats.url,
+      natsCreds: credsFile,
+      ...(s3 ? { s3: { endpoint: s3.endpoint, accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey, region: s3.region } } : {}),
+    },
+    // The user's environment reaches the services (their DOCFLOW_* settings, AWS_* for a real S3).
+    { storage, dataDir, inherit: "all", ...(s3 ? { bucket: env.DOCFLOW_S3_BUCKET ?? "docflow" } : {}) },
+  );
+  const launch = (service: ServiceName, extra: Record<string, string>) => {
+    const child = launchService(service, {
+      env: { ...common, ...extra },
+      output: "inherit",
+      onUnexpectedExit: (info) => {
+        console.error(`docflow: the ${service} exited (${info}); stopping the stack`);
         void stopAll(1);
-      }
+      },
     });
     children.push(child);
   };
@@ -161,10 +152,8 @@ async function main(): Promise<void> {
     DOCFLOW_HOST: env.DOCFLOW_HOST ?? "127.0.0.1",
     DOCFLOW_PORT: String(port),
     DOCFLOW_DEV_TOKENS: tokens,
-    DOCFLOW_REALTIME_SIGNING_SEED: auth.signingSeed,
-    DOCFLOW_REALTIME_ACCOUNT: auth.account,
     // Browsers on this machine reach NATS's WebSocket listener directly.
-    DOCFLOW_REALTIME_WS_URL: nats.wsUrl.replace("127.0.0.1", "localhost"),
+    ...realtimeEnv({ signingSeed: auth.signingSeed, account: auth.account, wsUrl: nats.wsUrl.replace("127.0.0.1", "localhost") }),
     ...(webDir ? { DOCFLOW_WEB_DIR: webDir } : {}),
   });
   for (let i = 0; i < processors; i++) launch("processor", { DOCFLOW_PROCESSOR_HOST: "127.0.0.1", DOCFLOW_PROCESSOR_PORT: "0" });

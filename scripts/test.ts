@@ -1,7 +1,7 @@
 /**
  * `npm test` (via scripts/run.sh test [vitest args]):
  *   1. type-check (`tsc --build`) and lint (`npm run lint`), while
- *   2. the dependency services start (RabbitMQ, NATS, S3; scripts/lib/services.ts) and the web app
+ *   2. the dependency services start (RabbitMQ, NATS, S3; tools/src/services.ts) and the web app
  *      is built (`npm run build -w services/web`: vue-tsc, then vite into services/web/dist, which
  *      the e2e browser tests have the gateway serve), then
  *   3. `vitest run <args>` with DOCFLOW_TEST_* pointing at them, then the services are stopped.
@@ -9,8 +9,8 @@
  *
  * The services run as containers through Testcontainers when a container engine is configured
  * (DOCKER_HOST or /var/run/docker.sock; scripts/containers.sh provisions podman on machines without
- * Docker; images from DOCFLOW_TEST_{RABBITMQ,NATS,S3}_IMAGE, scripts/lib/containers.ts), as host
- * processes otherwise (scripts/lib/services.ts); DOCFLOW_TEST_SERVICES=host|containers insists.
+ * Docker; images from DOCFLOW_TEST_{RABBITMQ,NATS,S3}_IMAGE, tools/src/containers.ts), as host
+ * processes otherwise (tools/src/services.ts); DOCFLOW_TEST_SERVICES=host|containers insists.
  * With containers, docflow's own images are built too (scripts/images.sh, alongside the checks)
  * and the system project (tests/system/: those images end to end) runs; without, the log says
  * that it did not.
@@ -41,8 +41,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { generateNatsAuth, type NatsAuth } from "./lib/nats-auth.ts";
-import { startNats, startRabbitMq, startS3, type NatsHandle, type RabbitMqHandle, type S3Handle } from "./lib/services.ts";
+import { generateNatsAuth, type NatsAuth } from "@docflow/core/nats-auth";
+import { startNats, startRabbitMq, startS3, type NatsHandle, type RabbitMqHandle, type S3Handle } from "@docflow/tools/services";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const vitestArgs = process.argv.slice(2);
@@ -241,8 +241,8 @@ interface Started {
 }
 
 /**
- * Where the dependency services come from: host processes (scripts/lib/services.ts) or containers
- * through Testcontainers (scripts/lib/containers.ts). DOCFLOW_TEST_SERVICES=host|containers picks
+ * Where the dependency services come from: host processes (tools/src/services.ts) or containers
+ * through Testcontainers (tools/src/containers.ts). DOCFLOW_TEST_SERVICES=host|containers picks
  * one; by default (auto) containers when a container engine is configured (DOCKER_HOST, or a
  * Docker socket at /var/run/docker.sock), host processes otherwise.
  */
@@ -276,7 +276,7 @@ async function startServices(): Promise<Started> {
   started.baseDir = baseDir;
   const management = env.DOCFLOW_TEST_RABBITMQ_MANAGEMENT !== "0";
   const buckets = (env.DOCFLOW_TEST_S3_BUCKETS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
-  const containers = mode.kind === "containers" ? await import("./lib/containers.ts") : undefined;
+  const containers = mode.kind === "containers" ? await import("@docflow/tools/containers") : undefined;
   const redact = (url: string): string => url.replace(/:[^:@/]*@/, ":***@");
 
   const jobs: Promise<void>[] = [];
@@ -426,9 +426,9 @@ async function main(): Promise<number> {
   let keepLogs = false;
   try {
     if (env.DOCFLOW_TEST_SKIP_TYPECHECK !== "1") {
+      // Every project, the tooling and the benchmarks too (engines.ts needs bench's own packages:
+      // bench/tsconfig.engines.json).
       await checked("typecheck", localBin("tsc"), ["--build"]);
-      // The benchmarks too (noEmit; engines.ts needs bench's own packages: bench/tsconfig.engines.json).
-      await checked("typecheck bench", localBin("tsc"), ["-p", "bench"]);
     } else log("typecheck        skipped (DOCFLOW_TEST_SKIP_TYPECHECK=1)");
     if (env.DOCFLOW_TEST_SKIP_LINT !== "1") await checked("lint", "npm", ["run", "--silent", "lint"]);
     else log("lint             skipped (DOCFLOW_TEST_SKIP_LINT=1)");

@@ -5,16 +5,18 @@
  * event-loop metrics, and the RSS of a process and of its child processes. Everything is observed
  * from outside (HTTP, NATS, /proc), so it keeps working whatever the pipeline's stages are.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { AllServices } from "../../scripts/lib/services.ts";
-import { ROOT, freePort, httpGet, type Cleanups, type Gateway } from "./harness.ts";
+import type { AllServices } from "@docflow/tools/services";
+import { launchService, type ServiceProcess } from "@docflow/tools/launch";
+import { freePort } from "@docflow/tools/ports";
+import { httpGet, type Cleanups, type Gateway } from "./harness.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Processors
@@ -27,6 +29,7 @@ export interface Processor {
   logs(): string;
   exited(): string | undefined;
   stop(): Promise<void>;
+  process: ServiceProcess;
 }
 
 export interface ProcessorOptions {
@@ -58,51 +61,24 @@ export async function startProcessors(c: Cleanups, services: AllServices, gatewa
       DOCFLOW_WORK_DIR: workDir,
       ...options.extraEnv,
     };
-    let logs = "";
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "@docflow/telemetry/register", join(ROOT, "services/processor/src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
-    // The whole output, for flags that print a lot (--trace-gc): DOCFLOW_BENCH_LOG_DIR/processor-<i>-<pid>.log
+    // The whole output, for flags that print a lot (--trace-gc): DOCFLOW_BENCH_LOG_DIR/processor-<i>-<n>.log
     const logDir = process.env.DOCFLOW_BENCH_LOG_DIR;
-    if (logDir) {
-      const file = createWriteStream(join(logDir, `processor-${i}-${child.pid}.log`));
-      child.stdout!.pipe(file);
-      child.stderr!.pipe(file);
-    }
-    child.stderr!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
-    const killOnExit = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    };
-    process.once("exit", killOnExit);
-    let stopping = false;
-    let exitInfo: string | undefined;
-    child.once("exit", (code, signal) => {
-      process.off("exit", killOnExit);
-      if (stopping) return;
-      exitInfo = `exit code ${code ?? "-"}, signal ${signal ?? "-"}`;
-      console.log(`\n!! processor ${i} exited during the run (${exitInfo}); its last output:\n${logs.slice(-4000)}`);
+    let died: string | undefined;
+    const processor = launchService("processor", {
+      env,
+      nodeArgs: options.nodeArgs ?? [],
+      keepChars: 20_000,
+      ...(logDir ? { logFile: join(logDir, `processor-${i}-${Date.now()}.log`) } : {}),
+      onUnexpectedExit: (info, p) => {
+        died = info;
+        console.log(`\n!! processor ${i} exited during the run (${info}); its last output:\n${p.logs().slice(-4000)}`);
+      },
     });
-    const stop = async () => {
-      stopping = true;
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, "exit");
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-      await exited;
-      clearTimeout(timer);
-    };
+    const stop = () => processor.stop({ graceMs: 20_000 });
     c.push(stop);
-    out.push({ index: i, pid: child.pid!, child, metricsUrl: `http://127.0.0.1:${port}/metrics`, logs: () => logs, exited: () => exitInfo, stop });
+    out.push({ index: i, pid: processor.pid, child: processor.child, metricsUrl: `http://127.0.0.1:${port}/metrics`, logs: () => processor.logs(), exited: () => died, stop, process: processor });
   }
-  const deadline = Date.now() + 60_000;
-  for (const p of out) {
-    for (;;) {
-      if (p.child.exitCode !== null) throw new Error(`processor ${p.index} exited during start-up:\n${p.logs()}`);
-      const ready = await httpGet(p.metricsUrl.replace(/\/metrics$/, "/readyz")).then((r) => r.status === 200, () => false);
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error(`processor ${p.index} was not ready in 60 s:\n${p.logs()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await Promise.all(out.map((p) => p.process.waitReady(p.metricsUrl.replace(/\/metrics$/, "/readyz"))));
   return out;
 }
 

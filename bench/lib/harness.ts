@@ -3,20 +3,20 @@
  * upload-memory.ts): the real services and gateway, generated upload bodies, POST and tus
  * clients over node:http, the /healthz prober, /proc readings. Only 127.0.0.1 is contacted.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { request, type Agent, type IncomingHttpHeaders } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
-import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
-import type { AllServices } from "../../scripts/lib/services.ts";
+import { launchService, serviceEnv } from "@docflow/tools/launch";
+import { freePort } from "@docflow/tools/ports";
+import type { AllServices } from "@docflow/tools/services";
 import type { ProbeConfig, Sample } from "./prober.ts";
 
 export type { Sample } from "./prober.ts";
@@ -60,7 +60,7 @@ export function cleanups(): Cleanups {
 // Services and the gateway
 
 export async function startServices(c: Cleanups): Promise<AllServices> {
-  const { startAll } = await import("../../scripts/lib/services.ts");
+  const { startAll } = await import("@docflow/tools/services");
   const t0 = performance.now();
   const services = await startAll();
   c.push(() => services.stop());
@@ -106,63 +106,39 @@ export async function startGateway(c: Cleanups, services: AllServices, options: 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "/root",
-    LOG_LEVEL: "warn",
-    DOCFLOW_AMQP_URL: services.rabbitmq.url,
-    DOCFLOW_AMQP_NAMESPACE: "bench",
-    DOCFLOW_NATS_URL: services.nats.url,
-    DOCFLOW_JOBS_BUCKET: "bench-jobs",
-    DOCFLOW_DATA_DIR: dataDir,
-    DOCFLOW_STORAGE: options.storage,
-    DOCFLOW_S3_ENDPOINT: services.s3.endpoint,
-    DOCFLOW_S3_BUCKET: options.bucket,
-    DOCFLOW_S3_CREATE_BUCKET: "true",
-    AWS_ACCESS_KEY_ID: services.s3.accessKey,
-    AWS_SECRET_ACCESS_KEY: services.s3.secretKey,
-    AWS_REGION: services.s3.region,
-    DOCFLOW_DEV_TOKENS: Array.from({ length: options.tenants }, (_, t) => `${token(t)}=bench-${t}`).join(","),
+    ...serviceEnv(
+      { amqpUrl: services.rabbitmq.url, natsUrl: services.nats.url, s3: { endpoint: services.s3.endpoint, accessKeyId: services.s3.accessKey, secretAccessKey: services.s3.secretKey, region: services.s3.region } },
+      {
+        storage: options.storage,
+        dataDir,
+        bucket: options.bucket,
+        amqpNamespace: "bench",
+        jobsBucket: "bench-jobs",
+        logLevel: "warn",
+        tokens: Object.fromEntries(Array.from({ length: options.tenants }, (_, t) => [token(t), `bench-${t}`])),
+      },
+    ),
     DOCFLOW_HOST: "127.0.0.1",
     DOCFLOW_PORT: String(port),
     DOCFLOW_MAX_UPLOAD_BYTES: String(options.maxUploadBytes),
     ...options.extraEnv,
   };
-  let logs = "";
-  const child = spawn(process.execPath, [...serviceNodeArgs("gateway"), join(ROOT, "services/gateway/src/server.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
-  child.stderr!.on("data", (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
-  // Last resort if this process dies some other way: no gateway left behind.
-  const killOnExit = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  };
-  process.once("exit", killOnExit);
-  let stopping = false;
-  let exitInfo: string | undefined;
-  child.once("exit", (code, signal) => {
-    process.off("exit", killOnExit);
-    if (stopping) return;
-    exitInfo = `exit code ${code ?? "-"}, signal ${signal ?? "-"}`;
-    console.log(`\n!! the gateway exited during the run (${exitInfo}); its last output:\n${logs.slice(-4000)}`);
+  // Without the telemetry preload: the figures are the gateway's own.
+  let died: string | undefined;
+  const gateway = launchService("gateway", {
+    env,
+    telemetry: false,
+    keepChars: 20_000,
+    onUnexpectedExit: (info, p) => {
+      died = info;
+      console.log(`\n!! the gateway exited during the run (${info}); its last output:\n${p.logs().slice(-4000)}`);
+    },
   });
-  const stop = async () => {
-    stopping = true;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  // SIGTERM (its graceful shutdown: a --cpu-prof profile is written), SIGKILL after 30 s.
+  const stop = () => gateway.stop({ graceMs: 30_000 });
   c.push(stop);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the gateway exited during start-up:\n${logs}`);
-    const ready = await httpGet(`${url}/readyz`).then((r) => r.status === 200, () => false);
-    if (ready) break;
-    if (Date.now() > deadline) throw new Error(`the gateway was not ready in 60 s:\n${logs}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { url, pid: child.pid!, child, env, dataDir, logs: () => logs, exited: () => exitInfo, stop };
+  await gateway.waitReady(`${url}/readyz`);
+  return { url, pid: gateway.pid, child: gateway.child, env, dataDir, logs: () => gateway.logs(), exited: () => died, stop };
 }
 
 /** The tus chunk size the gateway advertises to clients. */
@@ -244,15 +220,6 @@ export async function fillStoredHashes(services: AllServices, gateway: Gateway, 
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
 
 export function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, reject) => {

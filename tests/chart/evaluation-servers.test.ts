@@ -24,6 +24,7 @@ import { AmqpConnection, JobStore, S3ObjectStore, WorkPublisher, connectNats, op
 import { createLogger } from "@docflow/telemetry";
 import { CHART, find, render, type K8sObject } from "./support.ts";
 import { freePort } from "../support/stack.ts";
+import { eventually } from "../support/poll.ts";
 
 const CACHE_BIN = join(process.env["DOCFLOW_CACHE_DIR"] ?? join(homedir(), ".cache", "docflow"), "bin");
 const BINARIES = {
@@ -36,14 +37,8 @@ const BINARIES = {
 const log = createLogger("evaluation-servers-test");
 
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, logFile?: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs / 1000} s${logFile && existsSync(logFile) ? `:\n${readFileSync(logFile, "utf8").split("\n").slice(-25).join("\n")}` : ""}`);
-    await sleep(250);
-  }
+function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, logFile?: string): Promise<T> {
+  return eventually(what, probe, { timeoutMs, context: () => (logFile && existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").slice(-25).join("\n") : "") });
 }
 
 const tcpOpen = (port: number) =>

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
+import { serviceNodeArgs } from "@docflow/tools/node-args";
 import { ROOT } from "./support.ts";
 
 interface LockEntry {

@@ -1,8 +1,8 @@
 import { execFile, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
-import type { Job } from "@docflow/contracts";
+import { jobsClient, type JobsClient } from "../support/jobs-api.ts";
+import { eventually as poll } from "../support/poll.ts";
 
 /**
  * The cluster tests' view of a docflow install on a real Kubernetes cluster: the local one of
@@ -142,19 +142,9 @@ export function restarts(pod: Pod): number {
 }
 
 /** Polls `fn` every `everyMs` until it returns something other than undefined. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 1000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/** Polls `fn` every `everyMs` until it returns a value (see tests/support/poll.ts). */
+export function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 1000): Promise<T> {
+  return poll(what, fn, { timeoutMs, everyMs });
 }
 
 /** The last lines of every pod of a component, for failure messages. */
@@ -182,32 +172,7 @@ export async function tokens(): Promise<Record<string, string>> {
   return result;
 }
 
-export function api(token: string) {
-  const base = target().baseUrl;
-  const call = (path: string, init: RequestInit = {}) =>
-    fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) } });
-  return {
-    call,
-    async upload(file: string, filename: string): Promise<Job> {
-      const res = await call(`/v1/documents?filename=${encodeURIComponent(filename)}`, { method: "POST", body: await readFile(file), headers: { "content-type": "application/octet-stream" } });
-      if (res.status !== 202) throw new Error(`POST /v1/documents ${filename}: ${res.status} ${await res.text()}`);
-      return (await res.json()) as Job;
-    },
-    async job(id: string): Promise<Job> {
-      const res = await call(`/v1/jobs/${id}`);
-      if (!res.ok) throw new Error(`GET /v1/jobs/${id}: ${res.status} ${await res.text()}`);
-      return (await res.json()) as Job;
-    },
-    async waitForEnd(id: string, timeoutMs: number): Promise<Job> {
-      return eventually(
-        `job ${id} to end`,
-        async () => {
-          const job = await this.job(id);
-          return ["completed", "failed", "canceled"].includes(job.status) ? job : undefined;
-        },
-        timeoutMs,
-        500,
-      );
-    },
-  };
+/** The public API through the ingress, as the holder of `token`. */
+export function api(token: string): JobsClient {
+  return jobsClient(target().baseUrl, token, { pollMs: 500 });
 }

@@ -13,6 +13,7 @@ import { defaultPages, makeEncryptedPdf, makeFakePdf, makePptx, makeTextPdf, mak
 import { connectTestNats, testServices } from "../support/env.ts";
 import { startStack, type Stack } from "../support/stack.ts";
 import { pdftotextPage } from "../support/poppler.ts";
+import { jobsClient } from "../support/jobs-api.ts";
 
 const run = promisify(execFile);
 const MAX_UPLOAD = 5 * 1024 * 1024;
@@ -32,21 +33,10 @@ describe("docflow end to end: real gateway and processor on RabbitMQ, NATS and S
   let acme: string;
   let globex: string;
 
-  const api = (tenant: string, path: string, init: RequestInit = {}) =>
-    fetch(`${stack.baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${stack.tokens[tenant]}`, ...(init.headers as Record<string, string>) } });
-
-  const upload = async (tenant: string, path: string, filename: string) =>
-    api(tenant, `/v1/documents?filename=${encodeURIComponent(filename)}`, { method: "POST", body: await readFile(path), headers: { "content-type": "application/octet-stream" } });
-
-  async function waitForEnd(tenant: string, id: string, timeoutMs = 150_000): Promise<Job> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const job = (await (await api(tenant, `/v1/jobs/${id}`)).json()) as Job;
-      if (["completed", "failed", "canceled"].includes(job.status)) return job;
-      if (Date.now() > deadline) throw new Error(`job ${id} still ${job.status} after ${timeoutMs} ms\n${stack.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
+  const as = (tenant: string) => jobsClient(stack.baseUrl, stack.tokens[tenant] ?? "", { pollMs: 250, context: () => stack.logs().slice(-4000) });
+  const api = (tenant: string, path: string, init: RequestInit = {}) => as(tenant).call(path, init);
+  const upload = (tenant: string, path: string, filename: string) => as(tenant).post(path, filename);
+  const waitForEnd = (tenant: string, id: string, timeoutMs = 150_000): Promise<Job> => as(tenant).waitForEnd(id, timeoutMs);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "docflow-e2e-files-"));

@@ -1,16 +1,14 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { connect, type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "@docflow/contracts";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
+import { launchService, type ServiceProcess } from "@docflow/tools/launch";
 import { testServices } from "../support/env.ts";
+import { eventually } from "../support/poll.ts";
 import { startStack, type Stack } from "../support/stack.ts";
-
-const ROOT = resolve(import.meta.dirname, "../..");
 
 /**
  * A document that takes down every processor that works on it (as one that
@@ -21,37 +19,18 @@ const ROOT = resolve(import.meta.dirname, "../..");
 describe("a poison document that kills its processors", () => {
   let stack: Stack;
   let amqp: ChannelModel;
-  const extra: { child: ChildProcess; output: () => string }[] = [];
+  const extra: ServiceProcess[] = [];
 
   /** One more processor of the stack, started by the test (the stack's own cannot be restarted). */
-  async function startProcessor(): Promise<{ child: ChildProcess; output: () => string }> {
-    const child = spawn(process.execPath, ["--import", "@docflow/telemetry/register", join(ROOT, "services/processor/src/server.ts")], {
-      cwd: ROOT,
-      env: { OTEL_SERVICE_NAME: "processor", ...stack.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    const started = { child, output: () => output };
-    extra.push(started);
-    await until("the processor to consume", () => output.includes("processor consuming"), 60_000);
-    return started;
+  async function startProcessor(): Promise<ServiceProcess> {
+    const processor = launchService("processor", { env: stack.env });
+    extra.push(processor);
+    await processor.waitForLine((l) => l.includes("processor consuming"), "that it is consuming");
+    return processor;
   }
 
-  async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await ok())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${stack.logs().slice(-3000)}\n${extra.map((e) => e.output().slice(-3000)).join("\n")}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  const kill = async (child: ChildProcess) => {
-    const exited = once(child, "exit");
-    child.kill("SIGKILL");
-    await exited;
-  };
+  const until = (what: string, ok: () => boolean | Promise<boolean>, timeoutMs: number) =>
+    eventually(what, ok, { timeoutMs, everyMs: 50, context: () => `${stack.logs().slice(-3000)}\n${extra.map((e) => e.logs().slice(-3000)).join("\n")}` });
 
   beforeAll(async () => {
     // One range of the whole document, so the single render message takes seconds.
@@ -59,7 +38,7 @@ describe("a poison document that kills its processors", () => {
     amqp = await connect(testServices().amqpUrl);
   });
   afterAll(async () => {
-    for (const { child } of extra) if (child.exitCode === null && child.signalCode === null) await kill(child);
+    for (const processor of extra) await processor.stop({ signal: "SIGKILL" });
     await amqp?.close().catch(() => {});
     await stack?.stop();
   });
@@ -85,9 +64,9 @@ describe("a poison document that kills its processors", () => {
 
     // Second delivery: a fresh processor gets it back and dies too.
     const second = await startProcessor();
-    await until("the redelivery", () => new RegExp(`"jobId":"${id}".*redelivered task`).test(second.output()), 30_000);
+    await until("the redelivery", () => new RegExp(`"jobId":"${id}".*redelivered task`).test(second.logs()), 30_000);
     await new Promise((r) => setTimeout(r, 500));
-    await kill(second.child);
+    await second.stop({ signal: "SIGKILL" });
 
     // The delivery limit is reached: RabbitMQ dead-letters it, the next processor fails the job.
     const third = await startProcessor();
@@ -98,7 +77,7 @@ describe("a poison document that kills its processors", () => {
     }, 30_000);
     expect(job!.error).toEqual({ code: "processing_failed", message: "Processing stopped at the render stage: the processor working on it stopped 2 times, so the document was set aside." });
     // It never got a third delivery.
-    expect(third.output()).not.toMatch(new RegExp(`"jobId":"${id}".*redelivered task`));
+    expect(third.logs()).not.toMatch(new RegExp(`"jobId":"${id}".*redelivered task`));
     const dead = await ch.get(tap, { noAck: true });
     expect(dead && JSON.parse(dead.content.toString())).toMatchObject({ stage: "render", jobId: id, range: { first: 1, last: 150 } });
     await ch.close();

@@ -1,38 +1,28 @@
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../support/stack.ts";
+import { launchService, serviceEnv, stopAll, type ServiceProcess } from "@docflow/tools/launch";
+import { freePort } from "@docflow/tools/ports";
 import { testServices } from "../support/env.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
 describe("gateway start-up while a dependency is down", () => {
-  const children: ReturnType<typeof spawn>[] = [];
-  afterAll(async () => {
-    await Promise.all(children.map(async (c) => {
-      if (c.exitCode === null) {
-        c.kill("SIGKILL");
-        await once(c, "exit");
-      }
-    }));
-  });
+  const children: ServiceProcess[] = [];
+  afterAll(() => stopAll(children, { signal: "SIGKILL" }));
 
   it("answers liveness at once and readiness 'not ready' until it can serve (no restart loop)", async () => {
     const services = testServices();
     const [port, deadNats] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, [join(ROOT, "services/gateway/src/server.ts")], {
-      cwd: ROOT,
+    const child = launchService("gateway", {
+      telemetry: false,
       env: {
-        PATH: process.env.PATH ?? "",
+        ...serviceEnv(
+          { amqpUrl: services.amqpUrl, natsUrl: `nats://127.0.0.1:${deadNats}` }, // nothing listens on that NATS port
+          { storage: "fs", dataDir: join(ROOT, ".docflow/test-startup"), tokens: { "startup-token-0123456789": "acme" } },
+        ),
         DOCFLOW_HOST: "127.0.0.1",
         DOCFLOW_PORT: String(port),
-        DOCFLOW_NATS_URL: `nats://127.0.0.1:${deadNats}`, // nothing listens there
-        DOCFLOW_AMQP_URL: services.amqpUrl,
-        DOCFLOW_DEV_TOKENS: "startup-token-0123456789=acme",
-        DOCFLOW_DATA_DIR: join(ROOT, ".docflow/test-startup"),
       },
-      stdio: "ignore",
     });
     children.push(child);
     let live: Response | undefined;
@@ -47,6 +37,6 @@ describe("gateway start-up while a dependency is down", () => {
     expect(((await ready.json()) as { code: string }).code).toBe("not_ready");
     const api = await fetch(`http://127.0.0.1:${port}/v1/jobs`, { headers: { authorization: "Bearer startup-token-0123456789" } });
     expect(api.status).toBe(503);
-    expect(child.exitCode).toBeNull();
+    expect(child.exitInfo()).toBeUndefined();
   });
 });

@@ -23,6 +23,7 @@ import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
 import { testServices } from "../support/env.ts";
 import { startStack, type Stack } from "../support/stack.ts";
 import { TusClient, launchGateway, type Gateway } from "../support/tus.ts";
+import { jobsClient } from "../support/jobs-api.ts";
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 /** Random bytes that start like a PDF, so the gateway stores them. */
@@ -35,19 +36,13 @@ describe("resumable uploads (tus) across gateway replicas", () => {
   let tenant: string;
   const extra: Gateway[] = [];
 
-  const api = (path: string, init: RequestInit = {}) => fetch(`${stack.baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${tus.token}`, ...(init.headers as Record<string, string>) } });
+  const client = () => jobsClient(stack.baseUrl, tus.token, { context: () => stack.logs().slice(-4000) });
+  const api = (path: string, init: RequestInit = {}) => client().call(path, init);
   const s3 = () => {
     const { s3: c } = testServices();
     return new S3Client({ endpoint: c.endpoint, region: c.region, forcePathStyle: true, credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey } });
   };
-  async function waitForEnd(id: string): Promise<Job> {
-    for (let i = 0; i < 600; i++) {
-      const job = (await (await api(`/v1/jobs/${id}`)).json()) as Job;
-      if (["completed", "failed"].includes(job.status)) return job;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`job ${id} did not finish`);
-  }
+  const waitForEnd = (id: string): Promise<Job> => client().waitForEnd(id);
 
   beforeAll(async () => {
     stack = await startStack({ env: { DOCFLOW_UPLOAD_LOCK_TTL_MS: "2000" } });

@@ -4,18 +4,17 @@
  * and real RabbitMQ and NATS for the backlog. Operator processes run as they do in a pod, with a
  * kubeconfig instead of a ServiceAccount.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "amqplib";
 import { v7 as uuidv7 } from "uuid";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JobRecord } from "@docflow/contracts";
 import { JobStore, assertTopology, workQueue } from "@docflow/core";
+import { launchService, type ServiceProcess } from "@docflow/tools/launch";
 import { kubectl, startApiServer, stopApiServer, tail, type ApiServer } from "../support/apiserver.ts";
 import { connectTestNats, testServices, uniqueName } from "../support/env.ts";
+import { eventually } from "../support/poll.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CRD = join(ROOT, "charts", "docflow", "crds", "processorpools.docflow.io.yaml");
@@ -23,9 +22,9 @@ const NS = "pools";
 
 interface Operator {
   name: string;
-  child: ChildProcess;
+  process: ServiceProcess;
   port: number;
-  log: string[];
+  log(): string[];
 }
 
 let api: ApiServer | undefined;
@@ -52,27 +51,16 @@ function getJson<T = Record<string, any>>(args: string[]): T {
   return JSON.parse(r.stdout) as T;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}\noperators:\n${operators.map((o) => `${o.name}: ${o.log.slice(-8).join("\n")}`).join("\n")}`);
-    await sleep(250);
-  }
+function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  return eventually(what, probe, { timeoutMs, context: () => `operators:\n${operators.map((o) => `${o.name}: ${o.log().slice(-8).join("\n")}`).join("\n")}` });
 }
 
 async function startOperator(name: string, namespace = NS, env: Record<string, string> = {}): Promise<Operator> {
   const services = testServices();
-  const child = spawn(process.execPath, [join(ROOT, "services", "operator", "src", "server.ts")], {
-    cwd: join(ROOT, "services", "operator"),
+  const child = launchService("operator", {
+    telemetry: false,
     env: {
-      PATH: process.env["PATH"],
+      PATH: process.env["PATH"] ?? "",
       KUBECONFIG: cluster().kubeconfig,
       DOCFLOW_OPERATOR_NAMESPACE: namespace,
       DOCFLOW_OPERATOR_POD_NAME: name,
@@ -90,24 +78,11 @@ async function startOperator(name: string, namespace = NS, env: Record<string, s
       DOCFLOW_RANGE_WINDOW: "4",
       ...env,
     },
-    stdio: ["ignore", "pipe", "pipe"],
   });
-  const log: string[] = [];
-  const operator: Operator = { name, child, port: 0, log };
+  const operator: Operator = { name, process: child, port: 0, log: () => child.logs().split("\n").filter(Boolean) };
   operators.push(operator);
-  const ready = new Promise<number>((resolve, reject) => {
-    const onLine = (chunk: Buffer) => {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) {
-        log.push(line);
-        const m = line.match(/"port":(\d+)/);
-        if (m && line.includes("operator running")) resolve(Number(m[1]));
-      }
-    };
-    child.stdout!.on("data", onLine);
-    child.stderr!.on("data", onLine);
-    child.once("exit", (code) => reject(new Error(`operator ${name} exited (${code}):\n${log.slice(-20).join("\n")}`)));
-  });
-  operator.port = await Promise.race([ready, sleep(60_000).then(() => Promise.reject(new Error(`operator ${name} did not start:\n${log.join("\n")}`)))]);
+  const running = await child.waitForLine((l) => l.includes("operator running") && /"port":\d+/.test(l), "that it is running");
+  operator.port = Number(/"port":(\d+)/.exec(running)![1]);
   return operator;
 }
 
@@ -170,12 +145,7 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
   }, 240_000);
 
   afterAll(async () => {
-    await Promise.all(operators.map(async (o) => {
-      if (o.child.exitCode === null) {
-        o.child.kill("SIGTERM");
-        await Promise.race([once(o.child, "exit"), sleep(10_000)]);
-      }
-    }));
+    await Promise.all(operators.map((o) => o.process.stop({ graceMs: 10_000 })));
     await nc?.drain().catch(() => {});
     if (api) await stopApiServer(api);
   }, 60_000);
@@ -245,9 +215,12 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
   it("scales on a backlog of real jobs, says why in the status and an Event, and back when it drains", async () => {
     // 6 open jobs of 200 pages: 1200 pages at 5 pages/s per replica = 240 replica-s; goal 60 s -> 4.
     const open = await Promise.all(Array.from({ length: 6 }, () => jobs.create(openJob(200))));
-    const status = await until("a scale-out on the backlog", () => {
+    // The decision's own status write says "Backlog"; the reconcile after it, that the pool waits
+    // for the new pods (a second later with DOCFLOW_OPERATOR_INTERVAL_SECONDS=1).
+    const status = await until("a scale-out on the backlog, then the roll-out", () => {
       const s = getJson(["get", "processorpool", "render", "-n", NS]).status;
-      return s?.desiredReplicas === 4 ? s : undefined;
+      const scaling = s?.conditions?.find((c: { type: string }) => c.type === "Scaling");
+      return s?.desiredReplicas === 4 && scaling?.reason === "RollingOut" ? s : undefined;
     });
     expect(status.backlog).toMatchObject({ pages: 1200, openJobs: 6 });
     expect(status.backlog.workSeconds).toBeCloseTo(240, 0);
@@ -302,9 +275,8 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
   it("hands over to the other replica when the leader is killed", async () => {
     const leaderName = getJson(["get", "lease", "docflow-operator", "-n", NS]).spec.holderIdentity as string;
     const leader = operators.find((o) => o.name === leaderName)!;
-    const other = operators.find((o) => o.name !== leaderName && o.child.exitCode === null)!;
-    leader.child.kill("SIGKILL");
-    await once(leader.child, "exit");
+    const other = operators.find((o) => o.name !== leaderName && o.process.exitInfo() === undefined)!;
+    await leader.process.stop({ signal: "SIGKILL" });
     await until("the takeover", async () => (await metricOf(other, "docflow_operator_leader")) === 1, 30_000);
     const lease = getJson(["get", "lease", "docflow-operator", "-n", NS]);
     expect(lease.spec.holderIdentity).toBe(other.name);
@@ -332,7 +304,7 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
 
   it("deleting a pool holds nothing up: no finalizer, the Deployment owned for the garbage collector, the pool's series gone from /metrics", async () => {
     const leaderName = getJson(["get", "lease", "docflow-operator", "-n", NS]).spec.holderIdentity as string;
-    const leader = operators.find((o) => o.name === leaderName && o.child.exitCode === null)!;
+    const leader = operators.find((o) => o.name === leaderName && o.process.exitInfo() === undefined)!;
     const series = async () =>
       (await (await fetch(`http://127.0.0.1:${leader.port}/metrics`)).text()).split("\n").filter((l) => l.startsWith("docflow_operator_backlog_pages{") && l.includes('pool="office"'));
     expect(await series(), "the pool's backlog gauge before").toHaveLength(1);
@@ -350,13 +322,12 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
 
   it("releases the Lease on SIGTERM, so that a successor does not wait for it to expire", async () => {
     const leaderName = getJson(["get", "lease", "docflow-operator", "-n", NS]).spec.holderIdentity as string;
-    const leader = operators.find((o) => o.name === leaderName && o.child.exitCode === null)!;
-    leader.child.kill("SIGTERM");
-    const [code] = (await once(leader.child, "exit")) as [number];
-    expect(code).toBe(0);
+    const leader = operators.find((o) => o.name === leaderName && o.process.exitInfo() === undefined)!;
+    await leader.process.stop({ graceMs: 0 });
+    expect(leader.process.exitInfo()).toBe("exit code 0, signal -");
     const lease = getJson(["get", "lease", "docflow-operator", "-n", NS]);
     expect(lease.spec.holderIdentity ?? "").toBe("");
-    expect(leader.log.some((l) => l.includes("released the lease"))).toBe(true);
+    expect(leader.log().some((l) => l.includes("released the lease"))).toBe(true);
     void tail;
   }, 30_000);
 });

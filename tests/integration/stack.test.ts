@@ -12,9 +12,9 @@ import { readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { freePort } from "../support/stack.ts";
+import { eventually } from "../support/poll.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -34,12 +34,8 @@ function processesOf(dir: string): string[] {
   return found;
 }
 
-async function until(what: string, probe: () => boolean, timeoutMs: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms. Output:\n${output().slice(-3000)}`);
-    await sleep(250);
-  }
+function until(what: string, probe: () => boolean, timeoutMs: number, output: () => string): Promise<true> {
+  return eventually(what, () => probe() || undefined, { timeoutMs, context: () => `Output:\n${output().slice(-3000)}` });
 }
 
 describe("npm start", () => {

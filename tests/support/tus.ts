@@ -1,10 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { join, resolve } from "node:path";
-import { serviceNodeArgs } from "../../scripts/lib/node-args.ts";
-import { freePort, type Stack } from "./stack.ts";
-
-const ROOT = resolve(import.meta.dirname, "../..");
+import { launchService, type ServiceProcess } from "@docflow/tools/launch";
+import { freePort } from "@docflow/tools/ports";
+import type { Stack } from "./stack.ts";
 
 /** A minimal tus 1.0.0 client over fetch, for tests that need control over every request. */
 export class TusClient {
@@ -46,37 +42,23 @@ export class TusClient {
 
 export interface Gateway {
   url: string;
-  process: ChildProcess;
+  process: ServiceProcess;
   logs: () => string;
+  /** `signal` (SIGTERM), then SIGKILL after 20 s. */
   stop: (signal?: NodeJS.Signals) => Promise<void>;
 }
 
 /** One more gateway process on the stack's services (a second replica, or one with other settings). */
 export async function launchGateway(stack: Stack, env: Record<string, string> = {}): Promise<Gateway> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...serviceNodeArgs("gateway"), "--import", "@docflow/telemetry/register", join(ROOT, "services/gateway/src/server.ts")], {
-    cwd: ROOT,
-    env: { ...stack.env, DOCFLOW_PORT: String(port), ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const gateway = launchService("gateway", { env: { ...stack.env, DOCFLOW_PORT: String(port), ...env } });
   const url = `http://127.0.0.1:${port}`;
-  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill(signal);
-    await exited;
-  };
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`gateway exited during start-up:\n${output}`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
-    if (i > 150) {
-      await stop("SIGKILL");
-      throw new Error(`gateway not ready in 30 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  const stop = (signal: NodeJS.Signals = "SIGTERM") => gateway.stop({ signal });
+  try {
+    await gateway.waitReady(`${url}/readyz`, 30_000);
+  } catch (err) {
+    await stop("SIGKILL");
+    throw err;
   }
-  return { url, process: child, logs: () => output, stop };
+  return { url, process: gateway, logs: () => gateway.logs(), stop };
 }

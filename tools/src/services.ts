@@ -21,10 +21,11 @@ import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { connect as netConnect, createServer, type Server } from "node:net";
+import { connect as netConnect, createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { findFreePorts } from "./ports.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -75,7 +76,7 @@ export interface NatsOptions {
   wsPort?: number;
   /**
    * Extra top-level configuration appended to the generated nats.conf, e.g. the operator /
-   * resolver lines of decentralised auth (scripts/lib/nats-auth.ts `generateNatsAuth().serverConfig`).
+   * resolver lines of decentralised auth (@docflow/core/nats-auth `generateNatsAuth().serverConfig`).
    */
   config?: string;
   /** Readiness timeout in ms (default 30 000). */
@@ -237,7 +238,7 @@ async function prepareDataDir(dataDir: string | undefined, name: string, keepDat
   const entries = await readdir(dir);
   if (entries.length > 0) {
     if (!entries.includes(MARKER)) {
-      throw new Error(`${name}: data dir ${dir} is not empty and was not created by scripts/lib/services.ts; refusing to wipe it`);
+      throw new Error(`${name}: data dir ${dir} is not empty and was not created by tools/src/services.ts; refusing to wipe it`);
     }
     if (!keepData) await Promise.all(entries.map((e) => rm(join(dir, e), { recursive: true, force: true })));
   }
@@ -252,27 +253,6 @@ async function removeTempDir(dir: string, temporary: boolean): Promise<void> {
 }
 
 /** Free TCP ports on 127.0.0.1, found by binding port 0 (all held open together, so distinct). */
-export async function findFreePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((res, rej) => {
-        server.once("error", rej);
-        server.listen(0, "127.0.0.1", () => res());
-      });
-      const addr = server.address();
-      if (addr === null || typeof addr === "string") throw new Error("unexpected server address");
-      ports.push(addr.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
-  }
-}
-
 async function assertPortFree(port: number): Promise<void> {
   const server = createServer();
   try {

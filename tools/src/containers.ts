@@ -2,7 +2,7 @@
  * The tests' dependency services (RabbitMQ, NATS with JetStream + WebSocket, an S3 server) as
  * containers, through Testcontainers: the path a laptop with Docker (or podman) takes, and the one
  * CI proves on every run (scripts/containers.sh provisions podman there). The handles carry the
- * same fields as the host-process ones of scripts/lib/services.ts, so scripts/test.ts exports the
+ * same fields as the host-process ones of tools/src/services.ts, so scripts/test.ts exports the
  * same DOCFLOW_TEST_* variables whichever path started them.
  *
  * Images (env, with public defaults; scripts/containers.sh --print-env points them at the local
@@ -122,7 +122,7 @@ export interface NatsContainerHandle extends ContainerHandle {
   readonly internalUrl?: string;
 }
 
-/** `config`: extra top-level configuration, e.g. the operator-mode auth of scripts/lib/nats-auth.ts. */
+/** `config`: extra top-level configuration, e.g. the operator-mode auth of @docflow/core/nats-auth. */
 export async function startNatsContainer(options: { config: string } & OnNetwork): Promise<NatsContainerHandle> {
   const image = imageOf("nats");
   const config = [
