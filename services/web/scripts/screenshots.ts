@@ -64,10 +64,10 @@ async function demoApi(route: Route): Promise<void> {
   const path = url.pathname;
   const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
     route.fulfill({ status, contentType: status >= 400 ? "application/problem+json" : "application/json", headers, body: JSON.stringify(body) });
-  if (path === "/v1/config") return json({ maxUploadBytes: 512 * 1024 * 1024, uploadTransport: "xhr" });
+  if (path === "/v1/config") return json({ maxUploadBytes: 512 * 1024 * 1024, uploadTransport: "tus", uploadEndpoint: "/v1/uploads", tusChunkBytes: 8 * 1024 * 1024 });
   if (path === "/v1/realtime/credentials") return json({ type: "about:blank", title: "Not implemented", status: 501, code: "not_implemented" }, 501);
   if (path === "/v1/jobs") return json({ items: demoJobs, nextCursor: null });
-  if (path === "/v1/documents") return; // the upload stays "in flight"
+  if (path.startsWith("/v1/uploads")) return; // the upload stays "in flight"
   const jobMatch = /^\/v1\/jobs\/([^/]+)(.*)$/.exec(path);
   const job = demoJobs.find((candidate) => candidate.id === jobMatch?.[1]);
   if (!jobMatch || !job) return json({ title: "Not found", status: 404, code: "not_found" }, 404);

@@ -17,14 +17,8 @@ export interface RuntimeConfig {
    */
   maxUploadBytes: number;
   /**
-   * How files travel: `xhr` posts one multipart request to `POST /v1/documents`,
-   * `tus` uploads resumable chunks to `/v1/uploads`.
-   * @defaultValue "xhr"
-   */
-  uploadTransport: UploadTransportKind;
-  /**
-   * Chunk size for the tus transport, in bytes: each chunk is one request and must
-   * finish inside the load balancer's timeout.
+   * Chunk size of the resumable (tus) uploads to `/v1/uploads`, in bytes: each chunk is one
+   * request and must finish inside the load balancer's timeout.
    * @defaultValue 8388608 (8 MiB)
    */
   tusChunkBytes: number;
@@ -41,21 +35,21 @@ export interface RuntimeConfig {
   tracesEndpoint: string | null;
 }
 
-export type UploadTransportKind = "xhr" | "tus";
-
 export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
   maxUploadBytes: 512 * 1024 * 1024,
-  uploadTransport: "xhr",
   tusChunkBytes: 8 * 1024 * 1024,
   pollIntervalMs: 3000,
   tracesEndpoint: null,
 });
 
-/** What the gateway may send; unknown fields are ignored, invalid ones fall back to the default. */
+/**
+ * What the gateway may send; unknown fields are ignored, invalid ones fall back to the default.
+ * Its `uploadTransport` and `uploadEndpoint` are among the ignored: the app always uploads
+ * through tus at `/v1/uploads`.
+ */
 const ServerConfig = z
   .object({
     maxUploadBytes: z.number().int().positive(),
-    uploadTransport: z.enum(["xhr", "tus"]),
     tusChunkBytes: z.number().int().positive(),
     pollIntervalMs: z.number().int().min(1000),
     // Same origin only: a path, never another host.

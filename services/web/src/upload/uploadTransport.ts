@@ -1,8 +1,7 @@
 import type { Job } from "@docflow/contracts";
 import type { Body, Meta, Uppy } from "@uppy/core";
-import XHRUpload from "@uppy/xhr-upload";
 import { API_BASE, authorizationHeader, errorFromResponse, reportUnauthorized } from "@/api/client";
-import type { RuntimeConfig, UploadTransportKind } from "@/config";
+import type { RuntimeConfig } from "@/config";
 import { UploadSpans } from "@/telemetry/uploadSpans";
 
 export type UploadUppy = Uppy<Meta, Body>;
@@ -14,7 +13,7 @@ export interface UploadFailure {
   retryable: boolean;
 }
 
-/** What a transport tells the uploader beyond Uppy's own events. */
+/** What the transport tells the uploader beyond Uppy's own events. */
 export interface UploadTransportEvents {
   /**
    * The upload of `fileId` goes on from `offset` bytes the server already has: after a page
@@ -24,17 +23,14 @@ export interface UploadTransportEvents {
 }
 
 /**
- * How files travel to the gateway. The upload panel talks to Uppy only; which
- * Uppy uploader plugin does the work (and how its answers are read) lives here,
- * so moving from one multipart POST to resumable tus is the runtime config's
- * `uploadTransport`, not a change to any component.
+ * How files travel to the gateway: resumable tus uploads. The upload panel talks to Uppy only;
+ * the Uppy uploader plugin that does the work, and how its answers are read, live here.
  */
 export interface UploadTransport {
-  readonly kind: UploadTransportKind;
   /** Adds the uploader plugin to `uppy`. */
   install(uppy: UploadUppy, events?: UploadTransportEvents): void;
-  /** Removes it again. */
-  uninstall(uppy: UploadUppy): void;
+  /** Sends the uploads that start from now on in chunks of `bytes` (those in flight keep theirs). */
+  setChunkBytes(uppy: UploadUppy, bytes: number): void;
   /**
    * Stops the uploads in flight without ending them on the server, before `uppy` is destroyed
    * (the upload panel goes away): a resumable upload can then go on when the file is picked again.
@@ -42,13 +38,12 @@ export interface UploadTransport {
   detach(uppy: UploadUppy): void;
   /** The job a finished upload created, when the answer carries it (otherwise live events bring it). */
   jobFromSuccess(response: { body?: unknown }): Job | null;
-  /** The id of that job, also when the answer carries only the id (a tus upload found finished on resuming). */
+  /** The id of that job, also when the answer carries only the id (an upload found finished on resuming). */
   jobIdFromSuccess(response: { body?: unknown }): string | null;
-  /** Turns Uppy's `upload-error` arguments into a message for people. */
-  describeFailure(error: unknown, response: unknown): UploadFailure;
+  /** Turns the error of Uppy's `upload-error` into a message for people. */
+  describeFailure(error: unknown): UploadFailure;
 }
 
-const XHR_PLUGIN_ID = "docflow-xhr";
 const TUS_PLUGIN_ID = "docflow-tus";
 
 function looksLikeJob(value: unknown): value is Job {
@@ -70,63 +65,8 @@ function parseJson(text: string | undefined | null): unknown {
   }
 }
 
-/** Reads the answer of a failed request (an XMLHttpRequest) as problem+json. */
-function failureFromXhr(xhr: XMLHttpRequest | null | undefined, fallback: string): UploadFailure {
-  const status = xhr?.status ?? 0;
-  if (!status) {
-    return { status: 0, retryable: true, message: "The upload was interrupted. Check your connection and try again." };
-  }
-  const error = errorFromResponse(status, xhr?.statusText ?? "", parseJson(xhr?.responseText));
-  if (status === 401) reportUnauthorized(error);
-  return { status, message: error.message || fallback, retryable: status >= 500 || status === 408 || status === 429 };
-}
-
 function isXhr(value: unknown): value is XMLHttpRequest {
   return typeof XMLHttpRequest !== "undefined" && value instanceof XMLHttpRequest;
-}
-
-/** One multipart `POST /v1/documents` per file, field `file`; the answer is `202` with the Job. */
-export function createXhrTransport(): UploadTransport {
-  return {
-    kind: "xhr",
-    install(uppy) {
-      uppy.use(XHRUpload, {
-        id: XHR_PLUGIN_ID,
-        endpoint: `${API_BASE}/documents`,
-        method: "POST",
-        formData: true,
-        fieldName: "file",
-        // Only the file part: the gateway takes the name from the part's filename.
-        allowedMetaFields: [],
-        limit: 3,
-        // Give up when no progress for this long (ms).
-        timeout: 120_000,
-        // A POST is not idempotent (the document may be stored already): people retry on purpose.
-        shouldRetry: () => false,
-        async onBeforeRequest(xhr) {
-          for (const [name, value] of Object.entries(await authorizationHeader())) xhr.setRequestHeader(name, value);
-        },
-      });
-    },
-    uninstall(uppy) {
-      const plugin = uppy.getPlugin(XHR_PLUGIN_ID);
-      if (plugin) uppy.removePlugin(plugin);
-    },
-    detach() {
-      // Nothing to keep: a POST cannot go on later.
-    },
-    jobFromSuccess(response) {
-      return looksLikeJob(response.body) ? response.body : null;
-    },
-    jobIdFromSuccess(response) {
-      return looksLikeJob(response.body) ? response.body.id : null;
-    },
-    describeFailure(error, response) {
-      const fallback = error instanceof Error ? error.message : "The upload failed.";
-      const xhr = isXhr(response) ? response : isXhr((error as { request?: unknown })?.request) ? (error as { request: XMLHttpRequest }).request : null;
-      return failureFromXhr(xhr, fallback);
-    },
-  };
 }
 
 /**
@@ -176,8 +116,9 @@ function tusJobId(response: { body?: unknown }): string | null {
 }
 
 /**
- * Resumable tus 1.0.0 uploads to `/v1/uploads`, in chunks of `tusChunkBytes`.
- * The plugin is loaded only when this transport is chosen.
+ * Resumable tus 1.0.0 uploads to `/v1/uploads`, in chunks of `tusChunkBytes` (read when the
+ * plugin is installed; `setChunkBytes` follows later changes). The plugin is loaded on first use,
+ * so it is not in the first bundle.
  *
  * Resuming: tus-js-client keeps each upload's URL in localStorage under a fingerprint of the
  * file (Uppy's file id, made of the Uppy instance id, the file's name, type, size and
@@ -188,7 +129,6 @@ function tusJobId(response: { body?: unknown }): string | null {
 export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBytes">): Promise<UploadTransport> {
   const { default: Tus } = await import("@uppy/tus");
   return {
-    kind: "tus",
     install(uppy, events = {}) {
       // Which file each request is for: tus-js-client's own callbacks do not say.
       const fileOfRequest = new WeakMap<object, string>();
@@ -232,9 +172,9 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
         },
       });
     },
-    uninstall(uppy) {
-      const plugin = uppy.getPlugin(TUS_PLUGIN_ID);
-      if (plugin) uppy.removePlugin(plugin);
+    setChunkBytes(uppy, bytes) {
+      // The plugin reads its options each time an upload starts.
+      uppy.getPlugin(TUS_PLUGIN_ID)?.setOptions({ chunkSize: bytes });
     },
     detach(uppy) {
       // Destroying Uppy cancels every file, and the tus plugin ends (DELETE) a canceled upload
@@ -253,16 +193,12 @@ export async function createTusTransport(config: Pick<RuntimeConfig, "tusChunkBy
     jobIdFromSuccess: tusJobId,
     describeFailure(error) {
       const original = (error as { originalResponse?: { getStatus(): number; getBody(): string } | null })?.originalResponse;
-      if (!original) return failureFromXhr(null, "The upload failed.");
+      // No answer at all: the request never reached the gateway, or its answer never came back.
+      if (!original) return { status: 0, retryable: true, message: "The upload was interrupted. Check your connection and try again." };
       const status = original.getStatus();
       const apiError = errorFromResponse(status, "", parseJson(original.getBody()));
       if (status === 401) reportUnauthorized(apiError);
       return { status, message: apiError.message, retryable: status >= 500 || status === 409 || status === 423 || status === 429 };
     },
   };
-}
-
-/** The transport the runtime config asks for. */
-export async function createUploadTransport(config: Pick<RuntimeConfig, "uploadTransport" | "tusChunkBytes">): Promise<UploadTransport> {
-  return config.uploadTransport === "tus" ? createTusTransport(config) : createXhrTransport();
 }

@@ -2,7 +2,7 @@ import { Uppy, type Body, type Meta } from "@uppy/core";
 import type Tus from "@uppy/tus";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { setupApp } from "@/__tests__/helpers";
-import { UPPY_ID } from "@/composables/useUploader";
+import { UPPY_ID } from "@/composables/useUploadUppy";
 import { createTusTransport, TUS_RETRY_DELAYS, type UploadTransport } from "@/upload/uploadTransport";
 
 type TusPlugin = Tus<Meta, Body>;
@@ -20,8 +20,12 @@ function request(method: string) {
   };
 }
 
-function response(status: number, headers: Record<string, string>) {
-  return { getStatus: () => status, getHeader: (name: string) => headers[name], getBody: () => "" };
+function response(status: number, headers: Record<string, string>, body = "") {
+  return { getStatus: () => status, getHeader: (name: string) => headers[name], getBody: () => body };
+}
+
+function problem(status: number, code: string, title: string, detail?: string): string {
+  return JSON.stringify({ type: "about:blank", title, status, detail, code });
 }
 
 /** A finished XMLHttpRequest as Uppy's tus plugin hands it to `upload-success`. */
@@ -43,9 +47,10 @@ describe("tus upload transport", () => {
   let transport: UploadTransport;
   let resumed: ReturnType<typeof vi.fn<(fileId: string, offset: number) => void>>;
   let plugin: TusPlugin;
+  let onUnauthorized: ReturnType<typeof setupApp>["onUnauthorized"];
 
   beforeEach(async () => {
-    setupApp();
+    ({ onUnauthorized } = setupApp());
     uppy = new Uppy<Meta, Body>({ id: UPPY_ID });
     transport = await createTusTransport({ tusChunkBytes: 262_144 });
     resumed = vi.fn<(fileId: string, offset: number) => void>();
@@ -119,6 +124,33 @@ describe("tus upload transport", () => {
     // Other errors are Uppy's to judge alone.
     onShouldRetry!({ originalResponse: response(500, {}) } as never, 0, plugin.opts, next);
     expect(rateLimit).toHaveBeenCalledTimes(TUS_RETRY_DELAYS.length + 5);
+  });
+
+  it("follows a new chunk size for the uploads that start after it", () => {
+    transport.setChunkBytes(uppy, 5_242_880);
+    expect(plugin.opts.chunkSize).toBe(5_242_880);
+    expect(plugin.opts.endpoint).toBe("/v1/uploads");
+  });
+
+  it("tells people why an upload failed, and whether trying again may help", () => {
+    const failure = (status: number, body: string) => transport.describeFailure(Object.assign(new Error("tus: unexpected response"), { originalResponse: response(status, {}, body) }));
+
+    expect(failure(415, problem(415, "unsupported_media_type", "Only PDF and PowerPoint (PPTX) files are accepted", "The file looks like a ZIP archive, not a PDF."))).toEqual({
+      status: 415,
+      message: "The file looks like a ZIP archive, not a PDF.",
+      retryable: false,
+    });
+    expect(failure(413, problem(413, "file_too_large", "The file is too large"))).toMatchObject({ message: "The file is too large", retryable: false });
+    for (const status of [409, 423, 429, 500, 503]) expect(failure(status, "")).toMatchObject({ status, retryable: true });
+    expect(onUnauthorized).not.toHaveBeenCalled();
+    expect(failure(401, problem(401, "unauthorized", "Sign in again"))).toMatchObject({ status: 401, retryable: false });
+    expect(onUnauthorized).toHaveBeenCalledOnce();
+    // No answer at all.
+    expect(transport.describeFailure(new Error("tus: failed to upload chunk"))).toEqual({
+      status: 0,
+      message: "The upload was interrupted. Check your connection and try again.",
+      retryable: true,
+    });
   });
 
   it("on detach, stops the uploads in flight without ending them on the server", () => {

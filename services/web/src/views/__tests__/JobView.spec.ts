@@ -1,6 +1,7 @@
 import { mount, type VueWrapper } from "@vue/test-utils";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { PageInfo } from "@/api/types";
+import { useAnnouncer } from "@/composables/useAnnouncer";
 import { useLiveStore } from "@/stores/live";
 import JobView from "@/views/JobView.vue";
 import { IDS, jsonResponse, makeEvent, makeJob, problemResponse, settle, setupApp, stubApi, stubObjectUrls, testRouter } from "@/__tests__/helpers";
@@ -28,6 +29,7 @@ function page(n: number): PageInfo {
 function fakeGateway(job: ReturnType<typeof makeJob>, revision = 3) {
   const ready = new Set<number>();
   const requests: string[] = [];
+  const source = { ok: true };
   stubApi((method, path) => {
     requests.push(`${method} ${path}`);
     if (path === `/v1/jobs/${id}`) return jsonResponse(job, { headers: { ETag: `"${revision}"` } });
@@ -35,6 +37,9 @@ function fakeGateway(job: ReturnType<typeof makeJob>, revision = 3) {
     if (pageMatch) {
       const n = Number(pageMatch[1]);
       return ready.has(n) ? jsonResponse(page(n)) : problemResponse(404, "page_not_ready", "This page has not been processed yet");
+    }
+    if (path === `/v1/jobs/${id}/source`) {
+      return source.ok ? new Response(new Blob(["%PDF-1.7"], { type: "application/pdf" })) : problemResponse(503, "storage_unavailable", "Storage unavailable", "The file store is not answering.");
     }
     if (/\/thumbnail$|\/preview$/.test(path)) return new Response(new Blob(["img"], { type: "image/webp" }), { headers: { "Content-Type": "image/webp" } });
     if (path === `/v1/jobs/${id}/result`) {
@@ -44,12 +49,21 @@ function fakeGateway(job: ReturnType<typeof makeJob>, revision = 3) {
     }
     return problemResponse(404, "route_not_found", "No such endpoint");
   });
-  return { ready, requests };
+  return { ready, requests, source };
 }
 
 function mountView(): VueWrapper {
   const { pinia } = setupApp();
   return mount(JobView, { props: { id }, global: { plugins: [pinia, testRouter()] }, attachTo: document.body });
+}
+
+/** The page preview (the other dialog is the delete confirmation, an alertdialog). */
+const PREVIEW = 'dialog:not([role="alertdialog"])';
+
+function buttonNamed(wrapper: VueWrapper, text: string) {
+  const button = wrapper.findAll("button").find((candidate) => candidate.text() === text);
+  if (!button) throw new Error(`no button "${text}"`);
+  return button;
 }
 
 function readyPages(wrapper: VueWrapper): string[] {
@@ -136,7 +150,7 @@ describe("JobView", () => {
     await wrapper.get('[data-page="2"] button').trigger("click");
     await settle();
 
-    const dialog = wrapper.get("dialog");
+    const dialog = wrapper.get(PREVIEW);
     expect(dialog.attributes("open")).toBeDefined();
     expect(dialog.get("h2").text()).toContain("Page 2");
     expect(dialog.text()).toContain("Amount due: 1,200 EUR");
@@ -173,6 +187,129 @@ describe("JobView", () => {
     await settle();
     expect(gateway.requests).toContain(`DELETE /v1/jobs/${id}`);
     expect(router.currentRoute.value.name).toBe("jobs");
+  });
+
+  it("moves through the pages in the preview, only through the matches while searching", async () => {
+    const gateway = fakeGateway(makeJob({ status: "completed", pageCount: 3, pagesDone: 3 }));
+    gateway.ready.add(1).add(2).add(3);
+    const wrapper = mountView();
+    await settle();
+    await wrapper.get('input[type="search"]').setValue("invoice");
+    await settle();
+
+    await wrapper.get('[data-page="2"] button').trigger("click");
+    await settle();
+    const dialog = wrapper.get(PREVIEW);
+    const nav = (name: string) => dialog.findAll("button").find((button) => button.text().includes(name))!;
+    expect(dialog.get("h2").text()).toContain("Page 2");
+    // Page 1 does not match: nothing before page 2.
+    expect(nav("Previous").attributes("disabled")).toBeDefined();
+
+    await nav("Next").trigger("click");
+    await settle();
+    expect(dialog.get("h2").text()).toContain("Page 3");
+    expect(dialog.text()).toContain("terms of payment");
+    expect(nav("Next").attributes("disabled")).toBeDefined();
+
+    await nav("Previous").trigger("click");
+    await settle();
+    expect(dialog.get("h2").text()).toContain("Page 2");
+
+    await nav("Close").trigger("click");
+    await settle();
+    expect(wrapper.find(`${PREVIEW} h2`).exists()).toBe(false);
+  });
+
+  it("downloads the original with the token under the document's name, and frees it on leaving", async () => {
+    const gateway = fakeGateway(makeJob({ status: "completed", pageCount: 0, pagesDone: 0 }));
+    const clicked: Array<{ href: string; download: string }> = [];
+    vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push({ href: this.href, download: this.download });
+    });
+    const wrapper = mountView();
+    await settle();
+
+    await buttonNamed(wrapper, "Download original").trigger("click");
+    expect(buttonNamed(wrapper, "Preparing download…").attributes("disabled")).toBeDefined();
+    await settle();
+
+    expect(gateway.requests).toContain(`GET /v1/jobs/${id}/source`);
+    expect(clicked).toEqual([{ href: expect.stringMatching(/^blob:/), download: "report.pdf" }]);
+    expect(buttonNamed(wrapper, "Download original").attributes("disabled")).toBeUndefined();
+    // The link is gone; its object URL lives until the view does (the browser may still be saving).
+    expect(document.querySelector("a[download]")).toBeNull();
+    const url = clicked[0]!.href;
+    expect(urls.revoked).not.toHaveBeenCalledWith(url);
+    wrapper.unmount();
+    expect(urls.revoked).toHaveBeenCalledWith(url);
+  });
+
+  it("says why a download failed", async () => {
+    const gateway = fakeGateway(makeJob({ status: "completed", pageCount: 0, pagesDone: 0 }));
+    gateway.source.ok = false;
+    const wrapper = mountView();
+    await settle();
+
+    await buttonNamed(wrapper, "Download original").trigger("click");
+    await settle();
+    expect(wrapper.get('[role="alert"]').text()).toBe("Download failed: The file store is not answering.");
+  });
+
+  it("says it when the job finishes or fails while someone is looking at it", async () => {
+    fakeGateway(makeJob({ pageCount: 3, pagesDone: 2 }));
+    const { politeMessage, assertiveMessage } = useAnnouncer();
+    const wrapper = mountView();
+    await settle();
+
+    useLiveStore().dispatch(makeEvent({ type: "job.completed", jobId: id, revision: 9, pagesDone: 3, pageCount: 3 }));
+    await settle();
+    expect(politeMessage.value).toBe("report.pdf is ready: 3 pages.");
+    expect(wrapper.get('[data-testid="page-progress"]').text()).toBe("3 pages");
+    wrapper.unmount();
+
+    fakeGateway(makeJob({ pageCount: 3, pagesDone: 1 }));
+    const again = mountView();
+    await settle();
+    useLiveStore().dispatch(makeEvent({ type: "job.failed", jobId: id, revision: 9, error: { code: "render_failed", message: "x" } }));
+    await settle();
+    expect(assertiveMessage.value).toBe("report.pdf could not be processed.");
+    again.unmount();
+  });
+
+  it("tells what it waits for before the pages are counted, and when processing was canceled", async () => {
+    const job = makeJob({ status: "queued", pageCount: null });
+    fakeGateway(job);
+    const wrapper = mountView();
+    await settle();
+    expect(wrapper.get(".notice-info").text()).toBe("Waiting for a free processor. Pages appear here as soon as they are ready.");
+
+    useLiveStore().dispatch(makeEvent({ type: "job.started", jobId: id, revision: 4 }));
+    await settle();
+    expect(wrapper.get(".notice-info").text()).toBe("Opening the document and counting its pages…");
+    expect(wrapper.get('[role="progressbar"]').attributes("aria-valuetext")).toBe("Counting pages");
+
+    useLiveStore().dispatch(makeEvent({ type: "job.canceled", jobId: id, revision: 5 }));
+    await settle();
+    expect(wrapper.text()).toContain("Processing of this document was canceled.");
+    expect(wrapper.find(".notice-info").exists()).toBe(false);
+  });
+
+  it("says why the job could not be loaded and tries again on request", async () => {
+    let up = false;
+    stubApi((method, path) => {
+      if (path === `/v1/jobs/${id}` && up) return jsonResponse(makeJob({ status: "completed", pageCount: 0 }), { headers: { ETag: '"3"' } });
+      return problemResponse(503, "unavailable", "Service unavailable", "The gateway is restarting.");
+    });
+    const wrapper = mountView();
+    await settle();
+    expect(wrapper.get("h1").text()).toBe("The document could not be loaded");
+    expect(wrapper.get('[role="alert"]').text()).toContain("The gateway is restarting.");
+
+    up = true;
+    await buttonNamed(wrapper, "Try again").trigger("click");
+    await settle();
+    expect(wrapper.get("h1").text()).toBe("report.pdf");
+    expect(wrapper.find('[role="alert"]').exists()).toBe(false);
   });
 
   it("says so when the job does not exist", async () => {
