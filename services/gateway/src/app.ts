@@ -13,8 +13,7 @@ import { realtimeRouter } from "./routes/realtime.ts";
 import { BROWSER_TRACES_PATH, telemetryRouter } from "./routes/telemetry.ts";
 import { uploadChunkBytes } from "./config.ts";
 import { uploadLimiter } from "./uploads/limiter.ts";
-import { inUploadRequest } from "./uploads/request-scope.ts";
-import { TUS_PATH, tusTextAsProblem } from "./uploads/tus.ts";
+import { TUS_PATH } from "./uploads/tus.ts";
 
 /** Builds the Express app. It does no I/O of its own: everything comes in through `ctx`. */
 export function createApp(ctx: AppContext): Express {
@@ -60,7 +59,7 @@ export function createApp(ctx: AppContext): Express {
   const limitBodies: express.RequestHandler = (req, res, next) => (req.method === "POST" || req.method === "PATCH" ? limiter(req, res, next) : next());
   app.post("/v1/documents", limitBodies);
   app.all([TUS_PATH, `${TUS_PATH}/{*id}`], limitBodies, (req, res) => {
-    void inUploadRequest(req, res, () => ctx.tus.handle(req, res), tusTextAsProblem);
+    void ctx.uploads.handle(req, res);
   });
   app.use(documentsRouter(ctx));
   app.use(jobsRouter(ctx));

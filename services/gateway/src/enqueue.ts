@@ -16,10 +16,16 @@ export interface StoredSource {
   sha256: string | null;
 }
 
+/** The job store operations the gateway uses (JobStore's; in memory in the unit tests). */
+export type JobRecords = Pick<JobStore, "create" | "get" | "update" | "list" | "delete">;
+
+/** Where work messages go (WorkPublisher's publish, with the broker's confirm). */
+export type WorkQueue = Pick<WorkPublisher, "publish">;
+
 export interface EnqueueDependencies {
-  jobs: JobStore;
+  jobs: JobRecords;
   nats: NatsConnection;
-  publisher: WorkPublisher;
+  publisher: WorkQueue;
   log: Logger;
   metrics: Metrics;
 }

@@ -8,7 +8,7 @@ import { loadConfig } from "./config.ts";
 import type { AppContext } from "./context.ts";
 import { createMetrics } from "./metrics.ts";
 import { NatsKvLocker } from "./uploads/locker.ts";
-import { createTusServer } from "./uploads/tus.ts";
+import { createUploads } from "./uploads/tus.ts";
 
 const log = createLogger("gateway");
 
@@ -68,9 +68,9 @@ async function main(): Promise<void> {
     ttlMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS,
     acquireTimeoutMs: config.DOCFLOW_UPLOAD_LOCK_TTL_MS * 2,
   });
-  const tus = createTusServer({ config, log, tokens, store, jobs, publisher, nats, locker, metrics });
+  const uploads = createUploads({ config, log, tokens, store, jobs, publisher, nats, locker, metrics });
   const cleanup = setInterval(() => {
-    tus.cleanUpExpiredUploads().then(
+    uploads.cleanUpExpired().then(
       (n) => n > 0 && log.info({ expired: n }, "removed expired uploads"),
       (err: unknown) => log.warn({ err }, "cleaning up expired uploads failed"),
     );
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     publisher,
     nats,
     metrics,
-    tus,
+    uploads,
     draining: () => draining,
     readiness: {
       rabbitmq: () => {

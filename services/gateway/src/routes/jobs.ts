@@ -69,7 +69,7 @@ export function jobsRouter(ctx: AppContext): Router {
     const found = await findJob(tenant, req.params.id);
     const { record } = found;
     if (record.status !== "completed") {
-      throw new DocflowError("job_not_ready", `The job is ${record.status}; the result is available once it is completed.`, { extra: { status: record.status } });
+      throw new DocflowError("job_not_ready", `The job is ${record.status}; the result is available once it is completed.`, { extra: { jobStatus: record.status } });
     }
     const pages = await mapLimit(Array.from({ length: record.pageCount ?? 0 }, (_, i) => i + 1), 16, async (n) => {
       const page = await readPage(ctx.store, tenant, record.id, n);

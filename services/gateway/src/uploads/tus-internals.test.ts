@@ -10,7 +10,9 @@ import { describe, expect, it } from "vitest";
  * Canary for the @tus internals docflow's upload path relies on. StreamingS3Store
  * (./s3-store.ts) overrides protected methods of @tus/s3-store's S3Store and counts on how the
  * stock `write` calls them (which lookups it makes, when it stages a part); ./tus.ts throws
- * `{status_code, body}` from hooks and relies on Server's error path writing exactly that. The
+ * `{status_code, body}` from hooks and relies on Server's error path writing exactly that, and its
+ * reviseAnswer relies on `Server.handle` sending the answer with srvx's sendNodeResponse (one
+ * `writeHead` with the raw headers as an array, then the body). The
  * compiler checks the signatures, not the behaviour: this test fails when an upgrade changes the
  * code of any of those functions, so that whoever upgrades re-reads them against ours before
  * updating the fingerprints below (and the versions they were read at).
@@ -37,7 +39,7 @@ const S3_STORE = {
     clearCache: "7f3d7b8e9cdb8677",
   },
 };
-const SERVER = { version: "2.4.5", methods: { handler: "f8d8d36f8c65a62c" } };
+const SERVER = { version: "2.4.5", methods: { handler: "f8d8d36f8c65a62c", handle: "47967711c039271e" } };
 
 function changed(proto: object, methods: Record<string, string>): string[] {
   return Object.entries(methods)
@@ -51,9 +53,9 @@ describe("the @tus internals the upload path relies on", () => {
     expect(methods, `@tus/s3-store ${version("@tus/s3-store")} (read at ${S3_STORE.version}) changed S3Store.${methods.join(", S3Store.")}: re-verify services/gateway/src/uploads/s3-store.ts against them, then update the fingerprints`).toEqual([]);
   });
 
-  it("@tus/server: the error path that writes a hook's thrown {status_code, body} is the one tus.ts was written against", () => {
+  it("@tus/server: the error path that writes a hook's thrown {status_code, body}, and the way answers are sent, are the ones tus.ts was written against", () => {
     const methods = changed(Server.prototype, SERVER.methods);
-    expect(methods, `@tus/server ${version("@tus/server")} (read at ${SERVER.version}) changed Server.${methods.join(", Server.")}: re-verify the thrown status_code answers of services/gateway/src/uploads/tus.ts, then update the fingerprints`).toEqual([]);
+    expect(methods, `@tus/server ${version("@tus/server")} (read at ${SERVER.version}) changed Server.${methods.join(", Server.")}: re-verify the thrown status_code answers and reviseAnswer of services/gateway/src/uploads/tus.ts, then update the fingerprints`).toEqual([]);
   });
 
   it("fingerprints code, not formatting", () => {
