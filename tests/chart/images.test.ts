@@ -4,10 +4,10 @@
  * --workspace services/gateway` installs into its image) must hold none of the processor's engines
  * or heavy libraries, and the same check must find them in the processor's tree (it can fail).
  * The Dockerfiles themselves: base image from a build ARG, non-root numeric USER, exec-form CMD,
- * the workspace install, and no engine packages outside the processor.
+ * the workspace install, and no engine packages outside the processor; web's: nginx, no Node.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { serviceNodeArgs } from "@docflow/tools/node-args";
@@ -154,7 +154,8 @@ function parseDockerfile(text: string): { preamble: Instruction[]; stages: { fro
 
 const ENGINE_PACKAGES = /\b(poppler[-\w]*|libreoffice[-\w]*|fonts-crosextra-\w+|libvips[-\w]*|ghostscript|imagemagick)\b/;
 
-describe.each(["gateway", "processor", "web", "operator"])("services/%s/Dockerfile", (service) => {
+// The Node services; web is nginx serving the built app (below).
+describe.each(["gateway", "processor", "operator"])("services/%s/Dockerfile", (service) => {
   const path = join(ROOT, "services", service, "Dockerfile");
   const text = readFileSync(path, "utf8");
   const { preamble, stages } = parseDockerfile(text);
@@ -221,14 +222,53 @@ describe.each(["gateway", "processor", "web", "operator"])("services/%s/Dockerfi
     });
   }
 
-  if (service !== "web") {
-    it(`installs only the ${service}'s production workspace tree`, () => {
-      const install = all.find((i) => i.cmd === "RUN" && /\bnpm ci\b/.test(i.args))?.args ?? "";
-      expect(install).toMatch(new RegExp(`--omit=dev\\b.*--workspace services/${service}\\b`));
-      const copied = all.filter((i) => i.cmd === "COPY").map((i) => i.args).join("\n");
-      for (const other of ["gateway", "processor", "web", "operator"].filter((s) => s !== service)) expect(copied).not.toContain(`services/${other}`);
-    });
-  }
+  it(`installs only the ${service}'s production workspace tree`, () => {
+    const install = all.find((i) => i.cmd === "RUN" && /\bnpm ci\b/.test(i.args))?.args ?? "";
+    expect(install).toMatch(new RegExp(`--omit=dev\\b.*--workspace services/${service}\\b`));
+    const copied = all.filter((i) => i.cmd === "COPY").map((i) => i.args).join("\n");
+    for (const other of ["gateway", "processor", "web", "operator"].filter((s) => s !== service)) expect(copied).not.toContain(`services/${other}`);
+  });
+});
+
+describe("services/web/Dockerfile", () => {
+  const { preamble, stages } = parseDockerfile(readFileSync(join(ROOT, "services", "web", "Dockerfile"), "utf8"));
+  const runtime = stages[stages.length - 1];
+  const runtimeBody = runtime?.body ?? [];
+  const all = [...preamble, ...stages.flatMap((s) => s.body)];
+
+  it("builds the app on the BASE_IMAGE build argument, and runs from a copy of a BASE_IMAGE stage's root file system with nginx and without Node", () => {
+    expect(preamble.find((i) => i.cmd === "ARG" && i.args.startsWith("BASE_IMAGE="))?.args).toMatch(/^BASE_IMAGE=node:24-(bookworm|trixie)(-slim)?$/);
+    expect(stages.length).toBeGreaterThanOrEqual(3);
+    for (const stage of stages.slice(0, -1)) expect(stage.from).toBe("${BASE_IMAGE}");
+    // FROM scratch + the whole root file system: the base image's Node is in no layer of the image.
+    expect(runtime?.from).toBe("scratch");
+    const rootCopy = /^--from=(\S+) \/ \/$/.exec(runtimeBody.find((i) => i.cmd === "COPY")?.args ?? "");
+    const rootfs = stages.find((s) => s.name === rootCopy?.[1]);
+    expect(rootfs?.from).toBe("${BASE_IMAGE}");
+    const run = rootfs?.body.filter((i) => i.cmd === "RUN").map((i) => i.args).join(" ") ?? "";
+    expect(run).toMatch(/apt-get install -y --no-install-recommends nginx gettext-base/);
+    for (const path of ["/usr/local/bin/node", "/usr/local/bin/npm", "/usr/local/lib/node_modules"]) expect(run).toContain(path);
+    expect(run).toContain("! command -v node");
+    expect(runtimeBody.some((i) => i.cmd === "RUN")).toBe(false);
+  });
+
+  it("runs its nginx script (services/web/nginx/) as a numeric non-root user, stopped by SIGQUIT (nginx's graceful stop), with an exec-form CMD", () => {
+    expect(runtimeBody.filter((i) => i.cmd === "USER").at(-1)?.args).toMatch(/^[1-9][0-9]*(:[0-9]+)?$/);
+    expect(runtimeBody.find((i) => i.cmd === "STOPSIGNAL")?.args).toBe("SIGQUIT");
+    const argv = JSON.parse(runtimeBody.find((i) => i.cmd === "CMD")?.args ?? "null") as string[];
+    expect(argv).toEqual(["/app/nginx/docflow-web.sh"]);
+    expect(runtimeBody.filter((i) => i.cmd === "WORKDIR").at(-1)?.args).toBe("/app");
+    expect(runtimeBody.find((i) => i.cmd === "COPY" && i.args.includes("docflow-web.sh"))?.args).toBe("--chmod=755 services/web/nginx/docflow-web.sh ./nginx/");
+    const script = join(ROOT, "services", "web", "nginx", "docflow-web.sh");
+    expect(statSync(script).mode & 0o111).not.toBe(0);
+    expect(existsSync(join(ROOT, "services", "web", "nginx", "nginx.conf.template"))).toBe(true);
+  });
+
+  it("installs none of the processor's engines, and copies only the built app from the Node build", () => {
+    for (const ins of all) expect(`${ins.cmd} ${ins.args}`).not.toMatch(ENGINE_PACKAGES);
+    const fromBuild = runtimeBody.filter((i) => i.cmd === "COPY" && i.args.startsWith("--from=build")).map((i) => i.args);
+    expect(fromBuild).toEqual(["--from=build /app/services/web/dist ./dist"]);
+  });
 });
 
 describe(".dockerignore", () => {

@@ -107,7 +107,7 @@ describe("scenario 2: use through the ingress", () => {
     const { namespace, release, baseUrl } = target();
     const readTimeout = await ingressReadTimeout();
     expect(readTimeout).toBeGreaterThan(0);
-    // A backend that answers nothing: a pod of the web image holding every request, behind the
+    // A backend that answers nothing: a pod of the gateway image (Node) holding every request, behind the
     // same ServersTransport the chart's Services name, on a path of the app's ingress host.
     const name = "edge-hold";
     const manifest = {
@@ -124,7 +124,7 @@ describe("scenario 2: use through the ingress", () => {
             containers: [
               {
                 name: "hold",
-                image: (await kubectl(["get", "deploy", `${release}-web`, "-o", "jsonpath={.spec.template.spec.containers[0].image}"])).trim(),
+                image: (await kubectl(["get", "deploy", `${release}-gateway`, "-o", "jsonpath={.spec.template.spec.containers[0].image}"])).trim(),
                 imagePullPolicy: "IfNotPresent",
                 command: ["node", "-e", "require('http').createServer(() => {}).listen(8080)"],
                 securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
