@@ -1,8 +1,13 @@
-/**
- * The error catalog: every error a client can see has a stable `code`, an HTTP
- * status (where it is an API error) and a message written for a person.
- * Job failures use the same codes in `job.error.code`.
+/*
+ * docflow's two catalogs of public error codes. A code is stable once published: clients, job
+ * records and events hold it, so it is never renamed or reused, and no code is in both catalogs.
+ * Each entry has a title written for a person.
+ * - `ERRORS`: the problems the HTTP API answers with (problem+json `code`), each with its status.
+ * - `JOB_FAILURES`: why a job failed (`job.error.code`, the `job.failed` event), each saying
+ *   whether the processor retries the work that failed with it. Never an HTTP answer.
  */
+
+/** The problems the HTTP API answers with, and the status of each answer. */
 export const ERRORS = {
   unauthorized: { status: 401, title: "Missing or invalid bearer token" },
   not_found: { status: 404, title: "Not found" },
@@ -30,41 +35,68 @@ export const ERRORS = {
   telemetry_unsupported_media_type: { status: 415, title: "Trace batches are OTLP/HTTP: application/json or application/x-protobuf" },
   collector_unavailable: { status: 502, title: "The trace collector did not accept the batch" },
   internal: { status: 500, title: "Internal error" },
-  // Job failure reasons (job.error.code); never returned as an HTTP status.
-  pdf_invalid: { status: 422, title: "The file is not a readable PDF (it may be damaged or truncated)" },
-  pdf_encrypted: { status: 422, title: "The PDF is protected by a password" },
-  pdf_no_pages: { status: 422, title: "The PDF has no pages" },
-  pptx_invalid: { status: 422, title: "The presentation could not be opened (it may be damaged)" },
-  pptx_external_content: { status: 422, title: "The presentation links to content outside the file (e.g. an image at a web address), which is never fetched" },
-  pptx_too_large: { status: 422, title: "The presentation unpacks to more data or more parts than allowed (possibly a zip bomb)" },
-  document_too_many_pages: { status: 422, title: "The document has more pages than allowed" },
-  page_too_large: { status: 422, title: "A page is too large to render" },
-  conversion_failed: { status: 422, title: "The presentation could not be converted to PDF" },
-  processing_timeout: { status: 422, title: "Processing took too long and was stopped" },
-  processing_failed: { status: 500, title: "Processing failed repeatedly; the document was set aside" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
-export type ErrorCode = keyof typeof ERRORS;
+/** A code of an HTTP problem (the problem document's `code`). */
+export type ProblemCode = keyof typeof ERRORS;
 
-export function isErrorCode(value: string): value is ErrorCode {
+export function isProblemCode(value: string): value is ProblemCode {
   return Object.hasOwn(ERRORS, value);
 }
 
 /**
- * An error with a stable code from the catalog. The gateway's error middleware
- * turns it into problem+json; the processor records it as the job's error.
- * `detail` is shown to the user, so it must never carry secrets or internals.
+ * Why a job failed. `retryable: false`: the document itself is the problem, so the job fails at
+ * once. `retryable: true`: the failure may pass, so the processor retries the work (with back-off,
+ * up to `DOCFLOW_DELIVERY_LIMIT` attempts) and fails the job with `processing_failed` once they are
+ * spent; a new upload of the same document may succeed.
+ */
+export const JOB_FAILURES = {
+  pdf_invalid: { retryable: false, title: "The file is not a readable PDF (it may be damaged or truncated)" },
+  pdf_encrypted: { retryable: false, title: "The PDF is protected by a password" },
+  pdf_no_pages: { retryable: false, title: "The PDF has no pages" },
+  pptx_invalid: { retryable: false, title: "The presentation could not be opened (it may be damaged)" },
+  pptx_external_content: { retryable: false, title: "The presentation links to content outside the file (e.g. an image at a web address), which is never fetched" },
+  pptx_too_large: { retryable: false, title: "The presentation unpacks to more data or more parts than allowed (possibly a zip bomb)" },
+  document_too_many_pages: { retryable: false, title: "The document has more pages than allowed" },
+  page_too_large: { retryable: false, title: "A page is too large to render" },
+  conversion_failed: { retryable: false, title: "The presentation could not be converted to PDF" },
+  // The task timeout bounds one document's work: a document that takes longer would take longer again.
+  processing_timeout: { retryable: false, title: "Processing took too long and was stopped" },
+  processing_failed: { retryable: true, title: "Processing failed repeatedly; the document was set aside" },
+} as const satisfies Record<string, { retryable: boolean; title: string }>;
+
+/** A reason a job failed (`job.error.code`). */
+export type JobFailureCode = keyof typeof JOB_FAILURES;
+
+export function isJobFailureCode(value: string): value is JobFailureCode {
+  return Object.hasOwn(JOB_FAILURES, value);
+}
+
+/** A code of either catalog. */
+export type ErrorCode = ProblemCode | JobFailureCode;
+
+/**
+ * An error with a stable code from either catalog. The gateway's error middleware turns one
+ * with a problem code into problem+json; the processor records one with a job-failure code as
+ * the job's error, at once or after its retries as `retryable` says. `detail` (the message,
+ * by default the code's title) is shown to the user, so it must never carry secrets or internals.
  */
 export class DocflowError extends Error {
   override readonly name = "DocflowError";
   readonly code: ErrorCode;
-  readonly status: number;
+  /** The HTTP status of a problem code; undefined for a job-failure reason, which is never an HTTP answer. */
+  readonly status: number | undefined;
+  /** Whether the processor retries work that failed with a job-failure reason; undefined for a problem code. */
+  readonly retryable: boolean | undefined;
+  /** Extension members of the problem document (e.g. `limit`). */
   readonly extra: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; extra?: Record<string, unknown> }) {
-    super(detail ?? ERRORS[code].title, options?.cause === undefined ? undefined : { cause: options.cause });
+    const entry = isProblemCode(code) ? ERRORS[code] : JOB_FAILURES[code];
+    super(detail ?? entry.title, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.status = ERRORS[code].status;
+    this.status = "status" in entry ? entry.status : undefined;
+    this.retryable = "retryable" in entry ? entry.retryable : undefined;
     this.extra = options?.extra;
   }
 }

@@ -4,3 +4,4 @@ export * from "./job.ts";
 export * from "./messages.ts";
 export * from "./events.ts";
 export * from "./keys.ts";
+export * from "./http.ts";

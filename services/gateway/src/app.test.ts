@@ -5,7 +5,7 @@ import { decode } from "@nats-io/jwt";
 import { createAccount } from "@nats-io/nkeys";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { NOT_A_DOCUMENT } from "@docflow/core";
-import { jobCreatedAt, objectKeys, tenantEventsWildcard, type JobRecord } from "@docflow/contracts";
+import { documentKey, jobCreatedAt, objectKeys, tenantEventsWildcard, type JobRecord } from "@docflow/contracts";
 import { createApp } from "./app.ts";
 import { type Answer, type TestContext, clientOf, listen, pdfBytes, testContext } from "../test/support.ts";
 
@@ -137,6 +137,38 @@ describe("authentication", () => {
   it("answers 404 route_not_found for an unknown /v1 route once the caller is known", async () => {
     const { send } = await start();
     expectProblem(await send("GET", "/v1/no-such-route", { as: "acme" }), 404, "route_not_found");
+  });
+});
+
+describe("problem documents", () => {
+  it("are written byte for byte: type, title, status, detail (the title when there is none), code, instance, then extension members", async () => {
+    const { send } = await start();
+    const big = await send("POST", "/v1/documents?filename=big.pdf", { as: "acme", body: new Uint8Array(pdfBytes(MAX_UPLOAD + 1)) });
+    expect(big.text).toBe(
+      JSON.stringify({
+        type: "urn:docflow:problem:file_too_large",
+        title: "The file is larger than the upload limit",
+        status: 413,
+        detail: `The file is larger than the limit of ${MAX_UPLOAD} bytes.`,
+        code: "file_too_large",
+        instance: "/v1/documents?filename=big.pdf",
+        limit: MAX_UPLOAD,
+      }),
+    );
+    const nowhere = await send("GET", "/v1/nowhere", { as: "acme" });
+    expect(nowhere.text).toBe(
+      JSON.stringify({ type: "urn:docflow:problem:route_not_found", title: "No such endpoint", status: 404, detail: "No such endpoint", code: "route_not_found", instance: "/v1/nowhere" }),
+    );
+    const invalid = await send("GET", "/v1/jobs?limit=0", { as: "acme" });
+    expect(JSON.parse(invalid.text)).toEqual({
+      type: "urn:docflow:problem:validation_failed",
+      title: "The request is not valid",
+      status: 400,
+      detail: expect.stringMatching(/^limit: /),
+      code: "validation_failed",
+      instance: "/v1/jobs?limit=0",
+    });
+    expect(Object.keys(JSON.parse(invalid.text))).toEqual(["type", "title", "status", "detail", "code", "instance"]);
   });
 });
 
@@ -300,6 +332,7 @@ describe("jobs, always scoped to the caller's tenant", () => {
     expect(first.status).toBe(200);
     expect((first.body.items as { id: string }[]).map((j) => j.id)).toEqual([ids[2], ids[1]]);
     expect(first.body.nextCursor).toBe(ids[1]);
+    expect(Object.keys(first.body)).toEqual(["items", "nextCursor"]);
     const second = await send("GET", `/v1/jobs?limit=2&cursor=${ids[1]}`, { as: "acme" });
     expect((second.body.items as { id: string }[]).map((j) => j.id)).toEqual([ids[0]]);
     expect(second.body.nextCursor).toBeNull();
@@ -342,6 +375,14 @@ describe("jobs, always scoped to the caller's tenant", () => {
     expect(result.body.job).toMatchObject({ id: job.id, status: "completed", pageCount: 2 });
     expect(result.body.pages).toEqual([1, 2].map((n) => ({ n, width: 612, height: 792, text: `page ${n}`, thumbnailUrl: `/v1/jobs/${job.id}/pages/${n}/thumbnail`, previewUrl: `/v1/jobs/${job.id}/pages/${n}/preview` })));
     expect(result.body).not.toHaveProperty("document");
+    expect(Object.keys(result.body)).toEqual(["job", "pages"]);
+
+    // What inspection found in full comes along once it is stored.
+    const document = { encrypted: false, javascript: false, slideCount: 1, slides: [{ n: 1, title: "Intro", notes: "" }] };
+    await ctx.store.put(documentKey("acme", job.id), Buffer.from(JSON.stringify(document)));
+    const withDocument = await send("GET", `/v1/jobs/${job.id}/result`, { as: "acme" });
+    expect(Object.keys(withDocument.body)).toEqual(["job", "pages", "document"]);
+    expect(withDocument.body.document).toEqual(document);
   });
 
   it("serves one page, its thumbnail and the source; a page past the end is 404, one not rendered yet page_not_ready", async () => {
@@ -349,7 +390,14 @@ describe("jobs, always scoped to the caller's tenant", () => {
     const bytes = pdfBytes(3000);
     const job = await upload(send, bytes, "Ünïcode \"deck\".pdf");
     await complete(ctx, job.id, 1);
-    expect((await send("GET", `/v1/jobs/${job.id}/pages/1`, { as: "acme" })).body).toMatchObject({ n: 1, text: "page 1" });
+    expect((await send("GET", `/v1/jobs/${job.id}/pages/1`, { as: "acme" })).body).toEqual({
+      n: 1,
+      width: 612,
+      height: 792,
+      text: "page 1",
+      thumbnailUrl: `/v1/jobs/${job.id}/pages/1/thumbnail`,
+      previewUrl: `/v1/jobs/${job.id}/pages/1/preview`,
+    });
     const thumbnail = await send("GET", `/v1/jobs/${job.id}/pages/1/thumbnail`, { as: "acme" });
     expect(thumbnail.status).toBe(200);
     expect(thumbnail.headers.get("content-type")).toBe("image/webp");
@@ -387,6 +435,7 @@ describe("live updates and browser traces", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.body).toMatchObject({ url: "/nats", subject: tenantEventsWildcard("globex"), expiresAt: expect.any(String) });
+    expect(Object.keys(res.body)).toEqual(["url", "jwt", "subject", "expiresAt"]);
     const claims = decode<Record<string, unknown>>(String(res.body.jwt));
     expect(claims.nats).toMatchObject({ sub: { allow: [tenantEventsWildcard("globex")] }, pub: { deny: [">"] }, allowed_connection_types: ["WEBSOCKET"] });
     expect(claims.exp! * 1000).toBe(Date.parse(String(res.body.expiresAt)));

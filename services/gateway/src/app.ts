@@ -1,7 +1,7 @@
 import express, { type Express } from "express";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { DocflowError } from "@docflow/contracts";
+import { DocflowError, type ClientConfig } from "@docflow/contracts";
 import { requireTenant } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -38,7 +38,7 @@ export function createApp(ctx: AppContext): Express {
   app.get("/v1/openapi.json", (_req, res) => {
     res.json(openapi);
   });
-  const clientConfig = {
+  const clientConfig: ClientConfig = {
     maxUploadBytes: ctx.config.DOCFLOW_MAX_UPLOAD_BYTES,
     uploadTransport: "tus",
     uploadEndpoint: TUS_PATH,

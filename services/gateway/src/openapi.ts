@@ -1,20 +1,41 @@
 import { z } from "zod";
-import { DocumentDetails, ERRORS, Job, PageResult } from "@docflow/contracts";
+import { ClientConfig, DocumentDetails, ERRORS, Job, JobList, JobResult, PageInfo, Problem, RealtimeCredentials, type ProblemCode } from "@docflow/contracts";
 
-const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: "openapi-3.0", io: "output" });
-const problem = { $ref: "#/components/schemas/Problem" };
-const json = (s: unknown) => ({ "application/json": { schema: s } });
-const problems = (...codes: (keyof typeof ERRORS)[]) =>
-  Object.fromEntries(
-    codes.map((c) => [String(ERRORS[c].status), { description: `${ERRORS[c].title} (code: ${c})`, content: { "application/problem+json": { schema: problem } } }]),
+/** The schemas of the document (`#/components/schemas/<name>`): the contracts' zod schemas, by their names here. */
+const COMPONENTS = { Job, Page: PageInfo, Document: DocumentDetails, JobList, JobResult, RealtimeCredentials, ClientConfig, Problem };
+type Component = keyof typeof COMPONENTS;
+
+/**
+ * The components as OpenAPI 3.0 Schema Objects (zod's `openapi-3.0` target: `nullable`, boolean
+ * `exclusiveMinimum`), as the answers are written (`io: "output"`). A component inside another is a
+ * `$ref` to it.
+ */
+function componentSchemas(): Record<string, object> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(COMPONENTS)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { target: "openapi-3.0", io: "output", uri: (id) => `#/components/schemas/${id}` });
+  // `$id` is JSON Schema's, no keyword of an OpenAPI 3.0 Schema Object: a component is named by its key.
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $id: _id, ...schema }]) => [id, schema]));
+}
+
+const ref = (name: Component) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: Component) => ({ "application/json": { schema: ref(name) } });
+
+/** The problem responses of an operation: one per status, naming each code the operation may answer with it. */
+function problems(...codes: ProblemCode[]) {
+  const byStatus = Map.groupBy(codes, (code) => ERRORS[code].status);
+  return Object.fromEntries(
+    [...byStatus].map(([status, same]) => [
+      String(status),
+      { description: same.map((code) => `${ERRORS[code].title} (code: ${code})`).join("; "), content: { "application/problem+json": { schema: ref("Problem") } } },
+    ]),
   );
+}
+
 const jobId = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
 const pageN = { name: "n", in: "path", required: true, schema: { type: "integer", minimum: 1 } };
-const pageWithLinks = {
-  allOf: [{ $ref: "#/components/schemas/Page" }, { type: "object", properties: { thumbnailUrl: { type: "string" }, previewUrl: { type: "string" } } }],
-};
 
-/** The OpenAPI 3.0 document served at `/v1/openapi.json`; schemas come from the contracts package. */
+/** The OpenAPI 3.0 document served at `/v1/openapi.json`; its schemas are generated from the contracts package. */
 export function openApiDocument(maxUploadBytes: number) {
   return {
     openapi: "3.0.3",
@@ -23,23 +44,7 @@ export function openApiDocument(maxUploadBytes: number) {
     security: [{ bearer: [] }],
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
-      schemas: {
-        Job: schema(Job),
-        Page: schema(PageResult),
-        Document: schema(DocumentDetails),
-        Problem: {
-          type: "object",
-          required: ["type", "title", "status", "code"],
-          properties: {
-            type: { type: "string" },
-            title: { type: "string" },
-            status: { type: "integer" },
-            detail: { type: "string" },
-            code: { type: "string", enum: Object.keys(ERRORS) },
-            instance: { type: "string" },
-          },
-        },
-      },
+      schemas: componentSchemas(),
     },
     paths: {
       "/v1/documents": {
@@ -56,8 +61,8 @@ export function openApiDocument(maxUploadBytes: number) {
             },
           },
           responses: {
-            "202": { description: "Stored and queued", headers: { Location: { schema: { type: "string" } } }, content: json({ $ref: "#/components/schemas/Job" }) },
-            ...problems("empty_body", "unauthorized", "file_too_large", "unsupported_media_type", "not_ready"),
+            "202": { description: "Stored and queued", headers: { Location: { schema: { type: "string" } } }, content: json("Job") },
+            ...problems("empty_body", "missing_file", "validation_failed", "unauthorized", "file_too_large", "unsupported_media_type", "too_many_uploads", "not_ready"),
           },
         },
       },
@@ -69,17 +74,14 @@ export function openApiDocument(maxUploadBytes: number) {
             { name: "cursor", in: "query", schema: { type: "string" }, description: "nextCursor of the previous page" },
           ],
           responses: {
-            "200": {
-              description: "A page of jobs",
-              content: json({ type: "object", properties: { items: { type: "array", items: { $ref: "#/components/schemas/Job" } }, nextCursor: { type: "string", nullable: true } } }),
-            },
+            "200": { description: "A page of jobs", content: json("JobList") },
             ...problems("unauthorized", "validation_failed"),
           },
         },
       },
       "/v1/jobs/{id}": {
         parameters: [jobId],
-        get: { summary: "One job (ETag: its revision)", responses: { "200": { description: "The job", content: json({ $ref: "#/components/schemas/Job" }) }, ...problems("unauthorized", "not_found") } },
+        get: { summary: "One job (ETag: its revision)", responses: { "200": { description: "The job", content: json("Job") }, ...problems("unauthorized", "not_found") } },
         delete: { summary: "Cancel and delete the job and its objects", responses: { "204": { description: "Deleted" }, ...problems("unauthorized", "not_found") } },
       },
       "/v1/jobs/{id}/result": {
@@ -87,7 +89,7 @@ export function openApiDocument(maxUploadBytes: number) {
         get: {
           summary: "All pages of a completed job",
           responses: {
-            "200": { description: "Result", content: json({ type: "object", properties: { job: { $ref: "#/components/schemas/Job" }, pages: { type: "array", items: pageWithLinks }, document: { $ref: "#/components/schemas/Document" } } }) },
+            "200": { description: "Result", content: json("JobResult") },
             ...problems("unauthorized", "not_found", "job_not_ready"),
           },
         },
@@ -98,7 +100,7 @@ export function openApiDocument(maxUploadBytes: number) {
       },
       "/v1/jobs/{id}/pages/{n}": {
         parameters: [jobId, pageN],
-        get: { summary: "One page's text and links", responses: { "200": { description: "Page", content: json(pageWithLinks) }, ...problems("unauthorized", "not_found") } },
+        get: { summary: "One page's text and links", responses: { "200": { description: "Page", content: json("Page") }, ...problems("unauthorized", "not_found", "page_not_ready") } },
       },
       "/v1/jobs/{id}/pages/{n}/thumbnail": {
         parameters: [jobId, pageN],
@@ -114,11 +116,7 @@ export function openApiDocument(maxUploadBytes: number) {
           responses: {
             "200": {
               description: "Connect with wsconnect({ servers: url, authenticator: jwtAuthenticator(jwt) }) and subscribe to subject",
-              content: json({
-                type: "object",
-                required: ["url", "jwt", "subject", "expiresAt"],
-                properties: { url: { type: "string" }, jwt: { type: "string" }, subject: { type: "string" }, expiresAt: { type: "string", format: "date-time" } },
-              }),
+              content: json("RealtimeCredentials"),
             },
             ...problems("unauthorized", "realtime_unavailable"),
           },
@@ -135,7 +133,7 @@ export function openApiDocument(maxUploadBytes: number) {
         },
       },
       "/v1/config": {
-        get: { summary: "Client configuration (limits)", security: [], responses: { "200": { description: "Configuration" } } },
+        get: { summary: "Client configuration (limits)", security: [], responses: { "200": { description: "Configuration", content: json("ClientConfig") } } },
       },
       "/healthz": { get: { summary: "Liveness", security: [], responses: { "200": { description: "The process and its event loop answer" } } } },
       "/readyz": { get: { summary: "Readiness", security: [], responses: { "200": { description: "Ready" }, ...problems("not_ready") } } },

@@ -1,15 +1,21 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import { ZodError } from "zod";
-import { DocflowError, ERRORS, type ErrorCode } from "@docflow/contracts";
+import { DocflowError, ERRORS, isProblemCode, type Problem, type ProblemCode } from "@docflow/contracts";
 import type { Logger } from "@docflow/telemetry";
 
-/** Writes an RFC 9457 problem document with docflow's stable `code`. */
-export function sendProblem(res: Response, code: ErrorCode, detail?: string, extra?: Record<string, unknown>): void {
-  const { status, title } = ERRORS[code];
-  res
-    .status(status)
-    .type("application/problem+json")
-    .json({ type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code, instance: res.req.originalUrl, ...extra });
+/**
+ * The problem document of `code`: its title from the catalog, `detail` (else the title) and the
+ * catalog's status unless the answer has another (tus answers some statuses by itself).
+ */
+export function problemDocument(code: ProblemCode, detail?: string, status: number = ERRORS[code].status): Problem {
+  const { title } = ERRORS[code];
+  return { type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code };
+}
+
+/** Writes an RFC 9457 problem document with docflow's stable `code`, the request as its `instance`, then `extra`. */
+export function sendProblem(res: Response, code: ProblemCode, detail?: string, extra?: Record<string, unknown>): void {
+  const problem: Problem = { ...problemDocument(code, detail), instance: res.req.originalUrl, ...extra };
+  res.status(ERRORS[code].status).type("application/problem+json").json(problem);
 }
 
 /** The one error middleware: catalog errors as they are, validation as 400, anything else as a logged 500. */
@@ -29,8 +35,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     // the client gets to read the answer rather than a reset; past the bound the
     // connection is cut.
     if (!req.complete) discardRest(req);
-    if (err instanceof DocflowError) {
-      if (err.status >= 500) log.warn({ err, path: req.path }, err.message);
+    // A job-failure reason is never an HTTP answer: one thrown here is a bug, answered as below.
+    if (err instanceof DocflowError && isProblemCode(err.code)) {
+      if (ERRORS[err.code].status >= 500) log.warn({ err, path: req.path }, err.message);
       return sendProblem(res, err.code, err.message, err.extra);
     }
     if (err instanceof ZodError) {

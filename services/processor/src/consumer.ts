@@ -5,7 +5,7 @@ import { SpanKind, extractContext, withSpan } from "@docflow/telemetry";
 import { JobEnded, watchJob } from "./cancel.ts";
 import { retryDelays } from "./config.ts";
 import type { ProcessorContext, TaskInfo } from "./context.ts";
-import { failJob, isPermanent, jobErrorOf } from "./job-events.ts";
+import { failJob, isPermanent, jobErrorOf, type JobFailure } from "./job-events.ts";
 import { convert } from "./stages/convert.ts";
 import { finish } from "./stages/finish.ts";
 import { inspect } from "./stages/inspect.ts";
@@ -39,7 +39,7 @@ interface RunningTask {
 export type TaskOutcome =
   | { outcome: "stopped"; reason: JobEnded }
   | { outcome: "requeued" }
-  | { outcome: "failed"; error: DocflowError }
+  | { outcome: "failed"; error: JobFailure }
   | { outcome: "retry"; error: unknown };
 
 /**

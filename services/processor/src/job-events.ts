@@ -1,14 +1,27 @@
-import { DocflowError, ERRORS, TERMINAL_STATUSES, isErrorCode, toPublicJob, type JobError, type JobId, type TenantId } from "@docflow/contracts";
+import {
+  DocflowError,
+  JOB_FAILURES,
+  TERMINAL_STATUSES,
+  isJobFailureCode,
+  toPublicJob,
+  type JobError,
+  type JobFailureCode,
+  type JobId,
+  type TenantId,
+} from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import type { ProcessorContext } from "./context.ts";
 
-/** A failure that belongs to the document: the job fails now, no retry. */
-export function isPermanent(err: unknown): err is DocflowError {
-  return err instanceof DocflowError && err.status === 422;
+/** An error that fails its job: one with a job-failure reason. */
+export type JobFailure = DocflowError & { code: JobFailureCode };
+
+/** A job-failure reason that is not `retryable` (a problem with the document): the job fails now, no retry. */
+export function isPermanent(err: unknown): err is JobFailure {
+  return err instanceof DocflowError && isJobFailureCode(err.code) && !JOB_FAILURES[err.code].retryable;
 }
 
 /** Words a user understands for a failure code, with the engine's detail when it helps. */
-export function jobErrorOf(err: DocflowError): JobError {
+export function jobErrorOf(err: JobFailure): JobError {
   return { code: err.code, message: err.message };
 }
 
@@ -17,8 +30,8 @@ export function jobErrorOf(err: DocflowError): JobError {
  * call twice: the second call changes nothing and publishes nothing.
  */
 export async function failJob(ctx: ProcessorContext, tenant: TenantId, jobId: JobId, error: JobError): Promise<void> {
-  const code = isErrorCode(error.code) ? error.code : "processing_failed";
-  const message = error.message || ERRORS[code].title;
+  const code = isJobFailureCode(error.code) ? error.code : "processing_failed";
+  const message = error.message || JOB_FAILURES[code].title;
   const updated = await ctx.jobs.update(tenant, jobId, (r) =>
     TERMINAL_STATUSES.has(r.status) ? null : { ...r, status: "failed", error: { code, message }, completedAt: new Date().toISOString() },
   );

@@ -1,5 +1,6 @@
 import { reactive, readonly } from "vue";
 import { z } from "zod";
+import { ClientConfig } from "@docflow/contracts";
 import { api } from "@/api/client";
 
 /**
@@ -43,18 +44,13 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
 });
 
 /**
- * What the gateway may send; unknown fields are ignored, invalid ones fall back to the default.
- * Its `uploadTransport` and `uploadEndpoint` are among the ignored: the app always uploads
- * through tus at `/v1/uploads`.
+ * What the app takes from the gateway's `ClientConfig`, plus a `pollIntervalMs` that is not in
+ * the contract (the default applies unless a server sends one); unknown fields are ignored,
+ * invalid ones fall back to the default. The config's `uploadTransport` and `uploadEndpoint` are
+ * among the ignored: the app always uploads through tus at `/v1/uploads`.
  */
-const ServerConfig = z
-  .object({
-    maxUploadBytes: z.number().int().positive(),
-    tusChunkBytes: z.number().int().positive(),
-    pollIntervalMs: z.number().int().min(1000),
-    // Same origin only: a path, never another host.
-    tracesEndpoint: z.string().regex(/^\/[^/]/).nullable(),
-  })
+const ServerConfig = ClientConfig.pick({ maxUploadBytes: true, tusChunkBytes: true, tracesEndpoint: true })
+  .extend({ pollIntervalMs: z.number().int().min(1000) })
   .partial();
 
 const state = reactive<RuntimeConfig>({ ...DEFAULT_CONFIG });

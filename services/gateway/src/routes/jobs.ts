@@ -1,13 +1,28 @@
 import { Router, type Response } from "express";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { DocflowError, DocumentDetails, JobId, PageResult, documentKey, objectKeys, toPublicJob, type JobRecord, type TenantId } from "@docflow/contracts";
+import {
+  DocflowError,
+  DocumentDetails,
+  JobId,
+  PageResult,
+  documentKey,
+  objectKeys,
+  toPublicJob,
+  type JobList,
+  type JobRecord,
+  type JobResult,
+  type PageInfo,
+  type TenantId,
+} from "@docflow/contracts";
 import { publishEvent, type ObjectStore, type Versioned } from "@docflow/core";
 import type { AppContext } from "../context.ts";
 
 export const jobLocation = (id: string) => `/v1/jobs/${id}`;
 
-const pageUrls = (id: string, n: number) => ({
+/** Page `n` of job `id` as the API shows it: what was extracted, and where its images are. */
+const pageInfo = (id: string, n: number, page: PageResult): PageInfo => ({
+  ...page,
   thumbnailUrl: `/v1/jobs/${id}/pages/${n}/thumbnail`,
   previewUrl: `/v1/jobs/${id}/pages/${n}/preview`,
 });
@@ -45,7 +60,7 @@ export function jobsRouter(ctx: AppContext): Router {
     const query = ListQuery.parse(req.query);
     const records = await ctx.jobs.list(res.locals.tenant, { limit: query.limit + 1, after: query.cursor });
     const items = records.slice(0, query.limit).map(toPublicJob);
-    res.json({ items, nextCursor: records.length > query.limit ? (items.at(-1)?.id ?? null) : null });
+    res.json({ items, nextCursor: records.length > query.limit ? (items.at(-1)?.id ?? null) : null } satisfies JobList);
   });
 
   router.get("/v1/jobs/:id", async (req, res) => {
@@ -74,11 +89,11 @@ export function jobsRouter(ctx: AppContext): Router {
     const pages = await mapLimit(Array.from({ length: record.pageCount ?? 0 }, (_, i) => i + 1), 16, async (n) => {
       const page = await readPage(ctx.store, tenant, record.id, n);
       if (!page) throw new Error(`job ${record.id} is completed but page ${n} is missing`);
-      return { ...page, ...pageUrls(record.id, n) };
+      return pageInfo(record.id, n, page);
     });
     // What inspection found in full (e.g. a presentation's slide titles and notes); absent for jobs inspected before it was stored.
     const document = await readJson(ctx.store, documentKey(tenant, record.id), DocumentDetails);
-    res.set("ETag", `"${found.revision}"`).json({ job: toPublicJob(record), pages, ...(document ? { document } : {}) });
+    res.set("ETag", `"${found.revision}"`).json({ job: toPublicJob(record), pages, ...(document ? { document } : {}) } satisfies JobResult);
   });
 
   router.get("/v1/jobs/:id/pages/:n", async (req, res) => {
@@ -87,7 +102,7 @@ export function jobsRouter(ctx: AppContext): Router {
     const n = pageOf(record, req.params.n);
     const page = await readPage(ctx.store, tenant, record.id, n);
     if (!page) throw new DocflowError("page_not_ready");
-    res.json({ ...page, ...pageUrls(record.id, n) });
+    res.json(pageInfo(record.id, n, page));
   });
 
   const streamObject = (kind: "thumbnail" | "preview") =>

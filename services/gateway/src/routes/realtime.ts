@@ -1,7 +1,7 @@
 import { Router } from "express";
 import { encodeUser } from "@nats-io/jwt";
 import { createUser, fromSeed } from "@nats-io/nkeys";
-import { DocflowError, tenantEventsWildcard, type TenantId } from "@docflow/contracts";
+import { DocflowError, tenantEventsWildcard, type RealtimeCredentials, type TenantId } from "@docflow/contracts";
 import type { AppContext } from "../context.ts";
 
 /**
@@ -36,7 +36,7 @@ export function realtimeRouter(ctx: AppContext): Router {
       },
       { exp: expires },
     );
-    res.set("Cache-Control", "no-store").json({ url, jwt, subject, expiresAt: new Date(expires * 1000).toISOString() });
+    res.set("Cache-Control", "no-store").json({ url, jwt, subject, expiresAt: new Date(expires * 1000).toISOString() } satisfies RealtimeCredentials);
   });
 
   return router;

@@ -276,6 +276,22 @@ describe("the uploads seam: tus's own answers, in docflow's words", () => {
     expectProblem(await send("PATCH", "/v1/uploads/x", { as: "acme", tus: true, headers: { "upload-offset": "-1" } }), 400, "validation_failed", "Invalid upload-offset");
   });
 
+  it("writes its problem documents byte for byte as the rest of the API does, without an instance", async () => {
+    const { send, tenant } = await serve();
+    const noVersion = await send("POST", "/v1/uploads", { as: "acme", headers: { "upload-length": "100" } });
+    expect(noVersion.text).toBe(
+      JSON.stringify({
+        type: "urn:docflow:problem:tus_version_required",
+        title: "Uploads at /v1/uploads use tus 1.0.0: send the header Tus-Resumable: 1.0.0",
+        status: 412,
+        detail: "Tus-Resumable Required",
+        code: "tus_version_required",
+      }),
+    );
+    const empty = await send("POST", "/v1/uploads", { ...tenant, headers: { "upload-length": "0" } });
+    expect(empty.text).toBe(JSON.stringify({ type: "urn:docflow:problem:empty_body", title: "The upload is empty", status: 400, detail: "The upload is empty.", code: "empty_body" }));
+  });
+
   it("answers a PATCH without Upload-Offset or Content-Type with a problem whose status is the answer's", async () => {
     const { send, create } = await serve();
     const location = await create(pdfBytes(1000).length);

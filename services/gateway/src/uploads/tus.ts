@@ -5,12 +5,13 @@ import { FileStore } from "@tus/file-store";
 import { Server } from "@tus/server";
 import type { DataStore, Locker, Upload } from "@tus/utils";
 import { v7 as uuidv7 } from "uuid";
-import { ERRORS, JobId, objectKeys, toPublicJob, type ErrorCode, type Job, type TenantId } from "@docflow/contracts";
+import { JobId, objectKeys, toPublicJob, type Job, type ProblemCode, type TenantId } from "@docflow/contracts";
 import { SNIFF_BYTES, refusalDetail, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
 import type { TokenRegistry } from "../auth.ts";
 import type { GatewayConfig } from "../config.ts";
 import { defaultFilename, enqueueJob, type EnqueueDependencies } from "../enqueue.ts";
 import { cleanFilename } from "../ingest.ts";
+import { problemDocument } from "../problem.ts";
 import { answerAs, inUploadRequest } from "./request-scope.ts";
 import { StreamingS3Store } from "./s3-store.ts";
 
@@ -83,7 +84,7 @@ export function createUploads(deps: UploadDependencies): Uploads {
 const PROBLEM_JSON = "application/problem+json";
 
 /** docflow codes for the statuses tus answers by itself. */
-const TUS_STATUS_CODES: Record<number, ErrorCode> = {
+const TUS_STATUS_CODES: Record<number, ProblemCode> = {
   401: "unauthorized",
   404: "not_found",
   409: "upload_offset_mismatch",
@@ -111,13 +112,13 @@ class HookAnswer {
 }
 
 /** A refusal, as docflow's problem document. */
-function problem(code: ErrorCode, detail?: string, status: number = ERRORS[code].status): HookAnswer {
-  const { title } = ERRORS[code];
-  return new HookAnswer(status, JSON.stringify({ type: `urn:docflow:problem:${code}`, title, status, detail: detail ?? title, code }));
+function problem(code: ProblemCode, detail?: string, status?: number): HookAnswer {
+  const document = problemDocument(code, detail, status);
+  return new HookAnswer(document.status, JSON.stringify(document));
 }
 
 /** docflow's code for a status tus answers with. */
-const tusCode = (status: number): ErrorCode => TUS_STATUS_CODES[status] ?? (status >= 500 ? "internal" : "validation_failed");
+const tusCode = (status: number): ProblemCode => TUS_STATUS_CODES[status] ?? (status >= 500 ? "internal" : "validation_failed");
 
 /** A plain-text answer of tus as docflow's problem document: tus's words become the detail. */
 function tusTextAsProblem(status: number, text: string): string {

@@ -25,7 +25,7 @@ export async function convert(ctx: ProcessorContext, message: ConvertMessage, si
       const pdf = await ctx.office.run(
         (profileDir) => convertPptxToPdf(source, dir, { timeoutMs: ctx.config.DOCFLOW_TASK_TIMEOUT_MS, profileDir, signal }),
         // A document's own failure leaves the profile sound; a crash, kill or timeout may not.
-        (error) => isPermanent(error) && (error as { code?: string }).code !== "processing_timeout",
+        (error) => isPermanent(error) && error.code !== "processing_timeout",
       );
       signal.throwIfAborted();
       await ctx.store.put(pdfKey, createReadStream(pdf), { contentType: PDF });

@@ -1,5 +1,4 @@
-import type { Job } from "@docflow/contracts";
-import type { JobList, JobResult, PageInfo, Problem, RealtimeCredentials, VersionedJob } from "./types";
+import type { Job, JobList, JobResult, PageInfo, Problem, RealtimeCredentials } from "@docflow/contracts";
 
 /**
  * The one HTTP client of the app. Every call to the gateway goes through here, so
@@ -8,6 +7,16 @@ import type { JobList, JobResult, PageInfo, Problem, RealtimeCredentials, Versio
  */
 
 export const API_BASE = "/v1";
+
+/** A job together with the record revision it was read at (from the `ETag` header). */
+export interface VersionedJob {
+  job: Job;
+  /** `null` when the response carried no usable `ETag`. */
+  revision: number | null;
+}
+
+/** What an error answer said: a problem document, or any JSON object, its fields unchecked. */
+type ProblemBody = Partial<Problem>;
 
 /** How long a JSON call may take before it is given up (uploads and downloads have no such limit). */
 const JSON_TIMEOUT_MS = 30_000;
@@ -22,9 +31,9 @@ export class ApiError extends Error {
   readonly status: number;
   /** The problem's stable `code` (`job_not_ready`, `page_not_ready`...), or `network_error` / `http_<status>`. */
   readonly code: string;
-  readonly problem: Problem | null;
+  readonly problem: ProblemBody | null;
 
-  constructor(status: number, code: string, message: string, problem: Problem | null = null, options?: { cause?: unknown }) {
+  constructor(status: number, code: string, message: string, problem: ProblemBody | null = null, options?: { cause?: unknown }) {
     super(message, options);
     this.status = status;
     this.code = code;
@@ -75,7 +84,7 @@ export function parseRevision(etag: string | null | undefined): number | null {
 
 /** Reads a problem+json body (or any JSON body with the same fields) and builds the error a person sees. */
 export function errorFromResponse(status: number, statusText: string, body: unknown): ApiError {
-  const problem = body && typeof body === "object" ? (body as Problem) : null;
+  const problem = body && typeof body === "object" ? (body as ProblemBody) : null;
   const code = typeof problem?.code === "string" ? problem.code : `http_${status}`;
   const text = problem?.detail || problem?.title || describeStatus(status, statusText);
   return new ApiError(status, code, text, problem);
@@ -167,7 +176,7 @@ async function getJson<T>(url: string, options?: RequestOptions): Promise<{ data
 const jobPath = (id: string) => `${API_BASE}/jobs/${encodeURIComponent(id)}`;
 
 export const api = {
-  /** `GET /v1/config`: runtime configuration (optional endpoint). */
+  /** `GET /v1/config`: the server's `ClientConfig`, unchecked (`applyRuntimeConfig` keeps the fields that validate). */
   async getConfig(signal?: AbortSignal): Promise<unknown> {
     return (await getJson<unknown>(`${API_BASE}/config`, { signal })).data;
   },

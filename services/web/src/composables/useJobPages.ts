@@ -1,6 +1,6 @@
 import { computed, onScopeDispose, shallowReactive, toValue, watch, type MaybeRefOrGetter } from "vue";
 import { api, isApiError } from "@/api/client";
-import type { PageInfo } from "@/api/types";
+import type { PageInfo } from "@docflow/contracts";
 import { useJobsStore } from "@/stores/jobs";
 import { useLiveStore } from "@/stores/live";
 

@@ -1,6 +1,6 @@
 import { computed, ref, toValue, type MaybeRefOrGetter } from "vue";
 import { api } from "@/api/client";
-import type { PageInfo } from "@/api/types";
+import type { PageInfo } from "@docflow/contracts";
 
 /**
  * The page open in the preview dialog, and moving from it to the page before or after among

@@ -1,5 +1,5 @@
 import { computed, ref, toValue, type MaybeRefOrGetter } from "vue";
-import type { PageInfo } from "@/api/types";
+import type { PageInfo } from "@docflow/contracts";
 import { plural } from "@/lib/format";
 import { matches, normalizeQuery } from "@/lib/search";
 

@@ -1,5 +1,5 @@
 import { jwtAuthenticator, wsconnect } from "@nats-io/nats-core";
-import type { RealtimeCredentials } from "@/api/types";
+import type { RealtimeCredentials } from "@docflow/contracts";
 
 /** One open NATS WebSocket connection with its subscription. */
 export interface LiveConnection {

@@ -1,8 +1,7 @@
-import { JobEvent } from "@docflow/contracts";
+import { JobEvent, type RealtimeCredentials } from "@docflow/contracts";
 import { defineStore } from "pinia";
 import { computed, ref } from "vue";
 import { api, isApiError } from "@/api/client";
-import type { RealtimeCredentials } from "@/api/types";
 import { runtimeConfig } from "@/config";
 import type { LiveConnection } from "@/live/natsTransport";
 import { useJobsStore } from "./jobs";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ref, shallowReactive } from "vue";
-import type { PageInfo } from "@/api/types";
+import type { PageInfo } from "@docflow/contracts";
 import { usePagePreview } from "@/composables/usePagePreview";
 
 const JOB_ID = "01890a5d-ac96-7000-8000-000000000001";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ref, shallowReactive } from "vue";
-import type { PageInfo } from "@/api/types";
+import type { PageInfo } from "@docflow/contracts";
 import { usePageSearch } from "@/composables/usePageSearch";
 
 function page(n: number, text: string): PageInfo {

@@ -1,6 +1,6 @@
 import { mount, type VueWrapper } from "@vue/test-utils";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import type { PageInfo } from "@/api/types";
+import type { PageInfo } from "@docflow/contracts";
 import { useAnnouncer } from "@/composables/useAnnouncer";
 import { useLiveStore } from "@/stores/live";
 import JobView from "@/views/JobView.vue";
