@@ -7,6 +7,9 @@ import { defineConfig } from "vitest/config";
  * - web: the SPA's component tests (jsdom), from services/web/vitest.config.ts;
  * - integration: real RabbitMQ, NATS and S3 server (URLs from scripts/test.ts);
  * - e2e: the real stack (gateway and processor processes) on those services;
+ * - faults: the same stack under faults (processes killed, dependencies stopped), each test
+ *   printing its figures (tests/faults/, docs/reliability.md); scripts/test.ts runs it on its own
+ *   after the others (DOCFLOW_TEST_FAULTS_AFTER=1 leaves it out of their run);
  * - chart: the Helm chart, k8s/ manifests, skaffold.yaml, Dockerfiles and the web image's server
  *   (helm from scripts/bootstrap.sh; no services needed);
  * - system: docflow's own images in containers (tests/system/), only when a container engine runs
@@ -47,6 +50,20 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      ...(process.env.DOCFLOW_TEST_FAULTS_AFTER === "1"
+        ? []
+        : [
+            {
+              test: {
+                name: "faults",
+                include: ["tests/faults/**/*.test.ts"],
+                environment: "node",
+                testTimeout: 900_000,
+                hookTimeout: 180_000,
+                fileParallelism: false,
+              },
+            },
+          ]),
       {
         test: {
           name: "chart",

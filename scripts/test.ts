@@ -22,6 +22,8 @@
  * The web build is skipped with DOCFLOW_TEST_SKIP_WEB_BUILD=1 (the browser tests then use the
  * services/web/dist already there), and when the vitest args select projects (`--project x`) of
  * which none is e2e: only the e2e project needs it. Its output is shown only when it fails.
+ * The faults project (tests/faults/: the stack under faults, with figures) runs on its own after
+ * the others when no project is named (DOCFLOW_TEST_FAULTS_AFTER=1 keeps it out of the first run).
  * The cluster project (tests/cluster/: the SRE's day on a real Kubernetes node) runs last, on its
  * own: with DOCFLOW_TEST_KUBECONFIG (+ DOCFLOW_TEST_CLUSTER_URL) on that cluster as given;
  * otherwise, as root, on the local cluster of scripts/cluster.sh, which starts alongside the
@@ -440,11 +442,20 @@ async function main(): Promise<number> {
     for (const [k, v] of Object.entries(testEnv)) if (!/_KEY$|_SEED$|AMQP_URL$/.test(k)) log(`  ${k}=${v}`);
     const projects = selectedProjects(vitestArgs);
     const others = projects.length === 0 || projects.some((p) => p !== "cluster");
+    // With no project named, the faults project runs on its own after the others: it loads the
+    // machine on purpose (processes killed and restarted) and must not slow the timing-sensitive
+    // e2e tests. Named (`--project faults`), it runs with whatever else is named.
+    const faultsAfter = projects.length === 0;
+    const rest = vitestArgs.filter((a, i) => a !== "--project" && vitestArgs[i - 1] !== "--project" && !a.startsWith("--project="));
     if (others) {
       // DOCFLOW_TEST_KUBECONFIG hidden: the cluster project (vitest.config.ts) is not part of this run.
-      exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "" }), (code) => `exit ${code}`);
+      exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "", ...(faultsAfter ? { DOCFLOW_TEST_FAULTS_AFTER: "1" } : {}) }), (code) => `exit ${code}`);
     } else {
       exitCode = 0;
+    }
+    if (faultsAfter) {
+      const faultsCode = await timed("vitest faults", () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "faults"], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "" }), (code) => `exit ${code}`);
+      if (exitCode === 0) exitCode = faultsCode;
     }
     keepLogs = exitCode !== 0; // the services' logs may explain a failing test
     if (!cluster.run) {
@@ -457,7 +468,6 @@ async function main(): Promise<number> {
       if (cluster.local) await timed("cluster deploy", () => clusterScript("deploy"));
       const kube = await clusterEnv(cluster);
       for (const [k, v] of Object.entries(kube)) log(`  ${k}=${v}`);
-      const rest = vitestArgs.filter((a, i) => a !== "--project" && vitestArgs[i - 1] !== "--project" && !a.startsWith("--project="));
       const clusterCode = await timed("vitest cluster", () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "cluster"], { ...testEnv, ...kube }), (code) => `exit ${code}`);
       if (exitCode === 0) exitCode = clusterCode;
       if (cluster.local) log("cluster          left running for the next run (bash scripts/cluster.sh status | down)");
