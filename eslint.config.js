@@ -1,5 +1,6 @@
 // @ts-check
 import js from "@eslint/js";
+import prettier from "eslint-config-prettier";
 import pluginVue from "eslint-plugin-vue";
 import globals from "globals";
 import tseslint from "typescript-eslint";
@@ -20,9 +21,7 @@ export default tseslint.config(
       "no-restricted-imports": [
         "error",
         {
-          patterns: [
-            { group: ["**/services/*/**", "@docflow/gateway", "@docflow/processor"], message: "A service never imports another service; shared code goes into a package." },
-          ],
+          patterns: [{ group: ["**/services/*/**", "@docflow/gateway", "@docflow/processor"], message: "A service never imports another service; shared code goes into a package." }],
         },
       ],
     },
@@ -54,10 +53,15 @@ export default tseslint.config(
       "no-restricted-imports": [
         "error",
         {
-          paths: ["sharp", "pdfjs-dist", "@embedpdf/pdfium", "@hyzyla/pdfium", "piscina"].map((name) => ({ name, message: "Heavy engines belong to the processor, never to the gateway or shared packages." })),
+          paths: ["sharp", "pdfjs-dist", "@embedpdf/pdfium", "@hyzyla/pdfium", "piscina"].map((name) => ({
+            name,
+            message: "Heavy engines belong to the processor, never to the gateway or shared packages.",
+          })),
           patterns: [{ group: ["**/services/*/**", "@docflow/processor"], message: "A service never imports another service." }],
         },
       ],
     },
   },
+  // Layout is Prettier's (npm run format): the rules it would fight with are off.
+  prettier,
 );

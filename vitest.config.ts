@@ -10,7 +10,8 @@ import { defineConfig } from "vitest/config";
  * - faults: the same stack under faults (processes killed, dependencies stopped), each test
  *   printing its figures (tests/faults/, docs/reliability.md); scripts/test.ts runs it on its own
  *   after the others (DOCFLOW_TEST_FAULTS_AFTER=1 leaves it out of their run);
- * - chart: the Helm chart, k8s/ manifests, skaffold.yaml, Dockerfiles and the web image's server
+ * - deploy: how docflow ships: the Helm chart, k8s/ manifests, skaffold.yaml, the Dockerfiles and
+ *   images' contents, and the web image's nginx
  *   (helm from scripts/bootstrap.sh; no services needed);
  * - system: docflow's own images in containers (tests/system/), only when a container engine runs
  *   the services (scripts/test.ts builds the images and sets DOCFLOW_TEST_SYSTEM=1; it says so
@@ -66,8 +67,8 @@ export default defineConfig({
           ]),
       {
         test: {
-          name: "chart",
-          include: ["tests/chart/**/*.test.ts"],
+          name: "deploy",
+          include: ["tests/deploy/**/*.test.ts"],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 60_000,

@@ -83,7 +83,11 @@ const exponential = (r: () => number, mean: number) => -mean * Math.log(1 - r())
 
 // ---- Traces ---------------------------------------------------------------------------------
 
-interface Arrival { at: number; pages: number; pptx: boolean }
+interface Arrival {
+  at: number;
+  pages: number;
+  pptx: boolean;
+}
 
 const TRACES: Record<string, { title: string; make: (r: () => number) => Arrival[] }> = {
   bursts: {
@@ -138,8 +142,16 @@ interface Job {
   /** Seen inspected by the operator's mean-pages estimate. */
   counted?: boolean;
 }
-interface Msg { kind: Kind; job: Job; pages: number }
-interface Task { msg: Msg; pod: Pod; lost: boolean }
+interface Msg {
+  kind: Kind;
+  job: Job;
+  pages: number;
+}
+interface Task {
+  msg: Msg;
+  pod: Pod;
+  lost: boolean;
+}
 interface Pod {
   id: number;
   readyAt: number;
@@ -157,7 +169,9 @@ type Event = EventBody & { seq: number };
 
 class Heap {
   private items: Event[] = [];
-  get size() { return this.items.length; }
+  get size() {
+    return this.items.length;
+  }
   push(e: Event) {
     const a = this.items;
     a.push(e);
@@ -177,7 +191,8 @@ class Heap {
       a[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < a.length && Heap.less(a[l]!, a[m]!)) m = l;
         if (r < a.length && Heap.less(a[r]!, a[m]!)) m = r;
@@ -188,7 +203,9 @@ class Heap {
     }
     return top;
   }
-  private static less(x: Event, y: Event) { return x.at < y.at || (x.at === y.at && x.seq < y.seq); }
+  private static less(x: Event, y: Event) {
+    return x.at < y.at || (x.at === y.at && x.seq < y.seq);
+  }
 }
 
 /** What a scaler sees of the simulated pool at a tick, and how it answers. */
@@ -241,7 +258,9 @@ class Sim {
   }
 
   /** Replicas the Deployment asks for: pods not terminating. */
-  get replicas() { return this.pods.filter((p) => !p.terminating).length; }
+  get replicas() {
+    return this.pods.filter((p) => !p.terminating).length;
+  }
 
   private advance(to: number) {
     const dt = to - this.now;
@@ -261,10 +280,18 @@ class Sim {
       if (e.at > end && this.jobs.every((j) => j.completedAt !== null)) break;
       this.advance(e.at);
       switch (e.type) {
-        case "arrival": this.enqueue({ kind: "inspect", job: e.job, pages: 0 }); break;
-        case "done": if (!e.task.lost) this.finish(e.task); break;
-        case "ready": if (this.pods.includes(e.pod)) e.pod.ready = true; break;
-        case "tick": this.tick(); break;
+        case "arrival":
+          this.enqueue({ kind: "inspect", job: e.job, pages: 0 });
+          break;
+        case "done":
+          if (!e.task.lost) this.finish(e.task);
+          break;
+        case "ready":
+          if (this.pods.includes(e.pod)) e.pod.ready = true;
+          break;
+        case "tick":
+          this.tick();
+          break;
       }
       this.dispatch();
     }
@@ -315,7 +342,7 @@ class Sim {
     if (msg.kind === "inspect") {
       if (job.pptx && !job.converted) return this.enqueue({ kind: "convert", job, pages: 0 });
       const ranges: number[] = [];
-      for (let left = job.pages; left > 0; ) {
+      for (let left = job.pages; left > 0;) {
         const size = Math.min(left, ranges.length === 0 ? FIRST_RANGE_SIZE : RANGE_SIZE);
         ranges.push(size);
         left -= size;
@@ -347,7 +374,13 @@ class Sim {
     if (want < current) {
       const live = this.pods.filter((p) => !p.terminating);
       // The ReplicaSet removes pods that are not ready first (newest first), then in the scaler's order.
-      const order = [...live.filter((p) => !p.ready).reverse(), ...this.scaler.victims(this, live.filter((p) => p.ready))];
+      const order = [
+        ...live.filter((p) => !p.ready).reverse(),
+        ...this.scaler.victims(
+          this,
+          live.filter((p) => p.ready),
+        ),
+      ];
       for (const pod of order.slice(0, current - want)) this.remove(pod);
     }
     this.maxReplicas = Math.max(this.maxReplicas, this.replicas);
@@ -377,7 +410,8 @@ class Sim {
 
   /** What the operator observes: the job store's open jobs, the queues (ready + unacked), each pod's tasks. */
   observation(rate: number): Observation {
-    let pages = 0, parallelTasks = 0;
+    let pages = 0,
+      parallelTasks = 0;
     const held = { inspect: 0, convert: 0 };
     for (const p of this.pods) for (const t of p.tasks) if (t.msg.kind === "inspect" || t.msg.kind === "convert") held[t.msg.kind]++;
     const inspect = this.queues.inspect.length + held.inspect;
@@ -391,11 +425,16 @@ class Sim {
       nowMs: this.now * 1000,
       backlogKnown: true,
       pages,
-      messages: [{ count: inspect, secondsPerMessage: INSPECT_SECONDS }, { count: convert, secondsPerMessage: CONVERT_SECONDS }],
+      messages: [
+        { count: inspect, secondsPerMessage: INSPECT_SECONDS },
+        { count: convert, secondsPerMessage: CONVERT_SECONDS },
+      ],
       parallelTasks: parallelTasks + inspect + convert,
       pagesPerSecondPerReplica: rate,
       replicas: this.replicas,
-      pods: this.pods.filter((p) => !p.terminating).map((p) => ({ name: `p${p.id}`, ready: p.ready, inFlight: p.ready ? p.tasks.size : null, busySinceMs: p.busySince === null ? null : p.busySince * 1000 })),
+      pods: this.pods
+        .filter((p) => !p.terminating)
+        .map((p) => ({ name: `p${p.id}`, ready: p.ready, inFlight: p.ready ? p.tasks.size : null, busySinceMs: p.busySince === null ? null : p.busySince * 1000 })),
     };
   }
 
@@ -477,7 +516,7 @@ function hpaCpu(drains: boolean): Scaler {
         raw = ratio2 <= 1 + HPA_TOLERANCE ? current : Math.ceil(ratio2 * live.length);
       }
       const want = behavior(sim.now, current, raw);
-      sim.log?.(`t=${sim.now.toFixed(0)} replicas ${current} -> ${want}: utilisation ${(total / ready.length * 100).toFixed(0)}% of ${ready.length} ready (${unready} starting)`);
+      sim.log?.(`t=${sim.now.toFixed(0)} replicas ${current} -> ${want}: utilisation ${((total / ready.length) * 100).toFixed(0)}% of ${ready.length} ready (${unready} starting)`);
       return want;
     },
   };
@@ -499,8 +538,10 @@ function operator(targetDrainSeconds: number, stabilizationSeconds: number): Sca
   let rate = OPERATOR_RATE_ESTIMATE;
   // The rate sample is taken over at least one replica busy for a tick (accumulated over ticks if
   // need be): a window with a sliver of work (one range straddling its start) says nothing of capacity.
-  let pages = 0, busySeconds = 0;
-  let jobsSeen = 0, pagesSeen = 0;
+  let pages = 0,
+    busySeconds = 0;
+  let jobsSeen = 0,
+    pagesSeen = 0;
   return {
     name: `operator-${targetDrainSeconds}`,
     drains: true, // the pods it removes are idle; a stuck one (busy > task timeout) would drain
@@ -522,7 +563,12 @@ function operator(targetDrainSeconds: number, stabilizationSeconds: number): Sca
       const o = sim.observation(rate);
       // As the operator's controller does (withUninspected): a job not inspected yet is priced at
       // the mean job seen inspected so far (10 pages before any), not at one inspect message.
-      for (const j of sim.jobs) if (j.ranges !== null && j.arrival <= sim.now && !j.counted) { j.counted = true; jobsSeen++; pagesSeen += j.pages; }
+      for (const j of sim.jobs)
+        if (j.ranges !== null && j.arrival <= sim.now && !j.counted) {
+          j.counted = true;
+          jobsSeen++;
+          pagesSeen += j.pages;
+        }
       const observed = withUninspected(o, o.messages[0]!.count, jobsSeen > 0 ? pagesSeen / jobsSeen : 10, { rangeSize: RANGE_SIZE, rangeWindow: RANGE_WINDOW });
       const d = decide(spec, observed, history);
       history = d.history;
@@ -534,7 +580,19 @@ function operator(targetDrainSeconds: number, stabilizationSeconds: number): Sca
 
 // ---- Run ------------------------------------------------------------------------------------
 
-interface Row { trace: string; scaler: string; jobs: number; p50: number; p95: number; max: number; replicaMinutes: number; busyPodsRemoved: number; tasksRedelivered: number; maxReplicas: number; rate?: number }
+interface Row {
+  trace: string;
+  scaler: string;
+  jobs: number;
+  p50: number;
+  p95: number;
+  max: number;
+  replicaMinutes: number;
+  busyPodsRemoved: number;
+  tasksRedelivered: number;
+  maxReplicas: number;
+  rate?: number;
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -563,7 +621,17 @@ function simulate(trace: string, arrivals: Arrival[], scaler: Scaler, seed: numb
 }
 
 function main(): number {
-  const { values } = parseArgs({ options: { seed: { type: "string", default: "1" }, json: { type: "boolean", default: false }, drain: { type: "boolean", default: false }, traces: { type: "string", default: Object.keys(TRACES).join(",") }, "drain-seconds": { type: "string", default: "20,60" }, timeline: { type: "string" }, "operator-stabilization": { type: "string", default: "60" } } });
+  const { values } = parseArgs({
+    options: {
+      seed: { type: "string", default: "1" },
+      json: { type: "boolean", default: false },
+      drain: { type: "boolean", default: false },
+      traces: { type: "string", default: Object.keys(TRACES).join(",") },
+      "drain-seconds": { type: "string", default: "20,60" },
+      timeline: { type: "string" },
+      "operator-stabilization": { type: "string", default: "60" },
+    },
+  });
   const seed = Number(values.seed);
   const drain = values.drain;
   const goals = values["drain-seconds"].split(",").map(Number);
@@ -575,7 +643,9 @@ function main(): number {
     if (!trace) throw new Error(`unknown trace ${name} (${Object.keys(TRACES).join(", ")})`);
     const arrivals = trace.make(rng(seed * 1000 + Object.keys(TRACES).indexOf(name)));
     // Each scaler's own random stream (which pod goes at scale-in), the same whatever other rows are printed.
-    const traceRows = scalers().map((s) => simulate(name, arrivals, s, seed * 1000 + 100 * Object.keys(TRACES).indexOf(name) + [...s.name].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 97, 0), values.timeline));
+    const traceRows = scalers().map((s) =>
+      simulate(name, arrivals, s, seed * 1000 + 100 * Object.keys(TRACES).indexOf(name) + [...s.name].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 97, 0), values.timeline),
+    );
     rows.push(...traceRows);
     const op = traceRows[0]!;
     const k = traceRows.find((r) => r.scaler === "keda")!;
@@ -609,17 +679,29 @@ function main(): number {
     return verdicts.every((v) => v.pass) ? 0 : 1;
   }
   console.log(`autoscale simulation, seed ${seed}`);
-  console.log(`assumptions: ${PAGE_SECONDS * 1000} ms of one core per page + ${RANGE_OVERHEAD_SECONDS * 1000} ms per range (one core per task: ~${(CONCURRENCY / (PAGE_SECONDS + RANGE_OVERHEAD_SECONDS / RANGE_SIZE)).toFixed(1)} pages/s per replica at concurrency ${CONCURRENCY}); inspect ${INSPECT_SECONDS} s;`);
-  console.log(`  ${PPTX_SHARE * 100}% of jobs PPTX (convert ${CONVERT_SECONDS} s, then inspect again); ranges ${FIRST_RANGE_SIZE} then ${RANGE_SIZE} pages, window ${RANGE_WINDOW}; express lane (first ranges, jobs <= ${EXPRESS_MAX_PAGES} pages) served before render;`);
-  console.log(`  a new replica ready after ${STARTUP_SECONDS} s; every scaler every ${TICK_SECONDS} s; replicas ${MIN_REPLICAS}-${MAX_REPLICAS}; replica-minutes counted over ${(TRACE_SECONDS + TAIL_SECONDS) / 60} min (pods starting or draining included);`);
-  console.log(`  HPA/KEDA: 10% tolerance, ${HPA_DOWN_WINDOW_SECONDS} s down stabilisation, 1 pod/60 s down, max(4, 100%)/15 s up, a random ready pod removed, its tasks ${drain ? "drained" : "lost and redelivered"};`);
-  console.log(`  operator: targetDrainSeconds ${goals.join(" or ")} (operator-N), scaleUp.maxStep 4, scaleDown ${values["operator-stabilization"]} s / 1 pod; jobs not inspected yet priced at the mean job seen, pages/s per replica measured from ${OPERATOR_RATE_ESTIMATE}.`);
+  console.log(
+    `assumptions: ${PAGE_SECONDS * 1000} ms of one core per page + ${RANGE_OVERHEAD_SECONDS * 1000} ms per range (one core per task: ~${(CONCURRENCY / (PAGE_SECONDS + RANGE_OVERHEAD_SECONDS / RANGE_SIZE)).toFixed(1)} pages/s per replica at concurrency ${CONCURRENCY}); inspect ${INSPECT_SECONDS} s;`,
+  );
+  console.log(
+    `  ${PPTX_SHARE * 100}% of jobs PPTX (convert ${CONVERT_SECONDS} s, then inspect again); ranges ${FIRST_RANGE_SIZE} then ${RANGE_SIZE} pages, window ${RANGE_WINDOW}; express lane (first ranges, jobs <= ${EXPRESS_MAX_PAGES} pages) served before render;`,
+  );
+  console.log(
+    `  a new replica ready after ${STARTUP_SECONDS} s; every scaler every ${TICK_SECONDS} s; replicas ${MIN_REPLICAS}-${MAX_REPLICAS}; replica-minutes counted over ${(TRACE_SECONDS + TAIL_SECONDS) / 60} min (pods starting or draining included);`,
+  );
+  console.log(
+    `  HPA/KEDA: 10% tolerance, ${HPA_DOWN_WINDOW_SECONDS} s down stabilisation, 1 pod/60 s down, max(4, 100%)/15 s up, a random ready pod removed, its tasks ${drain ? "drained" : "lost and redelivered"};`,
+  );
+  console.log(
+    `  operator: targetDrainSeconds ${goals.join(" or ")} (operator-N), scaleUp.maxStep 4, scaleDown ${values["operator-stabilization"]} s / 1 pod; jobs not inspected yet priced at the mean job seen, pages/s per replica measured from ${OPERATOR_RATE_ESTIMATE}.`,
+  );
   for (const name of new Set(rows.map((r) => r.trace))) {
     console.log(`\n${TRACES[name]!.title}\n`);
     console.log("| scaler | jobs | p50 s | p95 s | max s | replica-min | busy pods removed | tasks redelivered | max replicas |");
     console.log("|---|---|---|---|---|---|---|---|---|");
     for (const r of rows.filter((x) => x.trace === name)) {
-      console.log(`| ${r.scaler}${r.rate !== undefined ? ` (${r.rate.toFixed(1)} p/s/replica)` : ""} | ${r.jobs} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.max.toFixed(1)} | ${r.replicaMinutes.toFixed(1)} | ${r.busyPodsRemoved} | ${r.tasksRedelivered} | ${r.maxReplicas} |`);
+      console.log(
+        `| ${r.scaler}${r.rate !== undefined ? ` (${r.rate.toFixed(1)} p/s/replica)` : ""} | ${r.jobs} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.max.toFixed(1)} | ${r.replicaMinutes.toFixed(1)} | ${r.busyPodsRemoved} | ${r.tasksRedelivered} | ${r.maxReplicas} |`,
+      );
     }
   }
   console.log(`\nverdict (operator-${goals[0]} against keda: p95 <= KEDA's, replica-minutes <= KEDA's, 0 busy pods removed):`);

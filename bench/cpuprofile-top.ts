@@ -87,10 +87,16 @@ async function main(): Promise<void> {
     const idle = get("idle");
     const gc = get("garbage collector");
     console.log(`\n# ${file}`);
-    console.log(`span ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s; sampled ${(total / 1000).toFixed(1)} s: idle ${(idle / 1000).toFixed(1)} s, busy ${((total - idle) / 1000).toFixed(1)} s (GC ${(gc / 1000).toFixed(1)} s)`);
+    console.log(
+      `span ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s; sampled ${(total / 1000).toFixed(1)} s: idle ${(idle / 1000).toFixed(1)} s, busy ${((total - idle) / 1000).toFixed(1)} s (GC ${(gc / 1000).toFixed(1)} s)`,
+    );
     const print = (title: string, m: Map<string, number>, filter?: RegExp) => {
       console.log(`\n## ${title} (ms)`);
-      for (const [k, v] of [...m].filter(([k2]) => !filter || filter.test(k2)).sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${v.toFixed(0).padStart(8)}  ${k}`);
+      for (const [k, v] of [...m]
+        .filter(([k2]) => !filter || filter.test(k2))
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, top))
+        console.log(`${v.toFixed(0).padStart(8)}  ${k}`);
     };
     const longest = [...stretches].sort((a, b) => b.ms - a.ms).slice(0, 8);
     console.log(`longest busy stretches without an idle sample (ms at s): ${longest.map((x) => `${x.ms.toFixed(0)} at ${(x.at / 1000).toFixed(1)}`).join(", ")}`);

@@ -110,9 +110,7 @@ function popplerEngine(encoder: "sharp" | "pdftoppm"): Engine {
     tasks: encoder === "sharp" ? TASKS : ["thumbnail", "preview"],
     text: (doc, first, last) => extractText(doc.path, first, last, CALL),
     async render(doc, first, last, kind, outDir) {
-      const opts = kind === "thumbnail"
-        ? { widthPx: THUMBNAIL_WIDTH_PX, outDir, prefix: "thumb", encoder, ...CALL }
-        : { dpi: PREVIEW_DPI, outDir, prefix: "preview", encoder, ...CALL };
+      const opts = kind === "thumbnail" ? { widthPx: THUMBNAIL_WIDTH_PX, outDir, prefix: "thumb", encoder, ...CALL } : { dpi: PREVIEW_DPI, outDir, prefix: "preview", encoder, ...CALL };
       const files = await renderPages(doc.path, first, last, opts);
       if (kind === "thumbnail") {
         // The processor re-encoded the thumbnail PNG as WebP then (bench/lib/pdftoppm-files.ts).
@@ -244,12 +242,13 @@ async function pdfjsEngine(): Promise<Engine> {
         for (let n = first; n <= Math.min(last, d.numPages); n++) out.push(await pageText(d, n));
         return out;
       }),
-    render: (doc, first, last, kind, outDir) =>
-      withDoc(doc.bytes, (d) => pipelined(first, Math.min(last, d.numPages), (n) => renderPage(d, n, kind, join(outDir, `${kind}-${n}`)))),
+    render: (doc, first, last, kind, outDir) => withDoc(doc.bytes, (d) => pipelined(first, Math.min(last, d.numPages), (n) => renderPage(d, n, kind, join(outDir, `${kind}-${n}`)))),
     probe: async (path, outDir) =>
       withDoc(await readFile(path), async (d) => {
         const text = await pageText(d, 1);
-        await (await renderPage(d, 1, "thumbnail", join(outDir, "probe")))();
+        await (
+          await renderPage(d, 1, "thumbnail", join(outDir, "probe"))
+        )();
         return { pages: d.numPages, chars: text.length };
       }),
   };
@@ -460,9 +459,7 @@ async function pdfiumEngine(): Promise<Engine> {
     },
     async probe(path, outDir) {
       const bytes = await readFile(path);
-      const { pages, text, img } = p.withDocument(bytes, (d, count) =>
-        p.withPage(d, 0, (page) => ({ pages: count, text: p.text(page), img: p.render(page, "thumbnail") })),
-      );
+      const { pages, text, img } = p.withDocument(bytes, (d, count) => p.withPage(d, 0, (page) => ({ pages: count, text: p.text(page), img: p.render(page, "thumbnail") })));
       await encodeRgba(img.data, img.width, img.height, "thumbnail", join(outDir, "probe"));
       return { pages, chars: text.length };
     },
@@ -487,7 +484,11 @@ async function makeEngine(name: EngineName): Promise<Engine> {
 // Text quality
 
 function words(text: string): string[] {
-  return text.normalize("NFKC").toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== "");
+  return text
+    .normalize("NFKC")
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter((w) => w !== "");
 }
 
 function jaccard(a: string[], b: string[]): number {
@@ -704,7 +705,15 @@ async function loadDocs(paths: string[], workDir: string, generatedPages: number
       await writeFile(path, gunzipSync(await readFile(src)));
     }
     const info = await inspectPdf(path, CALL);
-    docs.push({ name: path.split("/").pop()!.replace(/\.pdf$/, ""), path, bytes: await readFile(path), pageCount: info.pageCount });
+    docs.push({
+      name: path
+        .split("/")
+        .pop()!
+        .replace(/\.pdf$/, ""),
+      path,
+      bytes: await readFile(path),
+      pageCount: info.pageCount,
+    });
   }
   return docs;
 }
@@ -772,13 +781,22 @@ async function main(): Promise<void> {
     };
     console.log(`# docflow PDF engines: ${new Date().toISOString()}`);
     const os = await import("node:os");
-    console.log(`load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} (other processes share the cores)`);
-    console.log(`node ${process.version}, ${cpu}, ${os.availableParallelism()} cores; ${poppler.trim() || "poppler"}; pdfjs-dist ${versions("pdfjs-dist")}, @napi-rs/canvas ${versions("@napi-rs/canvas")}, @embedpdf/pdfium ${versions("@embedpdf/pdfium")}, sharp ${sharp.versions.sharp}`);
+    console.log(
+      `load average at start ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")} (other processes share the cores)`,
+    );
+    console.log(
+      `node ${process.version}, ${cpu}, ${os.availableParallelism()} cores; ${poppler.trim() || "poppler"}; pdfjs-dist ${versions("pdfjs-dist")}, @napi-rs/canvas ${versions("@napi-rs/canvas")}, @embedpdf/pdfium ${versions("@embedpdf/pdfium")}, sharp ${sharp.versions.sharp}`,
+    );
     console.log(`runs ${runs} (median), range ${rangeSize} pages per call, thumbnails/previews on the first ${renderPagesPerDoc} pages of each document, text on all pages`);
-    console.log(table([
-      ["document", "pages", "size", "text pages", "render pages"],
-      ...docs.map((d) => [d.name, String(d.pageCount), `${(d.bytes.length / 1024).toFixed(0)} KiB`, String(d.pageCount), String(Math.min(d.pageCount, renderPagesPerDoc))]),
-    ]));
+    console.log(
+      table([
+        ["document", "pages", "size", "text pages", "render pages"],
+        ...docs.map((d) => [d.name, String(d.pageCount), `${(d.bytes.length / 1024).toFixed(0)} KiB`, String(d.pageCount), String(Math.min(d.pageCount, renderPagesPerDoc))]),
+      ]),
+    );
 
     const engines: Engine[] = [];
     for (const name of engineNames) {
@@ -862,7 +880,12 @@ async function main(): Promise<void> {
       ]);
     }
     console.log(table(rows));
-    console.log(`process peak RSS (all engines together): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; load average now ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    console.log(
+      `process peak RSS (all engines together): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; load average now ${(await import("node:os"))
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+    );
     if (failures.length > 0) {
       console.log(`\n${failures.length} failed calls (first 10):`);
       for (const f of failures.slice(0, 10)) console.log(`  ${f}`);
@@ -874,18 +897,34 @@ async function main(): Promise<void> {
       console.log("jaccard = shared distinct words / all distinct words, per page; order = LCS of the word sequences / longer sequence");
       const baseline = texts.get("poppler")!;
       const q = [...texts.keys()].filter((e) => e !== "poppler").map((e) => compareText(e, baseline, texts.get(e)!));
-      console.log(table([
-        ["engine", "pages", "mean jaccard", "pages >= 0.95", "mean order", "worst page", "only in poppler", "only in engine"],
-        ...q.map((r) => [r.engine, String(r.pages), r.meanJaccard.toFixed(3), `${(r.pagesAtLeast95 * 100).toFixed(1)}%`, r.meanOrder.toFixed(3), `${r.worst.where} (${r.worst.jaccard.toFixed(2)})`, r.worst.onlyPoppler.join(" "), r.worst.onlyEngine.join(" ")]),
-      ]));
+      console.log(
+        table([
+          ["engine", "pages", "mean jaccard", "pages >= 0.95", "mean order", "worst page", "only in poppler", "only in engine"],
+          ...q.map((r) => [
+            r.engine,
+            String(r.pages),
+            r.meanJaccard.toFixed(3),
+            `${(r.pagesAtLeast95 * 100).toFixed(1)}%`,
+            r.meanOrder.toFixed(3),
+            `${r.worst.where} (${r.worst.jaccard.toFixed(2)})`,
+            r.worst.onlyPoppler.join(" "),
+            r.worst.onlyEngine.join(" "),
+          ]),
+        ]),
+      );
       console.log("\nper document (jaccard / order):");
-      console.log(table([
-        ["document", ...q.map((r) => r.engine)],
-        ...[...baseline.keys()].map((d) => [d, ...q.map((r) => {
-          const x = r.perDoc.get(d);
-          return x ? `${x.jaccard.toFixed(3)} / ${x.order.toFixed(3)}` : "-";
-        })]),
-      ]));
+      console.log(
+        table([
+          ["document", ...q.map((r) => r.engine)],
+          ...[...baseline.keys()].map((d) => [
+            d,
+            ...q.map((r) => {
+              const x = r.perDoc.get(d);
+              return x ? `${x.jaccard.toFixed(3)} / ${x.order.toFixed(3)}` : "-";
+            }),
+          ]),
+        ]),
+      );
     }
 
     // Pixels against poppler's

@@ -136,7 +136,11 @@ async function main(): Promise<number> {
   const free = fsStat.bavail * fsStat.bsize;
   const needed = uploads * size * 1.1 + 512 * MiB;
   console.log(`# docflow gateway: /healthz under ${uploads} concurrent uploads of ${sizeMiB} MiB (${storage} storage; transport ${transports.join(", then ")})`);
-  console.log(`node ${process.version}, ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; ${(free / 2 ** 30).toFixed(1)} GiB free in ${tmpdir()}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `node ${process.version}, ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; ${(free / 2 ** 30).toFixed(1)} GiB free in ${tmpdir()}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   if (free < needed) {
     console.log(`not enough disk: ${(needed / 2 ** 30).toFixed(1)} GiB needed; use fewer or smaller uploads (--uploads, --mib)`);
     return 2;
@@ -148,7 +152,9 @@ async function main(): Promise<number> {
     const gateway = await startGateway(c, services, { storage, tenants, maxUploadBytes: size + MiB, bucket: "bench", extraEnv: parseEnvList(values["gateway-env"]) });
     const chunkBytes = await tusChunkBytes(gateway.url);
     if (values["pin-gateway"]) pinGateway(gateway.pid, [services.s3.pid, services.rabbitmq.pid, services.nats.pid, process.pid]);
-    console.log(`gateway pid ${gateway.pid} ready at ${gateway.url}; request deadline ${gateway.env.DOCFLOW_REQUEST_TIMEOUT_MS ?? "55000 (default)"} ms; tusChunkBytes ${chunkBytes} (${(chunkBytes / MiB).toFixed(2)} MiB, ${Math.ceil(size / chunkBytes)} PATCHes per tus upload)`);
+    console.log(
+      `gateway pid ${gateway.pid} ready at ${gateway.url}; request deadline ${gateway.env.DOCFLOW_REQUEST_TIMEOUT_MS ?? "55000 (default)"} ms; tusChunkBytes ${chunkBytes} (${(chunkBytes / MiB).toFixed(2)} MiB, ${Math.ceil(size / chunkBytes)} PATCHes per tus upload)`,
+    );
     const filler = makeFiller();
     const expectedSha = sha256Of(filler, size);
 
@@ -204,7 +210,22 @@ async function main(): Promise<number> {
       const hwm = await procStatus(gateway.pid, "VmHWM");
       agent.destroy();
       await fillStoredHashes(services, gateway, storage, results);
-      phases.push({ transport, seconds, probes, loop, results, rssBefore, rssPeak: rss.samples() > 0 ? rss.peak() : Number.NaN, hwm, hwmReset, cpu, loopThread, io, ownLoop: { p99: ownLoop.percentile(99) / 1e6, max: ownLoop.max / 1e6 }, loadAfter: loadavg() });
+      phases.push({
+        transport,
+        seconds,
+        probes,
+        loop,
+        results,
+        rssBefore,
+        rssPeak: rss.samples() > 0 ? rss.peak() : Number.NaN,
+        hwm,
+        hwmReset,
+        cpu,
+        loopThread,
+        io,
+        ownLoop: { p99: ownLoop.percentile(99) / 1e6, max: ownLoop.max / 1e6 },
+        loadAfter: loadavg(),
+      });
       console.log(`${transport}: ${results.filter((r) => r.ok).length}/${uploads} uploads done in ${seconds.toFixed(1)} s`);
     }
     await prober.stop();
@@ -218,7 +239,9 @@ async function main(): Promise<number> {
     console.log(`| idle (${idleSeconds} s) | ${i0.n} | ${i0.failed} | ${f1(i0.p50)} | ${f1(i0.p99)} | ${f1(i0.max)} | |`);
     for (const p of phases) {
       const l = stats(p.probes);
-      console.log(`| under load, ${p.transport} (${p.seconds.toFixed(1)} s) | ${l.n} | ${l.failed} | ${f1(l.p50)} | ${f1(l.p99)} | ${f1(l.max)} | ${(l.p50 / i0.p50).toFixed(2)}x / ${(l.p99 / i0.p99).toFixed(2)}x / ${(l.max / i0.max).toFixed(2)}x |`);
+      console.log(
+        `| under load, ${p.transport} (${p.seconds.toFixed(1)} s) | ${l.n} | ${l.failed} | ${f1(l.p50)} | ${f1(l.p99)} | ${f1(l.max)} | ${(l.p50 / i0.p50).toFixed(2)}x / ${(l.p99 / i0.p99).toFixed(2)}x / ${(l.max / i0.max).toFixed(2)}x |`,
+      );
     }
 
     console.log("\n## gateway event-loop delay from its /metrics (ms; prom-client, 10 ms resolution, reset at each scrape)");
@@ -236,14 +259,21 @@ async function main(): Promise<number> {
       const verified = ok.filter((r) => r.job?.sha256 === expectedSha && r.job.size === size);
       const totalBytes = p.results.reduce((a, r) => a + r.bytesSent, 0);
       const durations = ok.map((r) => r.ms / 1000).sort((a, b) => a - b);
-      console.log(`\n## ${p.transport} uploads: ${ok.length}/${uploads} accepted (${p.transport === "post" ? "202" : "final PATCH 200"}) in ${p.seconds.toFixed(1)} s (${tenants} tenant${tenants === 1 ? "" : "s"}); SHA-256 of the Job = SHA-256 of the bytes sent: ${verified.length}/${ok.length}`);
+      console.log(
+        `\n## ${p.transport} uploads: ${ok.length}/${uploads} accepted (${p.transport === "post" ? "202" : "final PATCH 200"}) in ${p.seconds.toFixed(1)} s (${tenants} tenant${tenants === 1 ? "" : "s"}); SHA-256 of the Job = SHA-256 of the bytes sent: ${verified.length}/${ok.length}`,
+      );
       console.log(`aggregate throughput ${(totalBytes / MiB / p.seconds).toFixed(1)} MiB/s sent (${(totalBytes / MiB).toFixed(0)} MiB)`);
-      if (durations.length > 0) console.log(`accepted uploads: duration min ${durations[0]?.toFixed(1)} s, median ${percentile(durations, 50).toFixed(1)} s, max ${durations[durations.length - 1]?.toFixed(1)} s; throughput median ${(size / MiB / percentile(durations, 50)).toFixed(1)} MiB/s`);
+      if (durations.length > 0)
+        console.log(
+          `accepted uploads: duration min ${durations[0]?.toFixed(1)} s, median ${percentile(durations, 50).toFixed(1)} s, max ${durations[durations.length - 1]?.toFixed(1)} s; throughput median ${(size / MiB / percentile(durations, 50)).toFixed(1)} MiB/s`,
+        );
       if (p.transport === "tus") {
         const patchMs = p.results.flatMap((r) => r.patchMs ?? []).sort((a, b) => a - b);
         const finals = p.results.flatMap((r) => (r.finalPatchMs === undefined ? [] : [r.finalPatchMs])).sort((a, b) => a - b);
         const retries = p.results.reduce((a, r) => a + (r.retries ?? 0), 0);
-        console.log(`PATCHes: ${patchMs.length} (${retries} retried), duration p50 ${f1(percentile(patchMs, 50))} ms, p99 ${f1(percentile(patchMs, 99))} ms, max ${f1(patchMs[patchMs.length - 1] ?? Number.NaN)} ms; final PATCH (completes the upload, reads it back to hash it) median ${f1(percentile(finals, 50))} ms, max ${f1(finals[finals.length - 1] ?? Number.NaN)} ms`);
+        console.log(
+          `PATCHes: ${patchMs.length} (${retries} retried), duration p50 ${f1(percentile(patchMs, 50))} ms, p99 ${f1(percentile(patchMs, 99))} ms, max ${f1(patchMs[patchMs.length - 1] ?? Number.NaN)} ms; final PATCH (completes the upload, reads it back to hash it) median ${f1(percentile(finals, 50))} ms, max ${f1(finals[finals.length - 1] ?? Number.NaN)} ms`,
+        );
       }
       const byOutcome = new Map<string, number>();
       for (const r of p.results) byOutcome.set(outcome(r), (byOutcome.get(outcome(r)) ?? 0) + 1);
@@ -251,17 +281,24 @@ async function main(): Promise<number> {
       console.log(`| # | status | seconds | MiB sent | MiB/s |${p.transport === "tus" ? " PATCHes | slowest PATCH ms | final PATCH ms |" : ""}`);
       console.log(`|---|---|---|---|---|${p.transport === "tus" ? "---|---|---|" : ""}`);
       p.results.forEach((r, i) => {
-        const tus = p.transport === "tus" ? ` ${r.patches ?? 0}${r.retries ? ` (${r.retries} retried)` : ""} | ${f1(Math.max(...(r.patchMs ?? [Number.NaN])))} | ${f1(r.finalPatchMs ?? Number.NaN)} |` : "";
+        const tus =
+          p.transport === "tus" ? ` ${r.patches ?? 0}${r.retries ? ` (${r.retries} retried)` : ""} | ${f1(Math.max(...(r.patchMs ?? [Number.NaN])))} | ${f1(r.finalPatchMs ?? Number.NaN)} |` : "";
         console.log(`| ${i} | ${outcome(r)} | ${(r.ms / 1000).toFixed(1)} | ${(r.bytesSent / MiB).toFixed(0)} | ${(r.bytesSent / MiB / (r.ms / 1000)).toFixed(1)} |${tus}`);
       });
       console.log(`\n### resources during the ${p.transport} load phase`);
-      console.log(`gateway RSS: ${mib(p.rssBefore)} MiB before the uploads, highest sampled under load ${mib(p.rssPeak)} MiB, peak VmHWM ${mib(p.hwm)} MiB${p.hwmReset ? " (reset at the start of the phase)" : " (since the gateway started: clear_refs not allowed)"}; total uploaded ${(totalBytes / MiB).toFixed(0)} MiB (${uploads} x ${sizeMiB} MiB)`);
-      console.log(`CPU seconds under load (${p.seconds.toFixed(1)} s wall, ${cpus().length} cores): gateway ${p.cpu.gateway.toFixed(1)}, S3 server ${p.cpu.s3.toFixed(1)}, this benchmark ${p.cpu.bench.toFixed(1)}`);
+      console.log(
+        `gateway RSS: ${mib(p.rssBefore)} MiB before the uploads, highest sampled under load ${mib(p.rssPeak)} MiB, peak VmHWM ${mib(p.hwm)} MiB${p.hwmReset ? " (reset at the start of the phase)" : " (since the gateway started: clear_refs not allowed)"}; total uploaded ${(totalBytes / MiB).toFixed(0)} MiB (${uploads} x ${sizeMiB} MiB)`,
+      );
+      console.log(
+        `CPU seconds under load (${p.seconds.toFixed(1)} s wall, ${cpus().length} cores): gateway ${p.cpu.gateway.toFixed(1)}, S3 server ${p.cpu.s3.toFixed(1)}, this benchmark ${p.cpu.bench.toFixed(1)}`,
+      );
       console.log(
         `gateway event-loop thread (schedstat): ran ${p.loopThread.run.toFixed(1)} s, and waited ${p.loopThread.wait.toFixed(1)} s for a CPU while runnable (${((100 * p.loopThread.wait) / p.seconds).toFixed(0)}% of the phase): the waiting is the machine's share of slow answers (other processes held the cores), the running the gateway's`,
       );
       const per = (n: number) => (totalBytes > 0 ? (n / totalBytes).toFixed(2) : "-");
-      console.log(`I/O per byte uploaded (/proc/<pid>/io): gateway rchar ${per(p.io.gateway.rchar)}, wchar ${per(p.io.gateway.wchar)}, disk writes ${per(p.io.gateway.writeBytes)}; S3 server rchar ${per(p.io.s3.rchar)}, wchar ${per(p.io.s3.wchar)}, disk writes ${per(p.io.s3.writeBytes)}`);
+      console.log(
+        `I/O per byte uploaded (/proc/<pid>/io): gateway rchar ${per(p.io.gateway.rchar)}, wchar ${per(p.io.gateway.wchar)}, disk writes ${per(p.io.gateway.writeBytes)}; S3 server rchar ${per(p.io.s3.rchar)}, wchar ${per(p.io.s3.wchar)}, disk writes ${per(p.io.s3.writeBytes)}`,
+      );
       console.log(`machine load average after the phase: ${p.loadAfter.map((l) => l.toFixed(2)).join(" ")} (other processes on the machine share its ${cpus().length} cores)`);
       console.log(`this benchmark's own event-loop delay under load: p99 ${p.ownLoop.p99.toFixed(1)} ms, max ${p.ownLoop.max.toFixed(1)} ms (the prober has its own thread)`);
 
@@ -272,7 +309,9 @@ async function main(): Promise<number> {
       const pass = gateway.exited() === undefined && l.p99 <= p99Target && l.max <= maxTarget && l.failed === 0;
       const uploaded = verified.length === uploads;
       allPass &&= pass && uploaded;
-      verdicts.push(`TARGET under load (${p.transport}): /healthz p99 <= ${p99Target} ms and max <= ${maxTarget} ms: ${pass ? "PASS" : "FAIL"} (p99 ${f1(l.p99)} ms, max ${f1(l.max)} ms, ${l.failed} failed probes)`);
+      verdicts.push(
+        `TARGET under load (${p.transport}): /healthz p99 <= ${p99Target} ms and max <= ${maxTarget} ms: ${pass ? "PASS" : "FAIL"} (p99 ${f1(l.p99)} ms, max ${f1(l.max)} ms, ${l.failed} failed probes)`,
+      );
       verdicts.push(`UPLOADS (${p.transport}): ${uploaded ? "PASS" : "FAIL"}: ${ok.length}/${uploads} accepted, ${verified.length} with the right SHA-256 and size`);
     }
 

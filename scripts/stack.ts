@@ -160,7 +160,13 @@ async function main(): Promise<void> {
 
   const base = `http://localhost:${port}`;
   for (let i = 0; ; i++) {
-    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (i > 300) {
       console.error("docflow: the gateway did not become ready in 60 s");
       return void stopAll(1);

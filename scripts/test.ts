@@ -277,7 +277,10 @@ async function startServices(): Promise<Started> {
   const baseDir = await mkdtemp(join(tmpdir(), "docflow-test-services-"));
   started.baseDir = baseDir;
   const management = env.DOCFLOW_TEST_RABBITMQ_MANAGEMENT !== "0";
-  const buckets = (env.DOCFLOW_TEST_S3_BUCKETS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
+  const buckets = (env.DOCFLOW_TEST_S3_BUCKETS ?? "")
+    .split(",")
+    .map((b) => b.trim())
+    .filter(Boolean);
   const containers = mode.kind === "containers" ? await import("@docflow/tools/containers") : undefined;
   const redact = (url: string): string => url.replace(/:[^:@/]*@/, ":***@");
 
@@ -449,12 +452,20 @@ async function main(): Promise<number> {
     const rest = vitestArgs.filter((a, i) => a !== "--project" && vitestArgs[i - 1] !== "--project" && !a.startsWith("--project="));
     if (others) {
       // DOCFLOW_TEST_KUBECONFIG hidden: the cluster project (vitest.config.ts) is not part of this run.
-      exitCode = await timed("vitest", () => runCommand(localBin("vitest"), ["run", ...vitestArgs], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "", ...(faultsAfter ? { DOCFLOW_TEST_FAULTS_AFTER: "1" } : {}) }), (code) => `exit ${code}`);
+      exitCode = await timed(
+        "vitest",
+        () => runCommand(localBin("vitest"), ["run", ...vitestArgs], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "", ...(faultsAfter ? { DOCFLOW_TEST_FAULTS_AFTER: "1" } : {}) }),
+        (code) => `exit ${code}`,
+      );
     } else {
       exitCode = 0;
     }
     if (faultsAfter) {
-      const faultsCode = await timed("vitest faults", () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "faults"], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "" }), (code) => `exit ${code}`);
+      const faultsCode = await timed(
+        "vitest faults",
+        () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "faults"], { ...testEnv, DOCFLOW_TEST_KUBECONFIG: "" }),
+        (code) => `exit ${code}`,
+      );
       if (exitCode === 0) exitCode = faultsCode;
     }
     keepLogs = exitCode !== 0; // the services' logs may explain a failing test
@@ -468,7 +479,11 @@ async function main(): Promise<number> {
       if (cluster.local) await timed("cluster deploy", () => clusterScript("deploy"));
       const kube = await clusterEnv(cluster);
       for (const [k, v] of Object.entries(kube)) log(`  ${k}=${v}`);
-      const clusterCode = await timed("vitest cluster", () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "cluster"], { ...testEnv, ...kube }), (code) => `exit ${code}`);
+      const clusterCode = await timed(
+        "vitest cluster",
+        () => runCommand(localBin("vitest"), ["run", ...rest, "--project", "cluster"], { ...testEnv, ...kube }),
+        (code) => `exit ${code}`,
+      );
       if (exitCode === 0) exitCode = clusterCode;
       if (cluster.local) log("cluster          left running for the next run (bash scripts/cluster.sh status | down)");
     }

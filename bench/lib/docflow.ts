@@ -195,10 +195,25 @@ export async function watchEvents(c: Cleanups, natsUrl: string, tenant: string):
     for await (const m of sub) {
       const at = performance.now();
       try {
-        const e = JSON.parse(new TextDecoder().decode(m.data)) as { type: string; jobId: string; page?: number; pagesDone?: number; pageCount?: number; job?: { error?: JobEventSeen["error"] }; error?: JobEventSeen["error"] };
+        const e = JSON.parse(new TextDecoder().decode(m.data)) as {
+          type: string;
+          jobId: string;
+          page?: number;
+          pagesDone?: number;
+          pageCount?: number;
+          job?: { error?: JobEventSeen["error"] };
+          error?: JobEventSeen["error"];
+        };
         const list = byJob.get(e.jobId) ?? [];
         const err = e.error ?? e.job?.error;
-        list.push({ type: e.type, at, ...(e.page !== undefined ? { page: e.page } : {}), ...(e.pagesDone !== undefined ? { pagesDone: e.pagesDone } : {}), ...(e.pageCount !== undefined ? { pageCount: e.pageCount } : {}), ...(err ? { error: err } : {}) });
+        list.push({
+          type: e.type,
+          at,
+          ...(e.page !== undefined ? { page: e.page } : {}),
+          ...(e.pagesDone !== undefined ? { pagesDone: e.pagesDone } : {}),
+          ...(e.pageCount !== undefined ? { pageCount: e.pageCount } : {}),
+          ...(err ? { error: err } : {}),
+        });
         byJob.set(e.jobId, list);
         waiters.get(e.jobId)?.();
       } catch {

@@ -64,13 +64,20 @@ export async function startServices(c: Cleanups): Promise<AllServices> {
   const t0 = performance.now();
   const services = await startAll();
   c.push(() => services.stop());
-  console.log(`services up in ${((performance.now() - t0) / 1000).toFixed(1)} s: RabbitMQ ${services.rabbitmq.url.replace(/\/\/[^@]*@/, "//")}, NATS ${services.nats.url}, S3 ${services.s3.endpoint} (pid ${services.s3.pid})`);
+  console.log(
+    `services up in ${((performance.now() - t0) / 1000).toFixed(1)} s: RabbitMQ ${services.rabbitmq.url.replace(/\/\/[^@]*@/, "//")}, NATS ${services.nats.url}, S3 ${services.s3.endpoint} (pid ${services.s3.pid})`,
+  );
   return services;
 }
 
 /** "K=V,K2=V2" (a value may contain spaces, not commas). */
 export function parseEnvList(list: string): Record<string, string> {
-  return Object.fromEntries(list.split(",").filter((kv) => kv.includes("=")).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  return Object.fromEntries(
+    list
+      .split(",")
+      .filter((kv) => kv.includes("="))
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
 }
 
 const TOKEN_SEED = Math.random().toString(36).slice(2, 14);
@@ -107,7 +114,11 @@ export async function startGateway(c: Cleanups, services: AllServices, options: 
   const url = `http://127.0.0.1:${port}`;
   const env: Record<string, string> = {
     ...serviceEnv(
-      { amqpUrl: services.rabbitmq.url, natsUrl: services.nats.url, s3: { endpoint: services.s3.endpoint, accessKeyId: services.s3.accessKey, secretAccessKey: services.s3.secretKey, region: services.s3.region } },
+      {
+        amqpUrl: services.rabbitmq.url,
+        natsUrl: services.nats.url,
+        s3: { endpoint: services.s3.endpoint, accessKeyId: services.s3.accessKey, secretAccessKey: services.s3.secretKey, region: services.s3.region },
+      },
       {
         storage: options.storage,
         dataDir,
@@ -318,7 +329,12 @@ export async function procIo(pid: number, tree = false): Promise<Io> {
 }
 
 export function ioDelta(after: Io, before: Io): Io {
-  return { rchar: after.rchar - before.rchar, wchar: after.wchar - before.wchar, writeBytes: after.writeBytes - before.writeBytes, cancelledWriteBytes: after.cancelledWriteBytes - before.cancelledWriteBytes };
+  return {
+    rchar: after.rchar - before.rchar,
+    wchar: after.wchar - before.wchar,
+    writeBytes: after.writeBytes - before.writeBytes,
+    cancelledWriteBytes: after.cancelledWriteBytes - before.cancelledWriteBytes,
+  };
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -399,10 +415,7 @@ interface Sent {
 }
 
 /** One request; the body (if any) is streamed from `body`, one generated chunk at a time. */
-function send(
-  url: string,
-  options: { method: string; headers: Record<string, string>; body?: Iterable<Buffer>; agent: Agent; timeoutMs: number; signal: AbortSignal },
-): Promise<Sent> {
+function send(url: string, options: { method: string; headers: Record<string, string>; body?: Iterable<Buffer>; agent: Agent; timeoutMs: number; signal: AbortSignal }): Promise<Sent> {
   return new Promise((resolveSend) => {
     const started = performance.now();
     let bytesSent = 0;

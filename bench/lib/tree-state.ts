@@ -2,8 +2,7 @@
 import { execFile } from "node:child_process";
 import { ROOT } from "./harness.ts";
 
-const git = (args: string[]) =>
-  new Promise<string>((res) => execFile("git", args, { cwd: ROOT }, (err, out) => res(err ? "" : out.trim())));
+const git = (args: string[]) => new Promise<string>((res) => execFile("git", args, { cwd: ROOT }, (err, out) => res(err ? "" : out.trim())));
 
 export async function treeState(): Promise<string> {
   const head = await git(["log", "-1", "--format=%h %s"]);

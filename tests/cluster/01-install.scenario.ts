@@ -120,7 +120,7 @@ describe("scenario 1: install on a real node", () => {
     const { baseUrl } = target();
     const index = await fetch(`${baseUrl}/`);
     expect(index.status).toBe(200);
-    expect(await index.text()).toContain("<div id=\"app\"");
+    expect(await index.text()).toContain('<div id="app"');
     const health = await fetch(`${baseUrl}/v1/openapi.json`);
     expect(health.status).toBe(200);
     expect(health.headers.get("content-type")).toMatch(/application\/json/);

@@ -215,4 +215,3 @@ describe("scenario 2: use through the ingress", () => {
     expect(job.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
   });
 });
-

@@ -23,7 +23,6 @@ const UPLOAD_BYTES = 24 * 1024 * 1024;
 const BYTES_PER_SECOND = 1024 * 1024;
 const LONG_PAGES = 300;
 
-
 /** `bytes` as a stream that yields at most `rate` bytes a second. */
 function paced(bytes: Buffer, rate: number): Readable {
   const slice = 64 * 1024;
@@ -90,7 +89,11 @@ describe("scenario 3: a rolling upgrade under load", () => {
     const { baseUrl } = target();
     const client = api(token);
     const before = new Map<string, string[]>();
-    for (const component of ["gateway", "processor", "web"]) before.set(component, (await pods(component)).map((p) => p.metadata.uid!));
+    for (const component of ["gateway", "processor", "web"])
+      before.set(
+        component,
+        (await pods(component)).map((p) => p.metadata.uid!),
+      );
 
     const long = await client.upload(file("long.pdf"), "long.pdf");
     const payloads = await Promise.all(Array.from({ length: UPLOADS }, () => paddedPdf(UPLOAD_BYTES, "rolling upgrade")));
@@ -112,7 +115,14 @@ describe("scenario 3: a rolling upgrade under load", () => {
     // A changed value in every docflow pod template: all of them are replaced.
     const stamp = `rollout-${Date.now()}`;
     const t0 = Date.now();
-    await upgrade(["--set", `gateway.podAnnotations.docflow\\.io/test-rollout=${stamp}`, "--set", `processor.podAnnotations.docflow\\.io/test-rollout=${stamp}`, "--set", `web.podAnnotations.docflow\\.io/test-rollout=${stamp}`]);
+    await upgrade([
+      "--set",
+      `gateway.podAnnotations.docflow\\.io/test-rollout=${stamp}`,
+      "--set",
+      `processor.podAnnotations.docflow\\.io/test-rollout=${stamp}`,
+      "--set",
+      `web.podAnnotations.docflow\\.io/test-rollout=${stamp}`,
+    ]);
     const rolloutSeconds = (Date.now() - t0) / 1000;
 
     let outcomes: UploadOutcome[];

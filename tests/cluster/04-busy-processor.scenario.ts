@@ -79,7 +79,12 @@ describe("scenario 4: a busy processor deleted, then killed", () => {
     const before = restarts(busy);
     const containerId = busy.status.containerStatuses!.find((c) => c.name === "processor")!.containerID!.replace(/^containerd:\/\//, "");
     const { stdout } = await run("ctr", ["--address", socket, "-n", "k8s.io", "tasks", "ls"]);
-    const pid = Number(stdout.split("\n").find((line) => line.startsWith(containerId))?.split(/\s+/)[1]);
+    const pid = Number(
+      stdout
+        .split("\n")
+        .find((line) => line.startsWith(containerId))
+        ?.split(/\s+/)[1],
+    );
     expect(pid).toBeGreaterThan(1);
     process.kill(pid, "SIGKILL");
     // The kubelet restarts the container in place (same pod), and it becomes Ready again.

@@ -42,8 +42,20 @@ describe("scenario 6: the operator scales the processor pool on its backlog", ()
   async function readRedeliveries(): Promise<void> {
     for (const pod of await pods("processor")) {
       if (pod.status.phase !== "Running") continue;
-      const text = await kubectl(["exec", pod.metadata.name, "-c", "processor", "--", "node", "-e", "fetch('http://127.0.0.1:8081/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).catch(() => "");
-      const total = text.split("\n").filter((l) => l.startsWith("docflow_tasks_redelivered_total")).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+      const text = await kubectl([
+        "exec",
+        pod.metadata.name,
+        "-c",
+        "processor",
+        "--",
+        "node",
+        "-e",
+        "fetch('http://127.0.0.1:8081/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
+      ]).catch(() => "");
+      const total = text
+        .split("\n")
+        .filter((l) => l.startsWith("docflow_tasks_redelivered_total"))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
       if (text.includes("docflow_tasks_in_flight")) redelivered.set(pod.metadata.name, Math.max(redelivered.get(pod.metadata.name) ?? 0, total));
     }
   }
@@ -53,10 +65,13 @@ describe("scenario 6: the operator scales the processor pool on its backlog", ()
     await makeTextPdf(join(dir, "burst.pdf"), defaultPages(PAGES));
     client = api((await tokens())["tenant-a"]!);
     await upgrade([
-      "--set", `processor.autoscaling.maxReplicas=${MAX}`,
-      "--set", `processor.autoscaling.operator.scaleDownStabilizationSeconds=${STABILIZATION_SECONDS}`,
+      "--set",
+      `processor.autoscaling.maxReplicas=${MAX}`,
+      "--set",
+      `processor.autoscaling.operator.scaleDownStabilizationSeconds=${STABILIZATION_SECONDS}`,
       // A goal the burst cannot meet with one processor: 900 pages at ~5 pages/s is 180 replica-seconds.
-      "--set", "processor.autoscaling.operator.targetDrainSeconds=30",
+      "--set",
+      "processor.autoscaling.operator.targetDrainSeconds=30",
     ]);
   });
 
@@ -70,29 +85,44 @@ describe("scenario 6: the operator scales the processor pool on its backlog", ()
     // Healthy before the burst: the scenario before this one takes RabbitMQ away, and the pool is
     // Degraded (BacklogUnknown, or MetricsUnavailable while processors reconnect) until the
     // operator's next reconcile reads everything again.
-    const before = await eventually("the pool reconciled at 1 and not Degraded", async () => {
-      const p = await pool();
-      if (p.status?.desiredReplicas !== 1 || p.spec.maxReplicas !== MAX) return undefined;
-      const degraded = p.status.conditions?.find((c) => c.type === "Degraded");
-      if (degraded?.status !== "False") throw new Error(`Degraded=${degraded?.status} ${degraded?.reason}: ${degraded?.message}`);
-      return p;
-    }, 120_000, 2_000);
+    const before = await eventually(
+      "the pool reconciled at 1 and not Degraded",
+      async () => {
+        const p = await pool();
+        if (p.status?.desiredReplicas !== 1 || p.spec.maxReplicas !== MAX) return undefined;
+        const degraded = p.status.conditions?.find((c) => c.type === "Degraded");
+        if (degraded?.status !== "False") throw new Error(`Degraded=${degraded?.status} ${degraded?.reason}: ${degraded?.message}`);
+        return p;
+      },
+      120_000,
+      2_000,
+    );
     expect(before.status?.readyReplicas).toBe(1);
 
     const jobs = await Promise.all(Array.from({ length: BURST }, (_, i) => client.upload(join(dir, "burst.pdf"), `burst-${Date.now()}-${i}.pdf`)));
     const t0 = Date.now();
-    const out = await eventually("a scale-out on the backlog", async () => {
-      const p = await pool();
-      return (p.status?.desiredReplicas ?? 1) > 1 ? p.status! : undefined;
-    }, 180_000, 2_000);
+    const out = await eventually(
+      "a scale-out on the backlog",
+      async () => {
+        const p = await pool();
+        return (p.status?.desiredReplicas ?? 1) > 1 ? p.status! : undefined;
+      },
+      180_000,
+      2_000,
+    );
     const outAfter = (Date.now() - t0) / 1000;
     expect(out.desiredReplicas).toBeLessThanOrEqual(MAX);
     expect(out.lastDecision).toMatchObject({ direction: "up", reason: expect.stringMatching(/^(Backlog|AtMaxReplicas)$/) });
     expect(out.lastDecision?.message).toMatch(/pages and \d+ messages waiting/);
-    const ready = await eventually("more than one processor Ready", async () => {
-      const p = await pool();
-      return (p.status?.readyReplicas ?? 0) > 1 ? p.status!.readyReplicas : undefined;
-    }, 300_000, 2_000);
+    const ready = await eventually(
+      "more than one processor Ready",
+      async () => {
+        const p = await pool();
+        return (p.status?.readyReplicas ?? 0) > 1 ? p.status!.readyReplicas : undefined;
+      },
+      300_000,
+      2_000,
+    );
     const events = await kubectlJson<List<KubeObject & { reason: string; message: string }>>(["get", "events", "--field-selector", `involvedObject.kind=ProcessorPool,involvedObject.name=${name()}`]);
     expect(events.items.map((e) => e.reason)).toContain("ScaledUp");
 
@@ -101,14 +131,21 @@ describe("scenario 6: the operator scales the processor pool on its backlog", ()
       await readRedeliveries();
     }
     const idle = Date.now();
-    await eventually("the scale-in to one processor", async () => {
-      await readRedeliveries();
-      const p = await pool();
-      return p.status?.desiredReplicas === 1 && p.status.replicas === 1 ? true : undefined;
-    }, (STABILIZATION_SECONDS + 240) * 1000, 5_000);
+    await eventually(
+      "the scale-in to one processor",
+      async () => {
+        await readRedeliveries();
+        const p = await pool();
+        return p.status?.desiredReplicas === 1 && p.status.replicas === 1 ? true : undefined;
+      },
+      (STABILIZATION_SECONDS + 240) * 1000,
+      5_000,
+    );
     const inAfter = (Date.now() - idle) / 1000;
     const after = await pool();
-    process.stderr.write(`[cluster] operator: out to ${out.desiredReplicas} (${ready} Ready) ${outAfter.toFixed(0)} s into the burst; back to 1 ${inAfter.toFixed(0)} s after its last job ended as seen here (${after.status?.lastDecision?.reason}); redeliveries ${JSON.stringify(Object.fromEntries(redelivered))}\n`);
+    process.stderr.write(
+      `[cluster] operator: out to ${out.desiredReplicas} (${ready} Ready) ${outAfter.toFixed(0)} s into the burst; back to 1 ${inAfter.toFixed(0)} s after its last job ended as seen here (${after.status?.lastDecision?.reason}); redeliveries ${JSON.stringify(Object.fromEntries(redelivered))}\n`,
+    );
     // Not before the stabilisation window: the scale-in decision came at least the window after
     // the scale-out one (the window counts from the last time more replicas were wanted, which is
     // no earlier than that). Both times are the operator's own, from the pool's status; when this
@@ -123,17 +160,27 @@ describe("scenario 6: the operator scales the processor pool on its backlog", ()
 
   it("honours `kubectl scale` of the pool, and hands the decision back when spec.replicas is removed", async () => {
     await kubectl(["scale", "processorpool", name(), "--replicas=2"]);
-    await eventually("two processors Ready", async () => {
-      const d = await kubectlJson<KubeObject & { spec: { replicas: number }; status: { readyReplicas?: number } }>(["get", "deployment", name()]);
-      return d.spec.replicas === 2 && d.status.readyReplicas === 2 ? true : undefined;
-    }, 240_000, 2_000);
+    await eventually(
+      "two processors Ready",
+      async () => {
+        const d = await kubectlJson<KubeObject & { spec: { replicas: number }; status: { readyReplicas?: number } }>(["get", "deployment", name()]);
+        return d.spec.replicas === 2 && d.status.readyReplicas === 2 ? true : undefined;
+      },
+      240_000,
+      2_000,
+    );
     expect((await pool()).status?.lastDecision).toMatchObject({ reason: "Requested", to: 2 });
     await kubectl(["patch", "processorpool", name(), "--type=json", "-p", '[{"op":"remove","path":"/spec/replicas"}]']);
     // Idle, the operator's own decision is the minimum again, after its stabilisation window.
-    const back = await eventually("the operator scaling in on its own", async () => {
-      const p = await pool();
-      return p.spec.replicas === undefined && p.status?.lastDecision?.reason === "BacklogDrained" && p.status.replicas === 1 ? p : undefined;
-    }, (STABILIZATION_SECONDS + 120) * 1000, 2_000);
+    const back = await eventually(
+      "the operator scaling in on its own",
+      async () => {
+        const p = await pool();
+        return p.spec.replicas === undefined && p.status?.lastDecision?.reason === "BacklogDrained" && p.status.replicas === 1 ? p : undefined;
+      },
+      (STABILIZATION_SECONDS + 120) * 1000,
+      2_000,
+    );
     expect(back.status?.lastDecision).toMatchObject({ direction: "down", from: 2, to: 1 });
     expect((await pods("processor")).filter((p: Pod) => !p.metadata.deletionTimestamp).length).toBe(1);
   });

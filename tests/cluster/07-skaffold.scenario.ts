@@ -136,35 +136,39 @@ describe("scenario 7: skaffold run -p evaluation,cluster", () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 600_000);
 
-  it("builds the four images through podman's Docker API, pushes them to the registry and deploys them", async () => {
-    const t0 = Date.now();
-    // No artifact cache: every run builds through the socket (podman's layer cache keeps it short).
-    const out = await logged("skaffold", ["run", "-p", PROFILES, "--namespace", NAMESPACE, "--cache-artifacts=false"], env, log, RUN_TIMEOUT_MS);
-    const seconds = Math.round((Date.now() - t0) / 1000);
-    const repo = env.SKAFFOLD_DEFAULT_REPO!;
-    for (const service of SERVICES) expect(out).toMatch(new RegExp(`Building \\[${service}\\]`));
-    // The images the release got: what Skaffold set (setValueTemplates), read back from helm.
-    const values = JSON.parse(await helmNs(["get", "values", RELEASE, "-o", "json"])) as Record<string, { image?: { repository?: string; tag?: string } }>;
-    builds = SERVICES.map((service) => ({ imageName: service, tag: `${values[service]?.image?.repository}:${values[service]?.image?.tag}` }));
-    for (const build of builds) {
-      // <registry>/<service>:<tag>@sha256:<digest>: Skaffold's tag, pinned to what it pushed.
-      const [, tag, digest] = build.tag.match(new RegExp(`^${repo}/${build.imageName}:([^@]+)@(sha256:[0-9a-f]{64})$`)) ?? [];
-      expect(tag, build.tag).toBeTruthy();
-      // The registry serves that tag at that digest...
-      const res = await fetch(`${registry}/v2/${build.imageName}/manifests/${tag}`, {
-        method: "HEAD",
-        headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
-      });
-      expect(res.status, `${build.tag} in the registry`).toBe(200);
-      expect(res.headers.get("docker-content-digest")).toBe(digest);
-      // ...and podman, behind the socket Skaffold used, built it (its own digest of the image
-      // differs from the registry's: the push compresses the layers).
-      const image = await dockerApi(env.DOCKER_HOST!.replace(/^unix:\/\//, ""), `/images/${encodeURIComponent(`${repo}/${build.imageName}:${tag}`)}/json`);
-      expect(image.status, `${repo}/${build.imageName}:${tag} in podman: ${image.body}`).toBe(200);
-      expect((JSON.parse(image.body) as { RepoTags?: string[] }).RepoTags ?? []).toContain(`${repo}/${build.imageName}:${tag}`);
-    }
-    process.stderr.write(`[cluster] skaffold run: built, pushed and deployed ${builds.map((b) => b.tag).join(", ")} in ${seconds} s\n`);
-  }, RUN_TIMEOUT_MS + 60_000);
+  it(
+    "builds the four images through podman's Docker API, pushes them to the registry and deploys them",
+    async () => {
+      const t0 = Date.now();
+      // No artifact cache: every run builds through the socket (podman's layer cache keeps it short).
+      const out = await logged("skaffold", ["run", "-p", PROFILES, "--namespace", NAMESPACE, "--cache-artifacts=false"], env, log, RUN_TIMEOUT_MS);
+      const seconds = Math.round((Date.now() - t0) / 1000);
+      const repo = env.SKAFFOLD_DEFAULT_REPO!;
+      for (const service of SERVICES) expect(out).toMatch(new RegExp(`Building \\[${service}\\]`));
+      // The images the release got: what Skaffold set (setValueTemplates), read back from helm.
+      const values = JSON.parse(await helmNs(["get", "values", RELEASE, "-o", "json"])) as Record<string, { image?: { repository?: string; tag?: string } }>;
+      builds = SERVICES.map((service) => ({ imageName: service, tag: `${values[service]?.image?.repository}:${values[service]?.image?.tag}` }));
+      for (const build of builds) {
+        // <registry>/<service>:<tag>@sha256:<digest>: Skaffold's tag, pinned to what it pushed.
+        const [, tag, digest] = build.tag.match(new RegExp(`^${repo}/${build.imageName}:([^@]+)@(sha256:[0-9a-f]{64})$`)) ?? [];
+        expect(tag, build.tag).toBeTruthy();
+        // The registry serves that tag at that digest...
+        const res = await fetch(`${registry}/v2/${build.imageName}/manifests/${tag}`, {
+          method: "HEAD",
+          headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
+        });
+        expect(res.status, `${build.tag} in the registry`).toBe(200);
+        expect(res.headers.get("docker-content-digest")).toBe(digest);
+        // ...and podman, behind the socket Skaffold used, built it (its own digest of the image
+        // differs from the registry's: the push compresses the layers).
+        const image = await dockerApi(env.DOCKER_HOST!.replace(/^unix:\/\//, ""), `/images/${encodeURIComponent(`${repo}/${build.imageName}:${tag}`)}/json`);
+        expect(image.status, `${repo}/${build.imageName}:${tag} in podman: ${image.body}`).toBe(200);
+        expect((JSON.parse(image.body) as { RepoTags?: string[] }).RepoTags ?? []).toContain(`${repo}/${build.imageName}:${tag}`);
+      }
+      process.stderr.write(`[cluster] skaffold run: built, pushed and deployed ${builds.map((b) => b.tag).join(", ")} in ${seconds} s\n`);
+    },
+    RUN_TIMEOUT_MS + 60_000,
+  );
 
   it("runs the release in its own namespace on exactly the pushed digests, every workload Ready", async () => {
     expect(builds.length, "skaffold run succeeded").toBe(SERVICES.length);
@@ -188,9 +192,9 @@ describe("scenario 7: skaffold run -p evaluation,cluster", () => {
       expect.arrayContaining(["docflow-gateway", "docflow-processor", "docflow-web", "docflow-operator", "docflow-rabbitmq", "docflow-nats", "docflow-s3"]),
     );
     for (const build of builds) {
-      const pods = (
-        await kubectlJson<List<Pod>>(["get", "pods", "-l", `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=${build.imageName}`], { namespace: NAMESPACE })
-      ).items.filter((p) => !p.metadata.deletionTimestamp);
+      const pods = (await kubectlJson<List<Pod>>(["get", "pods", "-l", `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=${build.imageName}`], { namespace: NAMESPACE })).items.filter(
+        (p) => !p.metadata.deletionTimestamp,
+      );
       expect(pods.length, `${build.imageName} pods`).toBeGreaterThan(0);
       const digest = build.tag.split("@")[1]!;
       for (const pod of pods) {
@@ -231,7 +235,10 @@ describe("scenario 7: skaffold run -p evaluation,cluster", () => {
       forward!.once("exit", (code) => reject(new Error(`kubectl port-forward exited ${code}: ${seen}`)));
     });
     const secret = await kubectlJson<{ data: Record<string, string> }>(["get", "secret", `${RELEASE}-credentials`], { namespace: NAMESPACE });
-    const token = Buffer.from(secret.data["dev-tokens"] ?? "", "base64").toString().split(",")[0]!.split("=")[0]!;
+    const token = Buffer.from(secret.data["dev-tokens"] ?? "", "base64")
+      .toString()
+      .split(",")[0]!
+      .split("=")[0]!;
     expect(token.length).toBeGreaterThanOrEqual(16);
     const base = `http://127.0.0.1:${port}`;
     const headers = { authorization: `Bearer ${token}` };

@@ -62,7 +62,10 @@ describe("scenario 8: NetworkPolicies enforced", () => {
     const t = target();
     for (const dep of DEPENDENCIES) {
       const svc = await kubectlJson<Service>(["get", "service", `${t.release}-${dep.component}`]);
-      expect(svc.spec.ports.map((p) => p.port), `${dep.component}'s Service ports`).toContain(dep.port);
+      expect(
+        svc.spec.ports.map((p) => p.port),
+        `${dep.component}'s Service ports`,
+      ).toContain(dep.port);
       const [pod] = (await pods(dep.component)).filter(isReady);
       expect(pod?.status.podIP, `a Ready ${dep.component} pod`).toBeTruthy();
       addresses.set(dep.component, { service: svc.spec.clusterIP, pod: pod!.status.podIP!, port: dep.port });

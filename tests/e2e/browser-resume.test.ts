@@ -121,7 +121,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
     expect(creations[0]).toMatchObject({ path: "/v1/uploads", uploadLength: file.size, status: 201 });
     const uploadPath = new URL(creations[0]!.location!, stack!.baseUrl).pathname;
     expect(uploadPath, wire).toMatch(/^\/v1\/uploads\/[\w-]+$/);
-    expect(tus.exchanges.slice(1).every((e) => e.path === uploadPath && (e.method === "PATCH" || e.method === "HEAD")), wire).toBe(true);
+    expect(
+      tus.exchanges.slice(1).every((e) => e.path === uploadPath && (e.method === "PATCH" || e.method === "HEAD")),
+      wire,
+    ).toBe(true);
     for (const patch of tus.patches()) {
       // The size of a request that failed early may not be known; every answered one's is.
       if (patch.failure === null) expect(patch.bodyBytes, wire).not.toBeNull();
@@ -132,7 +135,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
 
   /** The answered PATCH that finished the upload (200, with the job's id). */
   function finalPatch(tus: TusRecording, file: Fixture): TusExchange {
-    const last = tus.patches().filter((e) => e.status !== null).at(-1);
+    const last = tus
+      .patches()
+      .filter((e) => e.status !== null)
+      .at(-1);
     expect(last, describeTus(tus.exchanges)).toMatchObject({ status: 200, responseOffset: file.size });
     return last!;
   }
@@ -168,14 +174,20 @@ describe("resumable uploads in Chromium on the real stack", () => {
 
       expectOneTusUpload(tus, file);
       // Nothing went the old way (one multipart POST).
-      expect(log.requests.filter((r) => r.startsWith("POST /v1/documents")), wire).toEqual([]);
+      expect(
+        log.requests.filter((r) => r.startsWith("POST /v1/documents")),
+        wire,
+      ).toEqual([]);
       // Full chunks from offset 0, each where the previous one ended, the last one the rest.
       const patches = tus.patches();
       expect(patches, wire).toHaveLength(Math.ceil(file.size / CHUNK));
       patches.forEach((patch, i) => {
         expect(patch, wire).toMatchObject({ uploadOffset: i * CHUNK, bodyBytes: Math.min(CHUNK, file.size - i * CHUNK), responseOffset: Math.min((i + 1) * CHUNK, file.size) });
       });
-      expect(tus.exchanges.filter((e) => e.method === "HEAD" || e.failure !== null), wire).toEqual([]);
+      expect(
+        tus.exchanges.filter((e) => e.method === "HEAD" || e.failure !== null),
+        wire,
+      ).toEqual([]);
       const job = await expectCompletedJob(finalPatch(tus, file).jobId, file);
       expect(await row.getByRole("link", { name: "Follow its processing" }).getAttribute("href")).toBe(`/jobs/${job.id}`);
     }),
@@ -220,7 +232,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
       expect(failed[0], wire).toMatchObject({ method: "PATCH", failure: "net::ERR_INTERNET_DISCONNECTED" });
       expect(failed[0]!.uploadOffset, wire).toBeGreaterThan(0);
       // ... and while offline nothing was tried (no retries burnt): the upload waited for the connection.
-      expect(tus.exchanges.filter((e) => e.sentAt > offlineAt && e.sentAt < onlineAt), wire).toEqual([]);
+      expect(
+        tus.exchanges.filter((e) => e.sentAt > offlineAt && e.sentAt < onlineAt),
+        wire,
+      ).toEqual([]);
       // Back online: a HEAD for the server's offset, then PATCHes from exactly there.
       const after = tus.exchanges.filter((e) => e.sentAt >= onlineAt);
       expect(after[0], wire).toMatchObject({ method: "HEAD", path: uploadPath, status: 200 });
@@ -229,9 +244,18 @@ describe("resumable uploads in Chromium on the real stack", () => {
       expect(after[1], wire).toMatchObject({ method: "PATCH", uploadOffset: resumedAt });
       // What a person saw: the connection lost, the upload going on from where it was, never a failure.
       const texts = (await recordedTexts(page)).filter((t) => t.includes(file.name));
-      expect(texts.some((t) => t.includes("Connection lost.")), JSON.stringify(texts)).toBe(true);
-      expect(texts.some((t) => t.includes("resumed from")), JSON.stringify(texts)).toBe(true);
-      expect(texts.some((t) => t.includes("Upload failed")), JSON.stringify(texts)).toBe(false);
+      expect(
+        texts.some((t) => t.includes("Connection lost.")),
+        JSON.stringify(texts),
+      ).toBe(true);
+      expect(
+        texts.some((t) => t.includes("resumed from")),
+        JSON.stringify(texts),
+      ).toBe(true);
+      expect(
+        texts.some((t) => t.includes("Upload failed")),
+        JSON.stringify(texts),
+      ).toBe(false);
       await expectCompletedJob(finalPatch(tus, file).jobId, file);
     }),
   );
@@ -279,7 +303,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
       expectOneTusUpload(tus, file);
 
       // Three failures, then a try that went through; after the failed PATCH, tus asks (HEAD) where the server is.
-      expect(attempts.map((a) => `${a.method} ${a.failed ? "failed" : "ok"}`), wire).toEqual(["PATCH failed", "HEAD failed", "HEAD failed", "HEAD ok"]);
+      expect(
+        attempts.map((a) => `${a.method} ${a.failed ? "failed" : "ok"}`),
+        wire,
+      ).toEqual(["PATCH failed", "HEAD failed", "HEAD failed", "HEAD ok"]);
       const gaps = attempts.slice(1).map((a, i) => a.at - attempts[i]!.at);
       // Retry delays 0, 1 s, 3 s: each wait longer than the one before.
       expect(gaps[0]!, wire).toBeLessThan(500);
@@ -337,7 +364,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
         expect(sent, wire).toBeLessThan(file.size);
         // The page said so; and once done, the upload is forgotten (the same file again would be a new upload).
         const texts = (await recordedTexts(page)).filter((t) => t.includes(file.name));
-        expect(texts.some((t) => t.includes("resumed from")), JSON.stringify(texts)).toBe(true);
+        expect(
+          texts.some((t) => t.includes("resumed from")),
+          JSON.stringify(texts),
+        ).toBe(true);
         expect(await row.textContent()).toContain("Resumed from");
         expect(await stored()).toEqual([]);
         await expectCompletedJob(finalPatch(tus, file).jobId, file);
@@ -372,7 +402,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
         await page.getByRole("heading", { level: 1, name: "Documents" }).waitFor();
         await throttle.set(undefined);
         // Leaving did not end the upload on the server (no DELETE), it only stopped sending.
-        expect(log.requests.filter((r) => r.startsWith("DELETE ")), describeTus(tus.exchanges)).toEqual([]);
+        expect(
+          log.requests.filter((r) => r.startsWith("DELETE ")),
+          describeTus(tus.exchanges),
+        ).toEqual([]);
         const onServer = await serverOffset(uploadPath);
         expect(onServer).toBeGreaterThan(0);
 
@@ -398,7 +431,18 @@ describe("resumable uploads in Chromium on the real stack", () => {
       // A replica that admits one upload request per tenant at a time (it answers 429, Retry-After: 5).
       const tight = await launchGateway(stack!, { DOCFLOW_MAX_UPLOADS_PER_TENANT: "1" });
       // The stack's logs come with a failure; this replica's warnings and errors too.
-      onTestFailed(() => console.error(`--- the 1-upload replica's warnings and errors\n${tight.logs().split("\n").filter((l) => /"level":[4-6]0/.test(l)).join("\n").slice(-16_000) || "(none)"}`));
+      onTestFailed(() =>
+        console.error(
+          `--- the 1-upload replica's warnings and errors\n${
+            tight
+              .logs()
+              .split("\n")
+              .filter((l) => /"level":[4-6]0/.test(l))
+              .join("\n")
+              .slice(-16_000) || "(none)"
+          }`,
+        ),
+      );
       try {
         const session = await newSession(browser!, tenant, DESKTOP);
         sessions.push(session);
@@ -406,7 +450,10 @@ describe("resumable uploads in Chromium on the real stack", () => {
         await session.page.getByRole("heading", { level: 1, name: "Documents" }).waitFor();
         const files = await Promise.all([1, 2, 3].map((n) => paddedPdf(`busy-${n}.pdf`, 3 * CHUNK)));
         const tus = recordTus(session.page);
-        await chooseFiles(session.page, files.map((f) => f.path));
+        await chooseFiles(
+          session.page,
+          files.map((f) => f.path),
+        );
         for (const file of files) await uploadRow(session.page, file.name).getByText("Uploaded.").waitFor({ timeout: 90_000 });
         await tus.stop();
         const wire = describeTus(tus.exchanges);

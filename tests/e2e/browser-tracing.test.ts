@@ -79,7 +79,12 @@ describe("browser tracing", () => {
     const firstTraced = headers.findIndex((h) => h.traceparent !== undefined);
     expect(firstTraced, `no API request carried traceparent (page errors: ${JSON.stringify([...session.log.pageErrors, ...session.log.consoleErrors])})`).toBeGreaterThan(0);
     const startUp = new Set(["GET /v1/config", "POST /v1/realtime/credentials", "GET /v1/jobs"]);
-    expect(headers.slice(0, firstTraced).map((h) => h.what).filter((w) => !startUp.has(w))).toEqual([]);
+    expect(
+      headers
+        .slice(0, firstTraced)
+        .map((h) => h.what)
+        .filter((w) => !startUp.has(w)),
+    ).toEqual([]);
     const traced = headers.slice(firstTraced);
     expect(traced.map((h) => h.what)).toEqual(expect.arrayContaining(["POST /v1/uploads", expect.stringMatching(/^PATCH \/v1\/uploads\//), expect.stringMatching(/^GET \/v1\/jobs\/[^/]+$/)]));
     const missing = traced.filter((h) => !h.traceparent || !TRACEPARENT.test(h.traceparent)).map((h) => h.what);

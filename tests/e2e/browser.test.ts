@@ -53,7 +53,10 @@ describe("web app in Chromium on the real stack", () => {
   }
 
   const jobsList = (page: Page) => page.getByRole("list", { name: "Documents, newest first" });
-  const jobRow = (page: Page, filename: string) => jobsList(page).getByRole("listitem").filter({ has: page.getByRole("link", { name: filename, exact: true }) });
+  const jobRow = (page: Page, filename: string) =>
+    jobsList(page)
+      .getByRole("listitem")
+      .filter({ has: page.getByRole("link", { name: filename, exact: true }) });
   const uploadRow = (page: Page, filename: string) => page.getByRole("list", { name: "Uploads" }).getByRole("listitem").filter({ hasText: filename });
   const pagesGrid = (page: Page) => page.getByRole("list", { name: "Pages" });
   /** Pages shown as ready (a thumbnail tile one can open), as opposed to "Processing…" placeholders. */
@@ -183,7 +186,10 @@ describe("web app in Chromium on the real stack", () => {
       const rowStates = await recordedTexts(page);
       for (const name of ["report.pdf", "deck.pptx"]) {
         const states = rowStates.filter((text) => text.startsWith(`${name} `));
-        expect(states.some((text) => /\b(Waiting|Processing)\b/.test(text)), `${name} went ${JSON.stringify(states)}`).toBe(true);
+        expect(
+          states.some((text) => /\b(Waiting|Processing)\b/.test(text)),
+          `${name} went ${JSON.stringify(states)}`,
+        ).toBe(true);
         expect(states.at(-1), `${name} went ${JSON.stringify(states)}`).toMatch(/\bReady\b/);
       }
       // ... with no reload and no re-read of the list: the changes arrived over the live connection.
@@ -219,7 +225,10 @@ describe("web app in Chromium on the real stack", () => {
       // Every page has a tile; scroll through them like a person (thumbnails load when near view).
       const tiles = readyTiles(page);
       await expect.poll(() => tiles.count()).toBe(REPORT_PAGES);
-      for (let n = 1; n <= REPORT_PAGES; n++) await pagesGrid(page).getByRole("button", { name: `Page ${n}`, exact: true }).scrollIntoViewIfNeeded();
+      for (let n = 1; n <= REPORT_PAGES; n++)
+        await pagesGrid(page)
+          .getByRole("button", { name: `Page ${n}`, exact: true })
+          .scrollIntoViewIfNeeded();
       await expect.poll(async () => (await decodedImages(page, '[aria-label="Pages"] img')).decoded, { timeout: 15_000 }).toBe(REPORT_PAGES);
       const thumbs = await decodedImages(page, '[aria-label="Pages"] img');
       expect(thumbs.widths.every((w) => w === 200)).toBe(true); // the 200 px WebP thumbnails
@@ -287,7 +296,11 @@ describe("web app in Chromium on the real stack", () => {
       await page.getByText("No documents yet").waitFor();
 
       // The first tenant uploads while the second one watches: nothing arrives.
-      const res = await fetch(`${stack!.baseUrl}/v1/documents?filename=private.pdf`, { method: "POST", headers: { authorization: `Bearer ${stack!.tokens[acme]}` }, body: await readFile(file("private.pdf")) });
+      const res = await fetch(`${stack!.baseUrl}/v1/documents?filename=private.pdf`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack!.tokens[acme]}` },
+        body: await readFile(file("private.pdf")),
+      });
       expect(res.status).toBe(202);
       const privateJob = (await res.json()) as Job;
       await expect.poll(async () => (await api<Job>(acme, `/v1/jobs/${privateJob.id}`)).status, { timeout: 30_000, interval: 200 }).toBe("completed");
@@ -329,7 +342,11 @@ describe("web app in Chromium on the real stack", () => {
           const [ready, images, progress] = await Promise.all([
             readyTiles(page).count(),
             decodedImages(page, '[aria-label="Pages"] img'),
-            page.getByText(/^\d+\/\d+ pages done$|^\d+ pages$/).first().textContent({ timeout: 1_000 }).catch(() => ""),
+            page
+              .getByText(/^\d+\/\d+ pages done$|^\d+ pages$/)
+              .first()
+              .textContent({ timeout: 1_000 })
+              .catch(() => ""),
           ]);
           samples.push({ at: Date.now() - t0, ready, decoded: images.decoded, progress: progress ?? "" });
           if (ready === LONG_PAGES && images.decoded === LONG_PAGES) break;
@@ -345,7 +362,10 @@ describe("web app in Chromium on the real stack", () => {
         expect(new Set(readyCounts.filter((c) => c > 0 && c < LONG_PAGES)).size, described).toBeGreaterThanOrEqual(2);
         expect(new Set(samples.map((s) => s.decoded).filter((c) => c > 0 && c < LONG_PAGES)).size, described).toBeGreaterThanOrEqual(1);
         // The progress line counted up ("17/40 pages done") and ends as "40 pages".
-        expect(samples.some((s) => /^\d+\/40 pages done$/.test(s.progress)), described).toBe(true);
+        expect(
+          samples.some((s) => /^\d+\/40 pages done$/.test(s.progress)),
+          described,
+        ).toBe(true);
         await page.getByText(`${LONG_PAGES} pages`, { exact: true }).waitFor({ timeout: 10_000 });
         await page.getByRole("main").getByText("Ready", { exact: true }).waitFor();
         expect(await windowMarker(page)).toBe("before-long-upload");

@@ -96,7 +96,12 @@ describe("docflow end to end: real gateway and processor on RabbitMQ, NATS and S
 
     // Live events: every page announced, then completion, revisions never going back.
     const mine = events.filter((e) => e.jobId === job.id);
-    expect(mine.filter((e) => e.type === "page.ready").map((e) => e.page).sort((a, b) => a! - b!)).toEqual(result.pages.map((p) => p.n));
+    expect(
+      mine
+        .filter((e) => e.type === "page.ready")
+        .map((e) => e.page)
+        .sort((a, b) => a! - b!),
+    ).toEqual(result.pages.map((p) => p.n));
     expect(mine.map((e) => e.type)).toContain("job.completed");
     expect(mine[0]?.type).toBe("job.queued");
     const completed = mine.find((e) => e.type === "job.completed")!;
@@ -115,11 +120,7 @@ describe("docflow end to end: real gateway and processor on RabbitMQ, NATS and S
     expect(job.status).toBe("completed");
     expect(job.pageCount).toBe(3);
     const result = (await (await api(acme, `/v1/jobs/${job.id}/result`)).json()) as { pages: { text: string }[] };
-    expect(result.pages.map((p) => norm(p.text))).toEqual([
-      expect.stringContaining("Quarterly results alpha"),
-      expect.stringContaining("Roadmap bravo"),
-      expect.stringContaining("Questions charlie"),
-    ]);
+    expect(result.pages.map((p) => norm(p.text))).toEqual([expect.stringContaining("Quarterly results alpha"), expect.stringContaining("Roadmap bravo"), expect.stringContaining("Questions charlie")]);
   });
 
   it("refuses bad uploads with problem+json and a stable code, before storing them", async () => {

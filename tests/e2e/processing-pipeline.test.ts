@@ -110,7 +110,12 @@ describe("processing pipeline", () => {
     }
     const services = testServices();
     amqp = await connect(services.amqpUrl);
-    s3 = new S3Client({ endpoint: services.s3.endpoint, region: services.s3.region, forcePathStyle: true, credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey } });
+    s3 = new S3Client({
+      endpoint: services.s3.endpoint,
+      region: services.s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey },
+    });
   });
 
   afterAll(async () => {
@@ -189,8 +194,20 @@ describe("processing pipeline", () => {
     const id = uuidv7();
     const now = new Date().toISOString();
     await jobs.create({
-      id, tenant: acme, status: "queued", filename: "gone.pdf", contentType: "application/pdf", size: 10, sha256: createHash("sha256").update("x").digest("hex"),
-      pageCount: null, pagesDone: 0, createdAt: now, updatedAt: now, sourceKey: objectKeys.source(acme, id), ranges: [], rangesDone: [],
+      id,
+      tenant: acme,
+      status: "queued",
+      filename: "gone.pdf",
+      contentType: "application/pdf",
+      size: 10,
+      sha256: createHash("sha256").update("x").digest("hex"),
+      pageCount: null,
+      pagesDone: 0,
+      createdAt: now,
+      updatedAt: now,
+      sourceKey: objectKeys.source(acme, id),
+      ranges: [],
+      rangesDone: [],
     } satisfies JobRecord);
     const sentAt = Date.now();
     ch.sendToQueue(`${ns}.inspect`, Buffer.from(JSON.stringify({ v: 1, stage: "inspect", tenant: acme, jobId: id })), { persistent: true });

@@ -45,7 +45,8 @@ describe("a poison document that kills its processors", () => {
 
   it("is dead-lettered after the configured deliveries and its job fails with the reason", async () => {
     const tenant = Object.keys(stack.tokens)[0]!;
-    const api = (path: string, init: RequestInit = {}) => fetch(`${stack.baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${stack.tokens[tenant]}`, ...(init.headers as Record<string, string>) } });
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(`${stack.baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${stack.tokens[tenant]}`, ...(init.headers as Record<string, string>) } });
     const ns = stack.env.DOCFLOW_AMQP_NAMESPACE!;
     const ch = await amqp.createChannel();
     const tap = (await ch.assertQueue("", { exclusive: true })).queue;
@@ -71,10 +72,14 @@ describe("a poison document that kills its processors", () => {
     // The delivery limit is reached: RabbitMQ dead-letters it, the next processor fails the job.
     const third = await startProcessor();
     let job: Job | undefined;
-    await until("the job to fail", async () => {
-      job = (await (await api(`/v1/jobs/${id}`)).json()) as Job;
-      return job.status === "failed";
-    }, 30_000);
+    await until(
+      "the job to fail",
+      async () => {
+        job = (await (await api(`/v1/jobs/${id}`)).json()) as Job;
+        return job.status === "failed";
+      },
+      30_000,
+    );
     expect(job!.error).toEqual({ code: "processing_failed", message: "Processing stopped at the render stage: the processor working on it stopped 2 times, so the document was set aside." });
     // It never got a third delivery.
     expect(third.logs()).not.toMatch(new RegExp(`"jobId":"${id}".*redelivered task`));

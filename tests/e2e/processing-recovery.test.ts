@@ -63,11 +63,28 @@ describe("processing recovery of lost dispatches", () => {
     const longAgo = new Date(Date.now() - 60_000).toISOString();
     await store.put(objectKeys.source(tenant, id), pdf);
     await jobs.create({
-      id, tenant, status: "processing", filename: "r.pdf", contentType: "application/pdf", size: pdf.length,
-      sha256: createHash("sha256").update(pdf).digest("hex"), pageCount: 9, pagesDone: 0, createdAt: longAgo, updatedAt: longAgo,
-      sourceKey: objectKeys.source(tenant, id), pdfKey: objectKeys.source(tenant, id),
-      ranges: [{ first: 1, last: 1 }, { first: 2, last: 3 }, { first: 4, last: 5 }, { first: 6, last: 7 }, { first: 8, last: 9 }],
-      rangesDone: [], ...fields,
+      id,
+      tenant,
+      status: "processing",
+      filename: "r.pdf",
+      contentType: "application/pdf",
+      size: pdf.length,
+      sha256: createHash("sha256").update(pdf).digest("hex"),
+      pageCount: 9,
+      pagesDone: 0,
+      createdAt: longAgo,
+      updatedAt: longAgo,
+      sourceKey: objectKeys.source(tenant, id),
+      pdfKey: objectKeys.source(tenant, id),
+      ranges: [
+        { first: 1, last: 1 },
+        { first: 2, last: 3 },
+        { first: 4, last: 5 },
+        { first: 6, last: 7 },
+        { first: 8, last: 9 },
+      ],
+      rangesDone: [],
+      ...fields,
     });
     return id;
   }
@@ -88,7 +105,10 @@ describe("processing recovery of lost dispatches", () => {
     expect(job).toMatchObject({ status: "completed", pageCount: 9, pagesDone: 9 });
     expect(await store.head(objectKeys.pageJson(tenant, id, 1))).toBeNull(); // range 1 was done: not rendered again
     for (const n of [2, 5, 9]) expect(await store.head(objectKeys.pageJson(tenant, id, n))).not.toBeNull();
-    const ready = events.filter((e) => e.jobId === id && e.type === "page.ready").map((e) => e.page).sort((a, b) => a! - b!);
+    const ready = events
+      .filter((e) => e.jobId === id && e.type === "page.ready")
+      .map((e) => e.page)
+      .sort((a, b) => a! - b!);
     expect(ready).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
     expect(stack.logs()).toMatch(new RegExp(`"jobId":"${id}".*dispatch resumed`));
   });

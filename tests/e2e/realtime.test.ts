@@ -77,7 +77,12 @@ describe("live updates: browser credentials for NATS over WebSocket", () => {
       if (event.type === "job.completed") break;
     }
     expect(seen[0]?.type).toBe("job.queued");
-    expect(seen.filter((e) => e.type === "page.ready").map((e) => e.page).sort()).toEqual([1, 2, 3]);
+    expect(
+      seen
+        .filter((e) => e.type === "page.ready")
+        .map((e) => e.page)
+        .sort(),
+    ).toEqual([1, 2, 3]);
     const revisions = seen.map((e) => e.revision);
     expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
   });

@@ -48,9 +48,21 @@ describe("recovery of lost work messages", () => {
     await store.put(objectKeys.source(tenant, id), pdf);
     const now = new Date().toISOString();
     await jobs.create({
-      id, tenant, status: "queued", filename: "r.pdf", contentType: "application/pdf", size: pdf.length,
-      sha256: createHash("sha256").update(pdf).digest("hex"), pageCount: null, pagesDone: 0,
-      createdAt: now, updatedAt, sourceKey: objectKeys.source(tenant, id), ranges: [], rangesDone: [], ...overrides,
+      id,
+      tenant,
+      status: "queued",
+      filename: "r.pdf",
+      contentType: "application/pdf",
+      size: pdf.length,
+      sha256: createHash("sha256").update(pdf).digest("hex"),
+      pageCount: null,
+      pagesDone: 0,
+      createdAt: now,
+      updatedAt,
+      sourceKey: objectKeys.source(tenant, id),
+      ranges: [],
+      rangesDone: [],
+      ...overrides,
     });
     return id;
   }
@@ -80,10 +92,24 @@ describe("recovery of lost work messages", () => {
     const real = uuidv7();
     await store.put(objectKeys.source(tenant, real), pdf);
     await jobs.create({
-      id: real, tenant, status: "processing", filename: "r.pdf", contentType: "application/pdf", size: pdf.length,
-      sha256: createHash("sha256").update(pdf).digest("hex"), pageCount: 5, pagesDone: 1,
-      createdAt: longAgo, updatedAt: longAgo, sourceKey: objectKeys.source(tenant, real), pdfKey: objectKeys.source(tenant, real),
-      ranges: [{ first: 1, last: 1 }, { first: 2, last: 5 }], rangesDone: [1],
+      id: real,
+      tenant,
+      status: "processing",
+      filename: "r.pdf",
+      contentType: "application/pdf",
+      size: pdf.length,
+      sha256: createHash("sha256").update(pdf).digest("hex"),
+      pageCount: 5,
+      pagesDone: 1,
+      createdAt: longAgo,
+      updatedAt: longAgo,
+      sourceKey: objectKeys.source(tenant, real),
+      pdfKey: objectKeys.source(tenant, real),
+      ranges: [
+        { first: 1, last: 1 },
+        { first: 2, last: 5 },
+      ],
+      rangesDone: [1],
     });
     const job = await waitCompleted(real, 30_000);
     expect(job).toMatchObject({ status: "completed", pageCount: 5, pagesDone: 5 });

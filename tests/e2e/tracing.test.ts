@@ -53,7 +53,10 @@ describe("one trace from the upload to the last page", () => {
     let root: ReceivedSpan | undefined;
     let trace: ReceivedSpan[] = [];
     for (let i = 0; i < 50; i++) {
-      root = otlp.spans.find((s) => s.service === "gateway" && s.kind === 2 && s.parentSpanId === "" && /POST/.test(s.name) && String(s.attributes["url.path"] ?? s.attributes["http.target"] ?? "").startsWith("/v1/documents"));
+      root = otlp.spans.find(
+        (s) =>
+          s.service === "gateway" && s.kind === 2 && s.parentSpanId === "" && /POST/.test(s.name) && String(s.attributes["url.path"] ?? s.attributes["http.target"] ?? "").startsWith("/v1/documents"),
+      );
       trace = root ? otlp.spans.filter((s) => s.traceId === root!.traceId) : [];
       if (trace.filter((s) => /^page \d+$/.test(s.name)).length === 7 && trace.some((s) => s.attributes["docflow.event.type"] === "job.completed")) break;
       await new Promise((r) => setTimeout(r, 200));
@@ -78,20 +81,33 @@ describe("one trace from the upload to the last page", () => {
     expect(inspectSend?.service).toBe("gateway");
     // 7 pages in ranges of 1 + 3 + 3: three render messages (a small job's: the express lane), every page in the trace, engines as child processes.
     expect(consumers.filter((s) => /\.render(\.express)?$/.test(s.name))).toHaveLength(3);
-    expect(trace.filter((s) => /^page \d+$/.test(s.name)).map((s) => s.attributes["docflow.page"]).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      trace
+        .filter((s) => /^page \d+$/.test(s.name))
+        .map((s) => s.attributes["docflow.page"])
+        .sort(),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(trace.some((s) => s.name === "exec pdftoppm")).toBe(true);
     expect(trace.some((s) => s.name === "exec pdfinfo")).toBe(true);
     // The live events too: a NATS producer span per event, every page.ready and the completion.
     const events = trace.filter((s) => s.kind === PRODUCER && s.attributes["messaging.system"] === "nats");
     expect(events.every((s) => s.name === `publish docflow.events.${tenant}.${id}`)).toBe(true);
-    expect(events.filter((s) => s.attributes["docflow.event.type"] === "page.ready").map((s) => s.attributes["docflow.page"]).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      events
+        .filter((s) => s.attributes["docflow.event.type"] === "page.ready")
+        .map((s) => s.attributes["docflow.page"])
+        .sort(),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(events.filter((s) => s.attributes["docflow.event.type"] === "job.completed")).toHaveLength(1);
     // S3 calls are in it too.
     expect(trace.some((s) => s.attributes["rpc.service"] === "S3" || /^S3\./.test(s.name))).toBe(true);
   });
 
   it("writes the trace id on every log line of a request", async () => {
-    const logs = stack.logs().split("\n").filter((l) => l.includes('"msg":"inspected; ranges dispatched"'));
+    const logs = stack
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes('"msg":"inspected; ranges dispatched"'));
     expect(logs.length).toBeGreaterThan(0);
     for (const line of logs) expect(line).toMatch(/"trace_id":"[0-9a-f]{32}","span_id":"[0-9a-f]{16}"/);
   });

@@ -33,7 +33,7 @@ function filler(seed: number): Buffer {
 
 /** Bytes [start, end) of the file: views of the 1 MiB filler, nothing else allocated. */
 function* range(fill: Buffer, start: number, end: number): Generator<Buffer> {
-  for (let pos = start; pos < end; ) {
+  for (let pos = start; pos < end;) {
     const at = pos % fill.length;
     const n = Math.min(end - pos, fill.length - at);
     yield fill.subarray(at, at + n);
@@ -125,7 +125,13 @@ describe("uploads under load: the gateway keeps answering /healthz (smoke)", () 
         duplex: "half",
       } as RequestInit);
       const body = await res.text();
-      return { transport: "post", status: res.status, seconds: (performance.now() - t) / 1000, requests: 1, ...(res.status === 202 ? { job: JSON.parse(body) as Job } : { detail: body.slice(0, 300) }) };
+      return {
+        transport: "post",
+        status: res.status,
+        seconds: (performance.now() - t) / 1000,
+        requests: 1,
+        ...(res.status === 202 ? { job: JSON.parse(body) as Job } : { detail: body.slice(0, 300) }),
+      };
     };
     const tusUpload = async (fill: Buffer, i: number): Promise<Outcome> => {
       const t = performance.now();
@@ -153,7 +159,7 @@ describe("uploads under load: the gateway keeps answering /healthz (smoke)", () 
       prober.postMessage("stop");
     }
     const wall = (performance.now() - t0) / 1000;
-    const [samples] = (await new Promise<[Array<{ ms: number; ok: boolean }>]>((resolve) => prober.once("message", (m: Array<{ ms: number; ok: boolean }>) => resolve([m]))));
+    const [samples] = await new Promise<[Array<{ ms: number; ok: boolean }>]>((resolve) => prober.once("message", (m: Array<{ ms: number; ok: boolean }>) => resolve([m])));
     await prober.terminate();
 
     const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
@@ -162,7 +168,10 @@ describe("uploads under load: the gateway keeps answering /healthz (smoke)", () 
     const failed = samples.filter((s) => !s.ok).length;
     const lines = [
       `upload smoke: ${POSTS} POST + ${TUSES} tus (chunks of ${tusChunkBytes} bytes) x ${SIZE / MiB} MiB in ${wall.toFixed(1)} s, ${((SIZE * fills.length) / MiB / wall).toFixed(1)} MiB/s aggregate`,
-      ...outcomes.map((o, i) => `  #${i} ${o.transport.padEnd(4)} ${o.status} in ${o.seconds.toFixed(1)} s (${o.requests} request${o.requests === 1 ? "" : "s"})${o.job ? `, job ${o.job.id}` : ` ${o.detail ?? ""}`}`),
+      ...outcomes.map(
+        (o, i) =>
+          `  #${i} ${o.transport.padEnd(4)} ${o.status} in ${o.seconds.toFixed(1)} s (${o.requests} request${o.requests === 1 ? "" : "s"})${o.job ? `, job ${o.job.id}` : ` ${o.detail ?? ""}`}`,
+      ),
       `  /healthz under load: ${samples.length} probes every ${PROBE_INTERVAL_MS} ms, ${failed} failed, p50 ${pct(50).toFixed(1)} ms, p99 ${pct(99).toFixed(1)} ms, max ${max.toFixed(1)} ms (limit ${HEALTHZ_MAX_MS} ms)`,
     ];
     console.log(lines.join("\n"));
@@ -173,7 +182,11 @@ describe("uploads under load: the gateway keeps answering /healthz (smoke)", () 
       expect(o.job).toMatchObject({ status: "queued", size: SIZE, sha256: o.transport === "post" ? expected[i] : null });
       // The stored bytes are the uploaded ones.
       const source = await fetch(`${stack.baseUrl}/v1/jobs/${o.job!.id}/source`, { headers: { authorization: `Bearer ${token}` } });
-      expect(createHash("sha256").update(Buffer.from(await source.arrayBuffer())).digest("hex")).toBe(expected[i]);
+      expect(
+        createHash("sha256")
+          .update(Buffer.from(await source.arrayBuffer()))
+          .digest("hex"),
+      ).toBe(expected[i]);
     }
     expect(samples.length, "the prober ran during the uploads").toBeGreaterThan(5);
     expect(failed, "failed /healthz probes").toBe(0);

@@ -94,7 +94,12 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     expect(((await again.json()) as Job).id).toBe(job.id);
     // A client that lost the answer also finds the job id in the upload's metadata.
     const head = await fetch(`${stack.baseUrl}${location}`, { method: "HEAD", headers: tus.headers() });
-    const metadata = Object.fromEntries((head.headers.get("upload-metadata") ?? "").split(",").map((p) => p.split(" ")).map(([k, v]) => [k, Buffer.from(v ?? "", "base64").toString()]));
+    const metadata = Object.fromEntries(
+      (head.headers.get("upload-metadata") ?? "")
+        .split(",")
+        .map((p) => p.split(" "))
+        .map(([k, v]) => [k, Buffer.from(v ?? "", "base64").toString()]),
+    );
     expect(metadata.jobId).toBe(job.id);
     expect(head.headers.get("upload-offset")).toBe(String(file.length));
   });
@@ -179,8 +184,17 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     const bucket = stack.env.DOCFLOW_S3_BUCKET!;
     const key = `tenants/${tenant}/jobs/019ad000-0000-7000-8000-${randomBytes(6).toString("hex")}/source`;
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { "tus-version": "1.0.0" } }));
-    const upload = { id: key, size: file.length, offset: 0, metadata: { filename: "legacy.pdf", jobId: key.split("/")[3] }, creation_date: new Date().toISOString(), storage: { type: "s3", path: key, bucket } };
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}.info`, Body: JSON.stringify(upload), Metadata: { "upload-id": UploadId!, "tus-version": "1.0.0" }, Tagging: "Tus-Completed=false" }));
+    const upload = {
+      id: key,
+      size: file.length,
+      offset: 0,
+      metadata: { filename: "legacy.pdf", jobId: key.split("/")[3] },
+      creation_date: new Date().toISOString(),
+      storage: { type: "s3", path: key, bucket },
+    };
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: `${key}.info`, Body: JSON.stringify(upload), Metadata: { "upload-id": UploadId!, "tus-version": "1.0.0" }, Tagging: "Tus-Completed=false" }),
+    );
     const location = `/v1/uploads/${Buffer.from(key).toString("base64url")}`;
 
     expect((await tus.patch(stack.baseUrl, location, 0, file.subarray(0, part))).status).toBe(204);
@@ -216,7 +230,12 @@ describe("resumable uploads (tus) across gateway replicas", () => {
         Bucket: bucket,
         Key: key,
         UploadId,
-        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: first.ETag, ChecksumCRC32: first.ChecksumCRC32 }, { PartNumber: 2, ETag: last.ETag, ChecksumCRC32: last.ChecksumCRC32 }] },
+        MultipartUpload: {
+          Parts: [
+            { PartNumber: 1, ETag: first.ETag, ChecksumCRC32: first.ChecksumCRC32 },
+            { PartNumber: 2, ETag: last.ETag, ChecksumCRC32: last.ChecksumCRC32 },
+          ],
+        },
       }),
     );
     expect((await api(`/v1/jobs/${jobId}`)).status).toBe(404);
@@ -244,7 +263,11 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     expect(noVersion.headers.get("tus-resumable")).toBe("1.0.0");
     expect(await asProblem(noVersion)).toMatchObject({ status: 412, type: "application/problem+json", body: { status: 412, code: "tus_version_required", detail: "Tus-Resumable Required" } });
     const badLength = await fetch(`${stack.baseUrl}/v1/uploads`, { method: "POST", headers: tus.headers({ "upload-length": "a lot" }) });
-    expect(await asProblem(badLength)).toMatchObject({ status: 400, type: "application/problem+json", body: { status: 400, code: "validation_failed", detail: expect.stringMatching(/upload-length/i) } });
+    expect(await asProblem(badLength)).toMatchObject({
+      status: 400,
+      type: "application/problem+json",
+      body: { status: 400, code: "validation_failed", detail: expect.stringMatching(/upload-length/i) },
+    });
   });
 
   it("refuses wrong types, oversize and empty uploads, and other tenants' uploads", async () => {
@@ -305,13 +328,18 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     const { location } = await tus.create(tight.url, 8 * 1024 * 1024, { filename: "slow.pdf" });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const slow = tus.patch(tight.url, location, 0, new ReadableStream<Uint8Array>({
-      async start(controller) {
-        controller.enqueue(pdfLike(64 * 1024));
-        await held;
-        controller.close();
-      },
-    }));
+    const slow = tus.patch(
+      tight.url,
+      location,
+      0,
+      new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(pdfLike(64 * 1024));
+          await held;
+          controller.close();
+        },
+      }),
+    );
     await new Promise((r) => setTimeout(r, 300));
     const refused = await fetch(`${tight.url}/v1/documents?filename=x.pdf`, { method: "POST", headers: { authorization: `Bearer ${tus.token}` }, body: pdfLike(1000) });
     expect(refused.status).toBe(429);
@@ -351,12 +379,20 @@ describe("resumable uploads (tus) across gateway replicas", () => {
     const { location } = await tus.create(strict.url, 4 * 1024 * 1024, { filename: "stalled.pdf" });
     const stalledAt = Date.now();
     const stalled = await tus
-      .patch(strict.url, location, 0, new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(pdfLike(128 * 1024));
-        },
-      }))
-      .then((r) => r.status, () => "cut");
+      .patch(
+        strict.url,
+        location,
+        0,
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(pdfLike(128 * 1024));
+          },
+        }),
+      )
+      .then(
+        (r) => r.status,
+        () => "cut",
+      );
     const stalledFor = Date.now() - stalledAt;
 
     // Meanwhile everyone else is served at once.

@@ -68,7 +68,10 @@ describe("fault: processors killed repeatedly", () => {
     }
     for (const [i, slides] of PPTX_SLIDES.entries()) {
       const file = join(dir, `deck-${i}.pptx`);
-      await makePptx(file, Array.from({ length: slides }, (_, s) => `Deck ${i} slide ${s + 1}`));
+      await makePptx(
+        file,
+        Array.from({ length: slides }, (_, s) => `Deck ${i} slide ${s + 1}`),
+      );
       docs.push({ file, filename: `deck-${i}-${slides}s.pptx`, pages: slides, kind: "pptx" });
     }
     stack = await startStack({
@@ -133,14 +136,24 @@ describe("fault: processors killed repeatedly", () => {
     }
     await Promise.all([uploading, ...replacements]);
 
-    const ended = await Promise.all(jobs.map(({ tenant, job }) => jobsClient(stack.baseUrl, stack.tokens[tenant]!, { pollMs: 500, context: () => stack.logs().slice(-3000) }).waitForEnd(job.id, 600_000)));
+    const ended = await Promise.all(
+      jobs.map(({ tenant, job }) => jobsClient(stack.baseUrl, stack.tokens[tenant]!, { pollMs: 500, context: () => stack.logs().slice(-3000) }).waitForEnd(job.id, 600_000)),
+    );
     const recoveredAt = (Date.now() - started) / 1000;
 
     // Every kill landed while work was open: the faults hit the batch, not an idle pool.
-    expect(kills.every((k) => k.openJobs > 0), JSON.stringify(kills)).toBe(true);
+    expect(
+      kills.every((k) => k.openJobs > 0),
+      JSON.stringify(kills),
+    ).toBe(true);
 
     const { s3 } = testServices();
-    const store = new S3ObjectStore({ bucket: stack.env.DOCFLOW_S3_BUCKET!, endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    const store = new S3ObjectStore({
+      bucket: stack.env.DOCFLOW_S3_BUCKET!,
+      endpoint: s3.endpoint,
+      region: s3.region,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
     let lost = 0;
     let duplicated = 0;
     try {

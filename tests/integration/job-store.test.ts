@@ -9,8 +9,20 @@ import { connectTestNats, uniqueName } from "../support/env.ts";
 function record(tenant: string, id = uuidv7()): JobRecord {
   const now = new Date().toISOString();
   return {
-    id, tenant, status: "queued", filename: "a.pdf", contentType: "application/pdf", size: 10, sha256: "0".repeat(64),
-    pageCount: null, pagesDone: 0, createdAt: now, updatedAt: now, sourceKey: `tenants/${tenant}/jobs/${id}/source`, ranges: [], rangesDone: [],
+    id,
+    tenant,
+    status: "queued",
+    filename: "a.pdf",
+    contentType: "application/pdf",
+    size: 10,
+    sha256: "0".repeat(64),
+    pageCount: null,
+    pagesDone: 0,
+    createdAt: now,
+    updatedAt: now,
+    sourceKey: `tenants/${tenant}/jobs/${id}/source`,
+    ranges: [],
+    rangesDone: [],
   };
 }
 
@@ -48,9 +60,7 @@ describe("JobStore on real NATS JetStream KV", () => {
     await jobs.create(r);
     const ranges = Array.from({ length: 25 }, (_, i) => i + 1);
     await Promise.all(
-      ranges.map((first) =>
-        jobs.update("acme", r.id, (cur) => (cur.rangesDone.includes(first) ? null : { ...cur, rangesDone: [...cur.rangesDone, first], pagesDone: cur.pagesDone + 1 })),
-      ),
+      ranges.map((first) => jobs.update("acme", r.id, (cur) => (cur.rangesDone.includes(first) ? null : { ...cur, rangesDone: [...cur.rangesDone, first], pagesDone: cur.pagesDone + 1 }))),
     );
     // A duplicate delivery of range 7 changes nothing.
     const dup = await jobs.update("acme", r.id, (cur) => (cur.rangesDone.includes(7) ? null : cur));
@@ -165,4 +175,3 @@ describe("JobStore on real NATS JetStream KV", () => {
     expect(await index.get(`acme.${orphan.id}`)).toBeNull();
   });
 });
-

@@ -109,7 +109,16 @@ const pool = (name: string, spec: Record<string, unknown> = {}) => ({
   apiVersion: "docflow.io/v1alpha1",
   kind: "ProcessorPool",
   metadata: { name, namespace: NS },
-  spec: { template: { podTemplateName: "processor" }, minReplicas: 1, maxReplicas: 8, targetDrainSeconds: 60, pagesPerSecondEstimate: 5, scaleUp: { maxStep: 10 }, scaleDown: { stabilizationSeconds: 0, maxStep: 10 }, ...spec },
+  spec: {
+    template: { podTemplateName: "processor" },
+    minReplicas: 1,
+    maxReplicas: 8,
+    targetDrainSeconds: 60,
+    pagesPerSecondEstimate: 5,
+    scaleUp: { maxStep: 10 },
+    scaleDown: { stabilizationSeconds: 0, maxStep: 10 },
+    ...spec,
+  },
 });
 
 const apply = (obj: unknown) => {
@@ -123,8 +132,21 @@ function openJob(pages: number): JobRecord {
   const id = uuidv7();
   const ranges = Array.from({ length: Math.ceil(pages / 8) }, (_, i) => ({ first: i * 8 + 1, last: Math.min(pages, i * 8 + 8) }));
   return {
-    id, tenant: "acme", status: "processing", filename: "big.pdf", contentType: "application/pdf", size: 1000, sha256: "0".repeat(64),
-    pageCount: pages, pagesDone: 0, createdAt: now, updatedAt: now, sourceKey: `tenants/acme/jobs/${id}/source`, ranges, rangesDone: [], rangesDispatched: 4,
+    id,
+    tenant: "acme",
+    status: "processing",
+    filename: "big.pdf",
+    contentType: "application/pdf",
+    size: 1000,
+    sha256: "0".repeat(64),
+    pageCount: pages,
+    pagesDone: 0,
+    createdAt: now,
+    updatedAt: now,
+    sourceKey: `tenants/acme/jobs/${id}/source`,
+    ranges,
+    rangesDone: [],
+    rangesDispatched: 4,
   };
 }
 
@@ -185,7 +207,9 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
     const env = Object.fromEntries((d.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ DOCFLOW_RANGE_WINDOW: "4", DOCFLOW_PROCESSOR_STAGES: "render", DOCFLOW_PROCESSOR_CONCURRENCY: "2", DOCFLOW_LOG_EXTRA: "1" });
     expect(d.spec.replicas).toBe(1);
-    const managers = (getJson(["get", "deployment", "render", "-n", NS, "--show-managed-fields"]).metadata.managedFields as { manager: string; operation: string }[]).map((m) => `${m.manager}/${m.operation}`);
+    const managers = (getJson(["get", "deployment", "render", "-n", NS, "--show-managed-fields"]).metadata.managedFields as { manager: string; operation: string }[]).map(
+      (m) => `${m.manager}/${m.operation}`,
+    );
     expect(managers).toContain("docflow-operator/Apply");
 
     const status = await until("the pool's status", () => {
@@ -229,7 +253,11 @@ describe("the operator on a real API server, with real RabbitMQ and NATS", () =>
     expect(status.conditions.find((c: { type: string }) => c.type === "Scaling")).toMatchObject({ status: "True", reason: "RollingOut", message: "waiting for 4 ready processors" });
     expect(status.conditions.find((c: { type: string }) => c.type === "Ready")).toMatchObject({ status: "False", reason: "PodsNotReady" });
     expect(getJson(["get", "deployment", "render", "-n", NS]).spec.replicas).toBe(4);
-    const events = getJson(["get", "events", "-n", NS, "--field-selector", "involvedObject.name=render,involvedObject.kind=ProcessorPool"]).items as { reason: string; message: string; type: string }[];
+    const events = getJson(["get", "events", "-n", NS, "--field-selector", "involvedObject.name=render,involvedObject.kind=ProcessorPool"]).items as {
+      reason: string;
+      message: string;
+      type: string;
+    }[];
     expect(events.find((e) => e.reason === "ScaledUp")?.message).toMatch(/^1 -> 4 replicas \(Backlog\): 1200 pages/);
     // The printer columns show it.
     expect(k(["get", "processorpools", "-n", NS]).stdout).toMatch(/NAME\s+READY\s+BUSY\s+BACKLOG\s+DESIRED\s+AGE\nrender\s+\S*\s+\S*\s+1200\s+4\s/);

@@ -68,9 +68,12 @@ describe("processing queues: stages, retry back-off and dead letters on a real b
 
   it("sets a message aside in its stage's DLQ with the reason in its headers", async () => {
     const jobId = uuidv7();
-    await publisher.publishDeadLetter({ v: 1, stage: "convert", jobId, tenant: "acme" }, {
-      headers: { [WORK_HEADERS.attempts]: "3", [WORK_HEADERS.errorCode]: "processing_failed", [WORK_HEADERS.error]: "soffice crashed (signal SIGSEGV)" },
-    });
+    await publisher.publishDeadLetter(
+      { v: 1, stage: "convert", jobId, tenant: "acme" },
+      {
+        headers: { [WORK_HEADERS.attempts]: "3", [WORK_HEADERS.errorCode]: "processing_failed", [WORK_HEADERS.error]: "soffice crashed (signal SIGSEGV)" },
+      },
+    );
     const dead = await getWithin(deadLetterQueue(namespace, "convert"), 5_000);
     expect(JSON.parse(dead!.msg.content.toString())).toMatchObject({ stage: "convert", jobId });
     expect(dead!.msg.properties.headers).toMatchObject({ "x-docflow-attempts": "3", "x-docflow-error": "soffice crashed (signal SIGSEGV)" });

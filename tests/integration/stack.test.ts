@@ -39,42 +39,67 @@ function until(what: string, probe: () => boolean, timeoutMs: number, output: ()
 }
 
 describe("npm start", () => {
-  it.each(SIGNALS)("stops RabbitMQ, NATS, the gateway and the processor on %s to its whole process group", async (signal) => {
-    const dataDir = await mkdtemp(join(tmpdir(), "docflow-stack-signal-"));
-    try {
-      const port = await freePort();
-      // detached: a process group of its own, led by npm, as a terminal's foreground job is.
-      const npm = spawn("npm", ["start"], {
-        cwd: ROOT,
-        detached: true,
-        env: { ...process.env, DOCFLOW_PORT: String(port), DOCFLOW_DATA_DIR: dataDir, DOCFLOW_PROCESSORS: "1", DOCFLOW_BOOTSTRAP_SKIP_APT: "1" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let output = "";
-      npm.stdout.on("data", (d: Buffer) => (output += d.toString()));
-      npm.stderr.on("data", (d: Buffer) => (output += d.toString()));
-      await until("the stack running", () => output.includes("docflow is running"), 240_000, () => output);
+  it.each(SIGNALS)(
+    "stops RabbitMQ, NATS, the gateway and the processor on %s to its whole process group",
+    async (signal) => {
+      const dataDir = await mkdtemp(join(tmpdir(), "docflow-stack-signal-"));
+      try {
+        const port = await freePort();
+        // detached: a process group of its own, led by npm, as a terminal's foreground job is.
+        const npm = spawn("npm", ["start"], {
+          cwd: ROOT,
+          detached: true,
+          env: { ...process.env, DOCFLOW_PORT: String(port), DOCFLOW_DATA_DIR: dataDir, DOCFLOW_PROCESSORS: "1", DOCFLOW_BOOTSTRAP_SKIP_APT: "1" },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let output = "";
+        npm.stdout.on("data", (d: Buffer) => (output += d.toString()));
+        npm.stderr.on("data", (d: Buffer) => (output += d.toString()));
+        await until(
+          "the stack running",
+          () => output.includes("docflow is running"),
+          240_000,
+          () => output,
+        );
 
-      const running = processesOf(dataDir);
-      expect(running.some((p) => /beam\.smp/.test(p)), `RabbitMQ among ${running.join("\n")}`).toBe(true);
-      expect(running.some((p) => /nats-server/.test(p)), `NATS among ${running.join("\n")}`).toBe(true);
-      expect(running.filter((p) => /services\/(gateway|processor)\/src\/server\.ts/.test(p)).length, running.join("\n")).toBe(2);
+        const running = processesOf(dataDir);
+        expect(
+          running.some((p) => /beam\.smp/.test(p)),
+          `RabbitMQ among ${running.join("\n")}`,
+        ).toBe(true);
+        expect(
+          running.some((p) => /nats-server/.test(p)),
+          `NATS among ${running.join("\n")}`,
+        ).toBe(true);
+        expect(running.filter((p) => /services\/(gateway|processor)\/src\/server\.ts/.test(p)).length, running.join("\n")).toBe(2);
 
-      process.kill(-npm.pid!, signal);
-      if (npm.exitCode === null && npm.signalCode === null) await once(npm, "exit");
-      // npm may exit before the stack has stopped its services: the stack says when it has.
-      await until("the stack's last line", () => output.includes("docflow: stopped"), 60_000, () => output);
-      await until("no process of the stack left", () => processesOf(dataDir).length === 0, 10_000, () => `${output}\nleft: ${processesOf(dataDir).join("\n")}`);
-    } finally {
-      // A failed stop must not leave its processes to the next test.
-      for (const p of processesOf(dataDir)) {
-        try {
-          process.kill(Number(p.split(" ")[0]), "SIGKILL");
-        } catch {
-          /* already gone */
+        process.kill(-npm.pid!, signal);
+        if (npm.exitCode === null && npm.signalCode === null) await once(npm, "exit");
+        // npm may exit before the stack has stopped its services: the stack says when it has.
+        await until(
+          "the stack's last line",
+          () => output.includes("docflow: stopped"),
+          60_000,
+          () => output,
+        );
+        await until(
+          "no process of the stack left",
+          () => processesOf(dataDir).length === 0,
+          10_000,
+          () => `${output}\nleft: ${processesOf(dataDir).join("\n")}`,
+        );
+      } finally {
+        // A failed stop must not leave its processes to the next test.
+        for (const p of processesOf(dataDir)) {
+          try {
+            process.kill(Number(p.split(" ")[0]), "SIGKILL");
+          } catch {
+            /* already gone */
+          }
         }
+        await rm(dataDir, { recursive: true, force: true });
       }
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  }, 360_000);
+    },
+    360_000,
+  );
 });

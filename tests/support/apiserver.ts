@@ -26,7 +26,6 @@ export interface ApiServer {
   logs: string[];
 }
 
-
 export function tail(file: string, lines = 30): string {
   return existsSync(file) ? readFileSync(file, "utf8").split("\n").slice(-lines).join("\n") : "(no log)";
 }
@@ -58,11 +57,15 @@ export async function startApiServer(): Promise<ApiServer> {
   const cluster: ApiServer = { dir, kubeconfig: join(dir, "kubeconfig"), server: `https://127.0.0.1:${apiPort}`, processes: [], logs: [] };
 
   start(cluster, "etcd", ETCD, [
-    "--name=default", `--data-dir=${join(dir, "etcd")}`,
-    `--listen-client-urls=http://127.0.0.1:${etcdClient}`, `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
-    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    "--name=default",
+    `--data-dir=${join(dir, "etcd")}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
     `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
-    "--unsafe-no-fsync=true", "--log-level=warn",
+    "--unsafe-no-fsync=true",
+    "--log-level=warn",
   ]);
 
   // Service account token signing keys, and one static admin token (system:masters).
@@ -72,7 +75,9 @@ export async function startApiServer(): Promise<ApiServer> {
   writeFileSync(join(dir, "tokens.csv"), `${ADMIN_TOKEN},admin,admin,"system:masters"\n`, { mode: 0o600 });
   start(cluster, "kube-apiserver", KUBE_APISERVER, [
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", `--secure-port=${apiPort}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${apiPort}`,
     `--cert-dir=${join(dir, "certs")}`, // a self-signed serving certificate is generated there
     `--token-auth-file=${join(dir, "tokens.csv")}`,
     "--authorization-mode=RBAC",

@@ -12,8 +12,7 @@ const ENDED = ["completed", "failed", "canceled"];
  * explain it); `pollMs` is how often a wait asks (default 200 ms).
  */
 export function jobsClient(baseUrl: string, token: string, { context, pollMs = 200 }: { context?: () => string; pollMs?: number } = {}) {
-  const call = (path: string, init: RequestInit = {}) =>
-    fetch(`${baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) } });
+  const call = (path: string, init: RequestInit = {}) => fetch(`${baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) } });
   const job = async (id: string): Promise<Job> => {
     const res = await call(`/v1/jobs/${id}`);
     if (!res.ok) throw new Error(`GET /v1/jobs/${id}: ${res.status} ${await res.text()}`);
@@ -33,10 +32,14 @@ export function jobsClient(baseUrl: string, token: string, { context, pollMs = 2
     job,
     /** The job once it is completed, failed or canceled. */
     waitForEnd: (id: string, timeoutMs = 120_000): Promise<Job> =>
-      eventually(`job ${id} to end`, async () => {
-        const j = await job(id);
-        return ENDED.includes(j.status) ? j : undefined;
-      }, { timeoutMs, everyMs: pollMs, ...(context ? { context } : {}) }),
+      eventually(
+        `job ${id} to end`,
+        async () => {
+          const j = await job(id);
+          return ENDED.includes(j.status) ? j : undefined;
+        },
+        { timeoutMs, everyMs: pollMs, ...(context ? { context } : {}) },
+      ),
   };
 }
 

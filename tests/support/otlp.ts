@@ -12,11 +12,19 @@ export interface ReceivedSpan {
   attributes: Record<string, unknown>;
 }
 
-interface OtlpValue { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number; arrayValue?: { values: OtlpValue[] } }
-interface OtlpKeyValue { key: string; value: OtlpValue }
+interface OtlpValue {
+  stringValue?: string;
+  intValue?: string | number;
+  boolValue?: boolean;
+  doubleValue?: number;
+  arrayValue?: { values: OtlpValue[] };
+}
+interface OtlpKeyValue {
+  key: string;
+  value: OtlpValue;
+}
 
-const valueOf = (v: OtlpValue): unknown =>
-  v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.boolValue ?? v.doubleValue ?? v.arrayValue?.values.map(valueOf);
+const valueOf = (v: OtlpValue): unknown => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.boolValue ?? v.doubleValue ?? v.arrayValue?.values.map(valueOf);
 
 /**
  * An OTLP/HTTP receiver inside the test (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`):
@@ -30,7 +38,10 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Receive
     req.on("end", () => {
       if (req.url === "/v1/traces") {
         const body = JSON.parse(Buffer.concat(chunks).toString() || "{}") as {
-          resourceSpans?: { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpKeyValue[] }[] }[] }[];
+          resourceSpans?: {
+            resource?: { attributes?: OtlpKeyValue[] };
+            scopeSpans?: { spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpKeyValue[] }[] }[];
+          }[];
         };
         for (const rs of body.resourceSpans ?? []) {
           const service = String(valueOf(rs.resource?.attributes?.find((a) => a.key === "service.name")?.value ?? {}) ?? "");

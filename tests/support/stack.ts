@@ -51,8 +51,22 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const port = await freePort();
   const env: Record<string, string> = {
     ...serviceEnv(
-      { amqpUrl: services.amqpUrl, natsUrl: services.natsUrl, natsCreds: services.nats.credsFile, realtime: { signingSeed: services.nats.signingSeed, account: services.nats.account, wsUrl: services.natsWsUrl }, s3: services.s3 },
-      { storage: options.storage ?? "s3", dataDir, tokens: Object.fromEntries(Object.entries(tokens).map(([t, tok]) => [tok, t])), bucket: uniqueName("e2e"), amqpNamespace: uniqueName("e2e"), jobsBucket: uniqueName("jobs"), logLevel: process.env.DOCFLOW_TEST_LOG_LEVEL ?? "info" },
+      {
+        amqpUrl: services.amqpUrl,
+        natsUrl: services.natsUrl,
+        natsCreds: services.nats.credsFile,
+        realtime: { signingSeed: services.nats.signingSeed, account: services.nats.account, wsUrl: services.natsWsUrl },
+        s3: services.s3,
+      },
+      {
+        storage: options.storage ?? "s3",
+        dataDir,
+        tokens: Object.fromEntries(Object.entries(tokens).map(([t, tok]) => [tok, t])),
+        bucket: uniqueName("e2e"),
+        amqpNamespace: uniqueName("e2e"),
+        jobsBucket: uniqueName("jobs"),
+        logLevel: process.env.DOCFLOW_TEST_LOG_LEVEL ?? "info",
+      },
     ),
     DOCFLOW_HOST: "127.0.0.1",
     DOCFLOW_PORT: String(port),
@@ -70,10 +84,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const stop = () => stopAll(children, { graceMs: 15_000 });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
-    await Promise.all([
-      children[0]!.waitReady(`${baseUrl}/readyz`),
-      ...children.slice(1).map((p) => p.waitForLine((l) => l.includes('"msg":"processor consuming"'), "that it is consuming")),
-    ]);
+    await Promise.all([children[0]!.waitReady(`${baseUrl}/readyz`), ...children.slice(1).map((p) => p.waitForLine((l) => l.includes('"msg":"processor consuming"'), "that it is consuming"))]);
   } catch (err) {
     await stop();
     throw new Error(`the stack did not start: ${(err as Error).message}\n--- all output:\n${logs()}`, { cause: err });
@@ -84,7 +95,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
 /** The metrics port of the stack's first processor (it picks a free one and logs it). */
 export function processorPort(stack: Stack): number {
-  const line = stack.logs().split("\n").find((l) => l.includes('"msg":"processor consuming"'));
+  const line = stack
+    .logs()
+    .split("\n")
+    .find((l) => l.includes('"msg":"processor consuming"'));
   const port = line ? (JSON.parse(line) as { port?: number }).port : undefined;
   if (!port) throw new Error("the processor did not log its port");
   return port;

@@ -16,7 +16,9 @@ export class TusClient {
 
   /** POST: creates an upload and returns its absolute URL on `baseUrl`. */
   async create(baseUrl: string, size: number, metadata: Record<string, string> = {}, body?: Buffer): Promise<{ res: Response; location: string }> {
-    const meta = Object.entries(metadata).map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}`).join(",");
+    const meta = Object.entries(metadata)
+      .map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}`)
+      .join(",");
     const res = await fetch(`${baseUrl}/v1/uploads`, {
       method: "POST",
       headers: this.headers({ "upload-length": String(size), ...(meta ? { "upload-metadata": meta } : {}), ...(body ? { "content-type": "application/offset+octet-stream" } : {}) }),

@@ -180,7 +180,11 @@ async function exec(container: StartedTestContainer, cmd: string[]): Promise<{ e
 
 describe("docflow's images in containers", () => {
   it("run as the unprivileged user 10001 and answer their probes", async () => {
-    for (const [container, port] of [[gateway, 8080], [processor, 8081], [web, 8080]] as const) {
+    for (const [container, port] of [
+      [gateway, 8080],
+      [processor, 8081],
+      [web, 8080],
+    ] as const) {
       expect((await exec(container, ["id", "-u"])).output).toBe(UID);
       const base = `http://${container.getHost()}:${container.getMappedPort(port)}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -206,7 +210,11 @@ describe("docflow's images in containers", () => {
     const pages = [pageWords(1), pageWords(2), pageWords(3)];
     await makeTextPdf(pdf, pages);
     const created = await upload(pdf, "application/pdf", "report.pdf");
-    expect(created.sha256).toBe(createHash("sha256").update(await readFile(pdf)).digest("hex"));
+    expect(created.sha256).toBe(
+      createHash("sha256")
+        .update(await readFile(pdf))
+        .digest("hex"),
+    );
     const job = await waitForJob(created.id, 120_000);
     expect(job).toMatchObject({ status: "completed", pageCount: 3, pagesDone: 3 });
     for (const [i, words] of pages.entries()) {

@@ -64,7 +64,9 @@ export interface ServiceEnvOptions {
 
 /** `token=tenant,...` as DOCFLOW_DEV_TOKENS spells it. */
 export function devTokens(tokens: Record<string, string>): string {
-  return Object.entries(tokens).map(([token, tenant]) => `${token}=${tenant}`).join(",");
+  return Object.entries(tokens)
+    .map(([token, tenant]) => `${token}=${tenant}`)
+    .join(",");
 }
 
 /** What the gateway mints browsers' NATS credentials with (only the gateway needs the seed). */
@@ -209,7 +211,13 @@ export function launchService(service: ServiceName, options: LaunchOptions): Ser
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (exitInfo !== undefined) throw failure(`exited (${exitInfo}) before ${url} answered`);
-        if (await fetch(url, { signal: AbortSignal.timeout(5_000) }).then((r) => r.ok, () => false)) return;
+        if (
+          await fetch(url, { signal: AbortSignal.timeout(5_000) }).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          return;
         if (Date.now() > deadline) throw failure(`did not answer ${url} within ${timeoutMs / 1000} s`);
         await Promise.race([sleep(100), exited]);
       }

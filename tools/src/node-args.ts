@@ -1,7 +1,7 @@
 /**
  * The Node.js flags a service runs with, from `docflow.nodeArgs` in its package.json: one place
  * for `npm start`, the tests and the benchmarks, which spawn the services themselves. The images'
- * CMD and the packages' `start` scripts spell them out, and tests/chart/images.test.ts checks that
+ * CMD and the packages' `start` scripts spell them out, and tests/deploy/images.test.ts checks that
  * they agree.
  */
 import { readFileSync } from "node:fs";

@@ -327,12 +327,7 @@ class StartupError extends Error {
  * Polls `probe` until it resolves true, the child exits, or the timeout passes. On failure the
  * group is killed and the error carries the last lines of the logs.
  */
-async function waitReady(
-  name: string,
-  proc: Spawned,
-  probe: () => Promise<boolean>,
-  opts: { timeoutMs: number; intervalMs: number; logs: string[] },
-): Promise<void> {
+async function waitReady(name: string, proc: Spawned, probe: () => Promise<boolean>, opts: { timeoutMs: number; intervalMs: number; logs: string[] }): Promise<void> {
   const started = Date.now();
   let lastError = "";
   while (true) {
@@ -348,10 +343,7 @@ async function waitReady(
     }
     if (Date.now() - started > opts.timeoutMs) {
       await killGroup(proc.pid, 2_000);
-      throw new StartupError(
-        `${name} was not ready after ${opts.timeoutMs} ms${lastError ? ` (last probe error: ${lastError})` : ""}\n${await logTails(opts.logs)}`,
-        false,
-      );
+      throw new StartupError(`${name} was not ready after ${opts.timeoutMs} ms${lastError ? ` (last probe error: ${lastError})` : ""}\n${await logTails(opts.logs)}`, false);
     }
     await Promise.race([sleep(opts.intervalMs, undefined, { ref: false }), proc.exited]);
   }
@@ -503,12 +495,7 @@ async function startRabbitMqOnce(o: {
     "log.file.level = info",
   ];
   if (o.managementPort !== undefined) {
-    conf.push(
-      `management.tcp.port = ${o.managementPort}`,
-      "management.tcp.ip = 127.0.0.1",
-      `prometheus.tcp.port = ${o.prometheusPort}`,
-      "prometheus.tcp.ip = 127.0.0.1",
-    );
+    conf.push(`management.tcp.port = ${o.managementPort}`, "management.tcp.ip = 127.0.0.1", `prometheus.tcp.port = ${o.prometheusPort}`, "prometheus.tcp.ip = 127.0.0.1");
   }
   await writeFile(configFile, `${conf.join("\n")}\n`);
   // The offline equivalent of `rabbitmq-plugins enable --offline ...`: the enabled-plugins file
@@ -584,9 +571,7 @@ async function startRabbitMqOnce(o: {
     logFile,
     pid: proc.pid,
     url,
-    ...(o.managementPort !== undefined
-      ? { managementUrl: `http://127.0.0.1:${o.managementPort}`, prometheusUrl: `http://127.0.0.1:${o.prometheusPort}/metrics` }
-      : {}),
+    ...(o.managementPort !== undefined ? { managementUrl: `http://127.0.0.1:${o.managementPort}`, prometheusUrl: `http://127.0.0.1:${o.prometheusPort}/metrics` } : {}),
     username,
     password,
     port: o.port,
@@ -690,7 +675,19 @@ export async function startS3(options: S3Options = {}): Promise<S3Handle> {
         await killGroup(started.pid, 5_000);
         await removeTempDir(dir, temporary);
       });
-      return { dataDir: dir, logFile, pid: started.pid, endpoint: `http://127.0.0.1:${port}`, accessKey, secretKey, region: "us-east-1" as const, port, buckets: options.buckets ?? [], metadata, stop };
+      return {
+        dataDir: dir,
+        logFile,
+        pid: started.pid,
+        endpoint: `http://127.0.0.1:${port}`,
+        accessKey,
+        secretKey,
+        region: "us-east-1" as const,
+        port,
+        buckets: options.buckets ?? [],
+        metadata,
+        stop,
+      };
     });
     if (handle.buckets.length > 0) {
       try {

@@ -30,9 +30,7 @@ export type PageInfo = z.infer<typeof PageInfo>;
 export const JobResult = z.object({
   job: Job,
   pages: z.array(PageInfo),
-  document: DocumentDetails.optional().describe(
-    "What inspection found in full (for a presentation, its slides' titles and notes); absent for jobs inspected before it was stored.",
-  ),
+  document: DocumentDetails.optional().describe("What inspection found in full (for a presentation, its slides' titles and notes); absent for jobs inspected before it was stored."),
 });
 export type JobResult = z.infer<typeof JobResult>;
 
@@ -62,7 +60,10 @@ export type ClientConfig = z.infer<typeof ClientConfig>;
  */
 export const Problem = z
   .looseObject({
-    type: z.string().regex(/^urn:docflow:problem:[a-z_]+$/).describe("`urn:docflow:problem:<code>`"),
+    type: z
+      .string()
+      .regex(/^urn:docflow:problem:[a-z_]+$/)
+      .describe("`urn:docflow:problem:<code>`"),
     title: z.string().describe("What the code means, for a person."),
     status: z.number().int().min(400).max(599).describe("The answer's HTTP status."),
     detail: z.string().describe("What went wrong with this request, for a person (the title when there is no more to say)."),

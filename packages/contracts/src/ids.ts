@@ -4,9 +4,7 @@ import { z } from "zod";
  * A tenant id is one NATS subject token and one object-key segment, so it is
  * restricted to characters that are safe in both.
  */
-export const TenantId = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "tenant ids are 1-63 lowercase letters, digits, '-' or '_'");
+export const TenantId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "tenant ids are 1-63 lowercase letters, digits, '-' or '_'");
 export type TenantId = z.infer<typeof TenantId>;
 
 /** Job ids are UUIDv7: unique, and sortable by creation time. */

@@ -7,10 +7,7 @@ export type JobStatus = z.infer<typeof JobStatus>;
 /** Statuses after which nothing changes any more. */
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["completed", "failed", "canceled"]);
 
-export const ContentType = z.enum([
-  "application/pdf",
-  "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-]);
+export const ContentType = z.enum(["application/pdf", "application/vnd.openxmlformats-officedocument.presentationml.presentation"]);
 export type ContentType = z.infer<typeof ContentType>;
 export const PDF: ContentType = "application/pdf";
 export const PPTX: ContentType = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
@@ -57,7 +54,10 @@ export const Job = z.object({
    * streams); for resumable uploads it is filled in when processing starts, so
    * that finishing an upload never takes time proportional to its size.
    */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
   pageCount: z.number().int().nonnegative().nullable(),
   pagesDone: z.number().int().nonnegative(),
   createdAt: z.iso.datetime(),

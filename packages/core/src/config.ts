@@ -5,13 +5,19 @@ export const sharedEnv = {
   /** RabbitMQ URL (credentials included). */
   DOCFLOW_AMQP_URL: z.string().url().default("amqp://guest:guest@127.0.0.1:5672"),
   /** Prefix of RabbitMQ queue and exchange names (several installs or test runs can share a broker). */
-  DOCFLOW_AMQP_NAMESPACE: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("docflow"),
+  DOCFLOW_AMQP_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default("docflow"),
   /** NATS URL, comma-separated for several servers. */
   DOCFLOW_NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   /** Path of the services' NATS credentials file (a user JWT and its seed; decentralised auth). */
   DOCFLOW_NATS_CREDS: z.string().optional(),
   /** JetStream KV bucket holding job records. */
-  DOCFLOW_JOBS_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default("docflow-jobs"),
+  DOCFLOW_JOBS_BUCKET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default("docflow-jobs"),
   /** How many times a work message is delivered before it is dead-lettered and its job failed. */
   DOCFLOW_DELIVERY_LIMIT: z.coerce.number().int().min(1).max(100).default(3),
   /** Object store driver: `fs` (a directory, single machine) or `s3`. */

@@ -75,11 +75,7 @@ export class JobStore {
    * `mutate` gets a copy and returns the new record, or `null` to leave it unchanged.
    * Returns `null` when the job does not exist (or was deleted meanwhile).
    */
-  async update(
-    tenant: TenantId,
-    id: JobId,
-    mutate: (record: JobRecord) => JobRecord | null,
-  ): Promise<(Versioned & { changed: boolean }) | null> {
+  async update(tenant: TenantId, id: JobId, mutate: (record: JobRecord) => JobRecord | null): Promise<(Versioned & { changed: boolean }) | null> {
     for (let attempt = 0; attempt < 50; attempt++) {
       const current = await this.get(tenant, id);
       if (!current) return null;
@@ -103,7 +99,10 @@ export class JobStore {
   async list(tenant: TenantId, options: { limit: number; after?: string | undefined }): Promise<JobRecord[]> {
     const keys: string[] = [];
     for await (const key of await this.#kv.keys(`${tenant}.*`)) keys.push(key);
-    const ids = keys.map((k) => k.slice(tenant.length + 1)).sort().reverse();
+    const ids = keys
+      .map((k) => k.slice(tenant.length + 1))
+      .sort()
+      .reverse();
     const start = options.after ? ids.findIndex((id) => id < options.after!) : 0;
     if (start < 0) return [];
     const page = ids.slice(start, start + options.limit);

@@ -60,10 +60,7 @@ export async function openObjectStore(config: StorageConfig, log?: Logger): Prom
     bucket: config.DOCFLOW_S3_BUCKET,
     endpoint: config.DOCFLOW_S3_ENDPOINT,
     region: config.AWS_REGION,
-    credentials:
-      config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY
-        ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY }
-        : undefined,
+    credentials: config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } : undefined,
   });
   if (config.DOCFLOW_S3_CREATE_BUCKET) await untilAvailable(`object store ${config.DOCFLOW_S3_ENDPOINT ?? "(AWS)"}`, () => store.ensureBucket(), log);
   return store;

@@ -47,8 +47,9 @@ export function injectContext(headers: Record<string, string> = {}): Record<stri
 /** The context carried in message headers (for the consumer span's parent). */
 export function extractContext(headers: Record<string, unknown> | undefined): Context {
   const carrier: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) if (typeof v === "string") carrier[k] = v;
-  else if (Buffer.isBuffer(v)) carrier[k] = v.toString();
+  for (const [k, v] of Object.entries(headers ?? {}))
+    if (typeof v === "string") carrier[k] = v;
+    else if (Buffer.isBuffer(v)) carrier[k] = v.toString();
   return propagation.extract(context.active(), carrier);
 }
 

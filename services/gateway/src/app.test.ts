@@ -44,7 +44,11 @@ async function upload(send: ReturnType<typeof clientOf>, bytes = pdfBytes(4096),
 describe("probes and public documents", () => {
   it("/healthz answers from the process alone, uncached, even when a dependency is down", async () => {
     const { ctx, send } = await start();
-    ctx.readiness = { rabbitmq: () => { throw new Error("not connected"); } };
+    ctx.readiness = {
+      rabbitmq: () => {
+        throw new Error("not connected");
+      },
+    };
     const res = await send("GET", "/healthz");
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: "ok" });
@@ -60,7 +64,13 @@ describe("probes and public documents", () => {
     expect(ready.body).toEqual({ status: "ready", checks: { nats: "ok", objectStore: "ok" } });
     expect(ready.headers.get("cache-control")).toBe("no-store");
 
-    ctx.readiness = { nats: () => {}, rabbitmq: () => { throw new Error("not connected"); }, objectStore: () => Promise.reject(new Error("")) };
+    ctx.readiness = {
+      nats: () => {},
+      rabbitmq: () => {
+        throw new Error("not connected");
+      },
+      objectStore: () => Promise.reject(new Error("")),
+    };
     const down = await send("GET", "/readyz");
     expectProblem(down, 503, "not_ready", "rabbitmq: not connected; objectStore: failed");
     expect(down.body.checks).toEqual({ nats: "ok", rabbitmq: "not connected", objectStore: "failed" });
@@ -373,7 +383,9 @@ describe("jobs, always scoped to the caller's tenant", () => {
     const result = await send("GET", `/v1/jobs/${job.id}/result`, { as: "acme" });
     expect(result.status).toBe(200);
     expect(result.body.job).toMatchObject({ id: job.id, status: "completed", pageCount: 2 });
-    expect(result.body.pages).toEqual([1, 2].map((n) => ({ n, width: 612, height: 792, text: `page ${n}`, thumbnailUrl: `/v1/jobs/${job.id}/pages/${n}/thumbnail`, previewUrl: `/v1/jobs/${job.id}/pages/${n}/preview` })));
+    expect(result.body.pages).toEqual(
+      [1, 2].map((n) => ({ n, width: 612, height: 792, text: `page ${n}`, thumbnailUrl: `/v1/jobs/${job.id}/pages/${n}/thumbnail`, previewUrl: `/v1/jobs/${job.id}/pages/${n}/preview` })),
+    );
     expect(result.body).not.toHaveProperty("document");
     expect(Object.keys(result.body)).toEqual(["job", "pages"]);
 
@@ -388,7 +400,7 @@ describe("jobs, always scoped to the caller's tenant", () => {
   it("serves one page, its thumbnail and the source; a page past the end is 404, one not rendered yet page_not_ready", async () => {
     const { ctx, send } = await start();
     const bytes = pdfBytes(3000);
-    const job = await upload(send, bytes, "Ünïcode \"deck\".pdf");
+    const job = await upload(send, bytes, 'Ünïcode "deck".pdf');
     await complete(ctx, job.id, 1);
     expect((await send("GET", `/v1/jobs/${job.id}/pages/1`, { as: "acme" })).body).toEqual({
       n: 1,
@@ -459,7 +471,12 @@ describe("live updates and browser traces", () => {
     expect((await ctx.metrics.browserSpanBatches.get()).values[0]?.value).toBe(1);
 
     expectProblem(await send("POST", "/v1/telemetry/traces", { as: "acme", headers: { "content-type": "text/plain" }, body: batch }), 415, "telemetry_unsupported_media_type");
-    expectProblem(await send("POST", "/v1/telemetry/traces", { as: "acme", headers: { "content-type": "application/json" }, body: "x".repeat(2048) }), 413, "telemetry_batch_too_large", "a batch may hold up to 1024 bytes");
+    expectProblem(
+      await send("POST", "/v1/telemetry/traces", { as: "acme", headers: { "content-type": "application/json" }, body: "x".repeat(2048) }),
+      413,
+      "telemetry_batch_too_large",
+      "a batch may hold up to 1024 bytes",
+    );
     answer = 500;
     expectProblem(await send("POST", "/v1/telemetry/traces", { as: "acme", headers: { "content-type": "application/json" }, body: batch }), 502, "collector_unavailable", "the collector answered 500");
   });

@@ -52,10 +52,7 @@ export function createApp(ctx: AppContext): Express {
   });
 
   app.use("/v1", requireTenant(ctx.tokens));
-  const limiter = uploadLimiter(
-    { perTenant: ctx.config.DOCFLOW_MAX_UPLOADS_PER_TENANT, total: ctx.config.DOCFLOW_MAX_UPLOADS, retryAfterSeconds: 5 },
-    (n) => ctx.metrics.uploadsInFlight.set(n),
-  );
+  const limiter = uploadLimiter({ perTenant: ctx.config.DOCFLOW_MAX_UPLOADS_PER_TENANT, total: ctx.config.DOCFLOW_MAX_UPLOADS, retryAfterSeconds: 5 }, (n) => ctx.metrics.uploadsInFlight.set(n));
   const limitBodies: express.RequestHandler = (req, res, next) => (req.method === "POST" || req.method === "PATCH" ? limiter(req, res, next) : next());
   app.post("/v1/documents", limitBodies);
   app.all([TUS_PATH, `${TUS_PATH}/{*id}`], limitBodies, (req, res) => {

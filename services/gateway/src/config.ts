@@ -16,22 +16,30 @@ export const gatewayEnv = {
    */
   DOCFLOW_DEV_TOKENS: z.string().optional(),
   /** Largest accepted upload in bytes (default 512 MiB). */
-  DOCFLOW_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * MiB),
+  DOCFLOW_MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(512 * MiB),
   /**
    * Seed of the NATS account signing key the gateway signs browser credentials
    * with (`SA...`). Unset: `POST /v1/realtime/credentials` answers 501 and the
    * web app polls instead.
    */
-  DOCFLOW_REALTIME_SIGNING_SEED: z.string().regex(/^SA[A-Z2-7]{56}$/, "must be a NATS account seed (SA...)").optional(),
+  DOCFLOW_REALTIME_SIGNING_SEED: z
+    .string()
+    .regex(/^SA[A-Z2-7]{56}$/, "must be a NATS account seed (SA...)")
+    .optional(),
   /** Public key of the NATS account the signing key belongs to (`A...`). */
-  DOCFLOW_REALTIME_ACCOUNT: z.string().regex(/^A[A-Z2-7]{55}$/, "must be a NATS account public key (A...)").optional(),
+  DOCFLOW_REALTIME_ACCOUNT: z
+    .string()
+    .regex(/^A[A-Z2-7]{55}$/, "must be a NATS account public key (A...)")
+    .optional(),
   /**
    * NATS WebSocket URL as browsers reach it: `ws://` or `wss://`, or a path (`/nats`) on the
    * web app's own host, which the browser resolves against the page (https -> wss).
    */
-  DOCFLOW_REALTIME_WS_URL: z
-    .union([z.string().regex(/^wss?:\/\/[^\s]+$/, "must be a ws:// or wss:// URL"), z.string().regex(/^\/[^\s]*$/, "or a path on the app's host, such as /nats")])
-    .optional(),
+  DOCFLOW_REALTIME_WS_URL: z.union([z.string().regex(/^wss?:\/\/[^\s]+$/, "must be a ws:// or wss:// URL"), z.string().regex(/^\/[^\s]*$/, "or a path on the app's host, such as /nats")]).optional(),
   /** Lifetime of browser credentials; the web app renews them before they expire. */
   DOCFLOW_REALTIME_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
   /** Directory of the built web app to serve at `/` (local mode); unset serves the API only. */
@@ -60,13 +68,28 @@ export const gatewayEnv = {
    * in 4/5 of the request timeout (5 MiB at 1 Mbit/s and 55 s), so every PATCH
    * finishes inside it (see uploadChunkBytes).
    */
-  DOCFLOW_UPLOAD_CHUNK_BYTES: z.coerce.number().int().min(64 * 1024).optional(),
+  DOCFLOW_UPLOAD_CHUNK_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .optional(),
   /** Unfinished resumable uploads are removed this long after they were created. */
-  DOCFLOW_UPLOAD_EXPIRATION_MS: z.coerce.number().int().positive().default(24 * 3600_000),
+  DOCFLOW_UPLOAD_EXPIRATION_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600_000),
   /** How often expired uploads are cleaned up (S3 multipart uploads aborted, temporary objects removed). */
-  DOCFLOW_UPLOAD_CLEANUP_INTERVAL_MS: z.coerce.number().int().positive().default(15 * 60_000),
+  DOCFLOW_UPLOAD_CLEANUP_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(15 * 60_000),
   /** KV bucket of the upload locks shared by all gateway replicas. */
-  DOCFLOW_UPLOAD_LOCKS_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default("docflow-upload-locks"),
+  DOCFLOW_UPLOAD_LOCKS_BUCKET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default("docflow-upload-locks"),
   /** A lock whose holder died is free again after this long. */
   DOCFLOW_UPLOAD_LOCK_TTL_MS: z.coerce.number().int().min(1000).default(10_000),
   /** Uploads (single requests or chunks) streaming at once per tenant, per replica; more get 429. */
@@ -85,7 +108,12 @@ export const gatewayEnv = {
    */
   DOCFLOW_BROWSER_TRACES_URL: z.union([z.literal("off"), z.string().url()]).optional(),
   /** Largest batch of browser spans accepted (bytes). */
-  DOCFLOW_BROWSER_TRACES_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * MiB).default(512 * 1024),
+  DOCFLOW_BROWSER_TRACES_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * MiB)
+    .default(512 * 1024),
   /** How long forwarding one batch to the collector may take. */
   DOCFLOW_BROWSER_TRACES_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
 };

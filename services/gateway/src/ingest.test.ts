@@ -9,7 +9,11 @@ import { cleanFilename, ingest } from "./ingest.ts";
 
 const pdfBytes = (size: number) => Buffer.concat([Buffer.from("%PDF-1.7\n"), randomBytes(size - 9)]);
 const chunked = (buf: Buffer, chunk = 16 * 1024) =>
-  Readable.from((function* () { for (let i = 0; i < buf.length; i += chunk) yield buf.subarray(i, i + chunk); })());
+  Readable.from(
+    (function* () {
+      for (let i = 0; i < buf.length; i += chunk) yield buf.subarray(i, i + chunk);
+    })(),
+  );
 
 async function setup() {
   const store = new FsObjectStore(await mkdtemp(join(tmpdir(), "ingest-")));
@@ -41,11 +45,13 @@ describe("ingest", () => {
   it("reports an interrupted upload as aborted", async () => {
     const { store } = await setup();
     const controller = new AbortController();
-    const source = Readable.from((async function* () {
-      yield pdfBytes(100 * 1024);
-      controller.abort();
-      throw new Error("ECONNRESET");
-    })());
+    const source = Readable.from(
+      (async function* () {
+        yield pdfBytes(100 * 1024);
+        controller.abort();
+        throw new Error("ECONNRESET");
+      })(),
+    );
     await expect(ingest(source, { store, key: "t/source", maxBytes: 1 << 30, signal: controller.signal })).rejects.toMatchObject({ code: "upload_aborted" });
     expect(await store.head("t/source")).toBeNull();
   });

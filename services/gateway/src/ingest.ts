@@ -5,7 +5,6 @@ import busboy from "busboy";
 import { DocflowError, type ContentType } from "@docflow/contracts";
 import { refusalDetail, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
 
-
 export interface IngestOptions {
   store: ObjectStore;
   key: string;
@@ -77,10 +76,7 @@ export async function ingest(source: Readable, options: IngestOptions): Promise<
  * Ingests the multipart field `file` (busboy): the first such field is stored,
  * other fields are skipped, and a form without it answers `missing_file`.
  */
-export function ingestMultipart(
-  req: Readable & { headers: IncomingHttpHeaders },
-  options: IngestOptions,
-): Promise<Ingested & { filename: string | undefined }> {
+export function ingestMultipart(req: Readable & { headers: IncomingHttpHeaders }, options: IngestOptions): Promise<Ingested & { filename: string | undefined }> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -116,6 +112,7 @@ export function ingestMultipart(
 export function cleanFilename(raw: string | undefined, fallback: string): string {
   const base = (raw ?? "").split(/[\\/]/).pop() ?? "";
   // eslint-disable-next-line no-control-regex
-  const clean = base.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 255);
+  const controls = /[\u0000-\u001f\u007f]/g;
+  const clean = base.replace(controls, "").trim().slice(0, 255);
   return clean || fallback;
 }

@@ -3,20 +3,7 @@ import { createAccount } from "@nats-io/nkeys";
 import { Ajv, type ValidateFunction } from "ajv";
 import { afterEach, describe, expect, it } from "vitest";
 import type { z } from "zod";
-import {
-  ClientConfig,
-  ERRORS,
-  JOB_FAILURES,
-  Job,
-  JobList,
-  JobResult,
-  PageInfo,
-  Problem,
-  RealtimeCredentials,
-  documentKey,
-  objectKeys,
-  type JobRecord,
-} from "@docflow/contracts";
+import { ClientConfig, ERRORS, JOB_FAILURES, Job, JobList, JobResult, PageInfo, Problem, RealtimeCredentials, documentKey, objectKeys, type JobRecord } from "@docflow/contracts";
 import { createApp } from "./app.ts";
 import { openApiDocument } from "./openapi.ts";
 import { type Answer, clientOf, listen, pdfBytes, testContext } from "../test/support.ts";
@@ -60,10 +47,42 @@ function* operations(): Generator<[string, string, Operation]> {
 
 /** The keywords of an OpenAPI 3.0.3 Schema Object (besides `x-` extensions). */
 const SCHEMA_KEYWORDS = new Set([
-  "title", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength", "pattern",
-  "maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties", "required", "enum", "type", "allOf", "oneOf",
-  "anyOf", "not", "items", "properties", "additionalProperties", "description", "format", "default", "nullable",
-  "discriminator", "readOnly", "writeOnly", "xml", "externalDocs", "example", "deprecated", "$ref",
+  "title",
+  "multipleOf",
+  "maximum",
+  "exclusiveMaximum",
+  "minimum",
+  "exclusiveMinimum",
+  "maxLength",
+  "minLength",
+  "pattern",
+  "maxItems",
+  "minItems",
+  "uniqueItems",
+  "maxProperties",
+  "minProperties",
+  "required",
+  "enum",
+  "type",
+  "allOf",
+  "oneOf",
+  "anyOf",
+  "not",
+  "items",
+  "properties",
+  "additionalProperties",
+  "description",
+  "format",
+  "default",
+  "nullable",
+  "discriminator",
+  "readOnly",
+  "writeOnly",
+  "xml",
+  "externalDocs",
+  "example",
+  "deprecated",
+  "$ref",
 ]);
 const TYPES = new Set(["string", "number", "integer", "boolean", "array", "object"]);
 /** The formats the document may use: OpenAPI's own and JSON Schema's that tools know. */
@@ -102,7 +121,10 @@ function problemsOf(schema: Schema): string[] {
   for (const key of Object.keys(schema)) if (!SCHEMA_KEYWORDS.has(key) && !key.startsWith("x-")) found.push(`unknown keyword ${key}`);
   if (schema.type !== undefined && !TYPES.has(schema.type as string)) found.push(`type ${JSON.stringify(schema.type)} is not one OpenAPI 3.0 type`);
   if (schema.nullable !== undefined && (typeof schema.nullable !== "boolean" || schema.type === undefined)) found.push("nullable needs a boolean and a type");
-  for (const [bound, limit] of [["exclusiveMinimum", "minimum"], ["exclusiveMaximum", "maximum"]] as const) {
+  for (const [bound, limit] of [
+    ["exclusiveMinimum", "minimum"],
+    ["exclusiveMaximum", "maximum"],
+  ] as const) {
     if (schema[bound] !== undefined && (typeof schema[bound] !== "boolean" || typeof schema[limit] !== "number")) found.push(`${bound} must be a boolean beside ${limit}`);
   }
   if (schema.format !== undefined && !FORMATS.has(schema.format as string)) found.push(`unknown format ${String(schema.format)}`);
@@ -137,7 +159,10 @@ function asJsonSchema(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(asJsonSchema);
   if (value === null || typeof value !== "object") return value;
   const out: Schema = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === "enum" ? v : asJsonSchema(v)]));
-  for (const [bound, limit] of [["exclusiveMinimum", "minimum"], ["exclusiveMaximum", "maximum"]] as const) {
+  for (const [bound, limit] of [
+    ["exclusiveMinimum", "minimum"],
+    ["exclusiveMaximum", "maximum"],
+  ] as const) {
     if (out[bound] === true) [out[bound], out[limit]] = [out[limit], undefined];
     if (out[bound] === false) delete out[bound];
     if (out[limit] === undefined) delete out[limit];
@@ -255,7 +280,15 @@ describe("the gateway's answers match the contracts and the document", () => {
       }));
       for (const n of [1, 2]) await ctx.store.put(objectKeys.pageJson("acme", id, n), Buffer.from(JSON.stringify({ n, width: 960, height: 540.5, text: `slide ${n}` })));
     }
-    const details = { encrypted: false, javascript: false, slideCount: 2, slides: [{ n: 1, title: "Intro", notes: "Welcome" }, { n: 2, title: "", notes: "" }] };
+    const details = {
+      encrypted: false,
+      javascript: false,
+      slideCount: 2,
+      slides: [
+        { n: 1, title: "Intro", notes: "Welcome" },
+        { n: 2, title: "", notes: "" },
+      ],
+    };
     await ctx.store.put(documentKey("acme", first!), Buffer.from(JSON.stringify(details)));
 
     expectDocumented(await send("GET", `/v1/jobs/${first}`, { as: "acme" }), "GET", "/v1/jobs/{id}", Job);

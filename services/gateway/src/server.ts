@@ -29,7 +29,13 @@ async function main(): Promise<void> {
   let handle: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => {
     const live = req.url === "/healthz";
     res.writeHead(live ? 200 : 503, { "Content-Type": live ? "application/json" : "application/problem+json", "Cache-Control": "no-store" });
-    res.end(JSON.stringify(live ? { status: "starting" } : { type: "urn:docflow:problem:not_ready", title: "The service is not ready", status: 503, detail: "starting: connecting to its dependencies", code: "not_ready" }));
+    res.end(
+      JSON.stringify(
+        live
+          ? { status: "starting" }
+          : { type: "urn:docflow:problem:not_ready", title: "The service is not ready", status: 503, detail: "starting: connecting to its dependencies", code: "not_ready" },
+      ),
+    );
   };
   const server = createServer(
     {
@@ -58,8 +64,7 @@ async function main(): Promise<void> {
     onPublish: (queue, outcome, seconds) => metrics.queuePublishDuration.observe({ messaging_destination_name: queue, outcome }, seconds),
   });
   const amqp = await AmqpConnection.open(
-    { url: config.DOCFLOW_AMQP_URL, connectionName: `gateway-${process.pid}`, namespace: config.DOCFLOW_AMQP_NAMESPACE,
-      deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT, setup: publisher.setup },
+    { url: config.DOCFLOW_AMQP_URL, connectionName: `gateway-${process.pid}`, namespace: config.DOCFLOW_AMQP_NAMESPACE, deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT, setup: publisher.setup },
     log,
   );
 

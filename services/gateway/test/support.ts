@@ -52,7 +52,11 @@ export class MemoryJobStore implements JobRecords {
   }
 
   async list(tenant: TenantId, options: { limit: number; after?: string | undefined }): Promise<JobRecord[]> {
-    const ids = [...this.#records.values()].filter((v) => v.record.tenant === tenant).map((v) => v.record.id).sort().reverse();
+    const ids = [...this.#records.values()]
+      .filter((v) => v.record.tenant === tenant)
+      .map((v) => v.record.id)
+      .sort()
+      .reverse();
     const start = options.after ? ids.findIndex((id) => id < options.after!) : 0;
     if (start < 0) return [];
     return ids.slice(start, start + options.limit).map((id) => structuredClone(this.#records.get(recordKey(tenant, id))!.record));
@@ -110,7 +114,14 @@ export interface TestContext extends AppContext {
  */
 export async function testContext(env: Record<string, string> = {}): Promise<TestContext> {
   const dataDir = await mkdtemp(join(tmpdir(), "gateway-test-"));
-  const config = loadConfig({ DOCFLOW_STORAGE: "fs", DOCFLOW_DATA_DIR: dataDir, DOCFLOW_DEV_TOKENS: Object.entries(TOKENS).map(([t, token]) => `${token}=${t}`).join(","), ...env });
+  const config = loadConfig({
+    DOCFLOW_STORAGE: "fs",
+    DOCFLOW_DATA_DIR: dataDir,
+    DOCFLOW_DEV_TOKENS: Object.entries(TOKENS)
+      .map(([t, token]) => `${token}=${t}`)
+      .join(","),
+    ...env,
+  });
   const log = createLogger("gateway-test");
   log.level = process.env.LOG_LEVEL ?? "silent";
   const tokens = TokenRegistry.parse(config.DOCFLOW_DEV_TOKENS!);

@@ -93,10 +93,24 @@ export class PoolController {
     this.#apps = kc.makeApiClient(AppsV1Api);
     this.#objects = KubernetesObjectApi.makeApiClient(kc);
     const ns = this.#ns;
-    this.pools = new Informer<ProcessorPool>(kc, "processorpools", `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`, async () =>
-      (await this.#custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as KubernetesListObject<ProcessorPool>, log);
-    const managed = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(",");
-    this.deployments = new Informer<V1Deployment>(kc, "deployments", `/apis/apps/v1/namespaces/${ns}/deployments`, () => this.#apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }), log, managed);
+    this.pools = new Informer<ProcessorPool>(
+      kc,
+      "processorpools",
+      `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`,
+      async () => (await this.#custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as KubernetesListObject<ProcessorPool>,
+      log,
+    );
+    const managed = Object.entries(MANAGED_BY)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+    this.deployments = new Informer<V1Deployment>(
+      kc,
+      "deployments",
+      `/apis/apps/v1/namespaces/${ns}/deployments`,
+      () => this.#apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }),
+      log,
+      managed,
+    );
     this.pods = new Informer<V1Pod>(kc, "pods", `/api/v1/namespaces/${ns}/pods`, () => this.#core.listNamespacedPod({ namespace: ns, labelSelector: POOL_LABEL }), log, POOL_LABEL);
     this.templates = new Informer<V1PodTemplate>(kc, "podtemplates", `/api/v1/namespaces/${ns}/podtemplates`, () => this.#core.listNamespacedPodTemplate({ namespace: ns }), log);
     this.#queue = new WorkQueue((key) => this.#reconcileKey(key));
@@ -235,7 +249,14 @@ export class PoolController {
     // The last change (and, until there is one, the first decision): why the pool has the size it
     // has. What the operator thinks now, change or not, is in the Scaling condition.
     if (decision.direction !== "none" || !state.lastDecision) {
-      state.lastDecision = { time: new Date(nowMs).toISOString(), direction: decision.direction, from: current, to: decision.replicas, reason: decision.reason, message: decision.message.slice(0, 1000) };
+      state.lastDecision = {
+        time: new Date(nowMs).toISOString(),
+        direction: decision.direction,
+        from: current,
+        to: decision.replicas,
+        reason: decision.reason,
+        message: decision.message.slice(0, 1000),
+      };
     }
     this.#recordBacklogMetrics(name, observation, backlog);
     await this.#writeStatus(pool, state, this.#statusFields(pool, deployment, podStates, observation, decision, backlog, backlogError, samples.size < pods.filter((p) => p.status?.podIP).length));
@@ -426,7 +447,16 @@ export class PoolController {
     await this.#objects.patch(deployment, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
-  #statusFields(pool: ProcessorPool, deployment: V1Deployment | undefined, pods: PodState[], o: Observation, d: Decision, backlog: Backlog | undefined, backlogError: string | undefined, someUnreadable: boolean): Record<string, unknown> & { conditions: Condition[] } {
+  #statusFields(
+    pool: ProcessorPool,
+    deployment: V1Deployment | undefined,
+    pods: PodState[],
+    o: Observation,
+    d: Decision,
+    backlog: Backlog | undefined,
+    backlogError: string | undefined,
+    someUnreadable: boolean,
+  ): Record<string, unknown> & { conditions: Condition[] } {
     const ready = deployment?.status?.readyReplicas ?? 0;
     const busy = pods.filter((p) => (p.inFlight ?? 0) > 0).length;
     const oldest = backlog?.jobs.reduce((min, j) => Math.min(min, j.createdAtMs), Infinity) ?? Infinity;
@@ -497,7 +527,10 @@ export class PoolController {
   #recordBacklogMetrics(pool: string, o: Observation, backlog: Backlog | undefined): void {
     if (!backlog) return;
     this.#metrics.backlogPages.set({ pool }, o.pages);
-    this.#metrics.backlogMessages.set({ pool }, o.messages.reduce((s, m) => s + m.count, 0));
+    this.#metrics.backlogMessages.set(
+      { pool },
+      o.messages.reduce((s, m) => s + m.count, 0),
+    );
     this.#metrics.pagesPerSecond.set({ pool }, o.pagesPerSecondPerReplica);
   }
 

@@ -28,19 +28,24 @@ export class Informer<T extends KubernetesObject> {
     const watch = new Watch(kc);
     // Ask for bookmarks on every watch this ListWatch opens.
     const withBookmarks = {
-      watch: (p: string, params: Record<string, unknown>, cb: Parameters<Watch["watch"]>[2], done: Parameters<Watch["watch"]>[3]) =>
-        watch.watch(p, { ...params, allowWatchBookmarks: true }, cb, done),
+      watch: (p: string, params: Record<string, unknown>, cb: Parameters<Watch["watch"]>[2], done: Parameters<Watch["watch"]>[3]) => watch.watch(p, { ...params, allowWatchBookmarks: true }, cb, done),
     } as unknown as Watch;
     let resolveSynced!: () => void;
     this.synced = new Promise((resolve) => (resolveSynced = resolve));
-    this.#lw = new ListWatch<T>(path, withBookmarks, async () => {
-      const result = await list();
-      this.#synced = true;
-      if (this.#failures > 0) this.#log.info({ informer: this.#name }, "watch restored");
-      this.#failures = 0;
-      resolveSynced();
-      return result;
-    }, false, labelSelector);
+    this.#lw = new ListWatch<T>(
+      path,
+      withBookmarks,
+      async () => {
+        const result = await list();
+        this.#synced = true;
+        if (this.#failures > 0) this.#log.info({ informer: this.#name }, "watch restored");
+        this.#failures = 0;
+        resolveSynced();
+        return result;
+      },
+      false,
+      labelSelector,
+    );
     this.#lw.on("error", (err: unknown) => this.#onError(err));
   }
 

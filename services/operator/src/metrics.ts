@@ -21,9 +21,24 @@ export function createMetrics() {
       labelNames: ["pool", "direction", "reason"] as const,
       registers: [registry],
     }),
-    backlogPages: new Gauge({ name: "docflow_operator_backlog_pages", help: "Pages not yet rendered across the open jobs of the pool's stages, as last read.", labelNames: ["pool"] as const, registers: [registry] }),
-    backlogMessages: new Gauge({ name: "docflow_operator_backlog_messages", help: "Ready messages of the pool's whole-message stages (inspect, convert, finish), as last read.", labelNames: ["pool"] as const, registers: [registry] }),
-    pagesPerSecond: new Gauge({ name: "docflow_operator_pages_per_second_per_replica", help: "Pages/s one busy replica delivers, as measured (the pool's estimate until measured).", labelNames: ["pool"] as const, registers: [registry] }),
+    backlogPages: new Gauge({
+      name: "docflow_operator_backlog_pages",
+      help: "Pages not yet rendered across the open jobs of the pool's stages, as last read.",
+      labelNames: ["pool"] as const,
+      registers: [registry],
+    }),
+    backlogMessages: new Gauge({
+      name: "docflow_operator_backlog_messages",
+      help: "Ready messages of the pool's whole-message stages (inspect, convert, finish), as last read.",
+      labelNames: ["pool"] as const,
+      registers: [registry],
+    }),
+    pagesPerSecond: new Gauge({
+      name: "docflow_operator_pages_per_second_per_replica",
+      help: "Pages/s one busy replica delivers, as measured (the pool's estimate until measured).",
+      labelNames: ["pool"] as const,
+      registers: [registry],
+    }),
   };
 }
 

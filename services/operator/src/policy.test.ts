@@ -130,13 +130,21 @@ describe("decide", () => {
   });
 
   it("pods that are not ready or not created yet go first", () => {
-    const d = decide({ ...spec, scaleDown: { stabilizationSeconds: 0, maxStep: 10 } }, observe({ replicas: 5, pods: [busy("p0"), { name: "p1", ready: false, inFlight: null, busySinceMs: null }] }), []);
+    const d = decide(
+      { ...spec, scaleDown: { stabilizationSeconds: 0, maxStep: 10 } },
+      observe({ replicas: 5, pods: [busy("p0"), { name: "p1", ready: false, inFlight: null, busySinceMs: null }] }),
+      [],
+    );
     // One busy pod keeps 1; the unready pod and the 3 not created may all go.
     expect(d).toMatchObject({ replicas: 1, direction: "down" });
   });
 
   it("a pod whose metrics cannot be read is protected like a busy one", () => {
-    const d = decide({ ...spec, scaleDown: { stabilizationSeconds: 0, maxStep: 10 } }, observe({ replicas: 2, pods: [{ name: "p0", ready: true, inFlight: null, busySinceMs: null }, idle("p1")] }), []);
+    const d = decide(
+      { ...spec, scaleDown: { stabilizationSeconds: 0, maxStep: 10 } },
+      observe({ replicas: 2, pods: [{ name: "p0", ready: true, inFlight: null, busySinceMs: null }, idle("p1")] }),
+      [],
+    );
     expect(d).toMatchObject({ replicas: 1, direction: "down" });
     const none = decide({ ...spec, scaleDown: { stabilizationSeconds: 0, maxStep: 10 } }, observe({ replicas: 1, pods: [{ name: "p0", ready: true, inFlight: null, busySinceMs: null }] }), []);
     expect(none).toMatchObject({ replicas: 1, direction: "none" });
@@ -145,7 +153,11 @@ describe("decide", () => {
   it("a requested replica count (kubectl scale, an HPA) is honoured: out at once, in only by idle pods", () => {
     expect(decide(spec, observe({ requestedReplicas: 5, replicas: 2, pods: pods(2) }), [])).toMatchObject({ replicas: 5, direction: "up", reason: "Requested" });
     const wide = { ...spec, scaleDown: { stabilizationSeconds: 300, maxStep: 10 } };
-    expect(decide(wide, observe({ requestedReplicas: 1, replicas: 4, pods: [busy("a"), busy("b"), idle("c"), idle("d")] }), [])).toMatchObject({ replicas: 2, direction: "down", reason: "BusyPodsProtected" });
+    expect(decide(wide, observe({ requestedReplicas: 1, replicas: 4, pods: [busy("a"), busy("b"), idle("c"), idle("d")] }), [])).toMatchObject({
+      replicas: 2,
+      direction: "down",
+      reason: "BusyPodsProtected",
+    });
     expect(decide(wide, observe({ requestedReplicas: 2, replicas: 4, pods: [busy("a"), idle("b"), idle("c"), idle("d")] }), [])).toMatchObject({ replicas: 2, direction: "down", reason: "Requested" });
     expect(decide(spec, observe({ requestedReplicas: 50, replicas: 4, pods: pods(4) }), [])).toMatchObject({ replicas: 10 });
   });

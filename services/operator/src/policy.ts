@@ -75,17 +75,7 @@ export interface Observation {
 export type History = readonly { atMs: number; replicas: number }[];
 
 export type Direction = "up" | "down" | "none";
-export type Reason =
-  | "Paused"
-  | "BacklogUnknown"
-  | "Requested"
-  | "Backlog"
-  | "BacklogDrained"
-  | "Stabilizing"
-  | "BusyPodsProtected"
-  | "AtMaxReplicas"
-  | "AtMinReplicas"
-  | "Steady";
+export type Reason = "Paused" | "BacklogUnknown" | "Requested" | "Backlog" | "BacklogDrained" | "Stabilizing" | "BusyPodsProtected" | "AtMaxReplicas" | "AtMinReplicas" | "Steady";
 
 export interface Decision {
   replicas: number;
@@ -115,9 +105,11 @@ export function recommend(spec: PolicySpec, o: Observation): { replicas: number;
 
 /** Pods that may go at scale-in: not ready, idle, or busy longer than the task timeout. */
 export function removablePods(spec: PolicySpec, o: Observation): number {
-  return o.pods.filter((p) => !p.ready || p.inFlight === 0 || (p.busySinceMs !== null && o.nowMs - p.busySinceMs > spec.taskTimeoutSeconds * 1000)).length
+  return (
+    o.pods.filter((p) => !p.ready || p.inFlight === 0 || (p.busySinceMs !== null && o.nowMs - p.busySinceMs > spec.taskTimeoutSeconds * 1000)).length +
     // Pods the Deployment wants but that do not exist yet (pending creation) cost nothing to drop.
-    + Math.max(0, o.replicas - o.pods.length);
+    Math.max(0, o.replicas - o.pods.length)
+  );
 }
 
 export function decide(spec: PolicySpec, o: Observation, past: History): Decision {
@@ -156,7 +148,15 @@ export function decide(spec: PolicySpec, o: Observation, past: History): Decisio
   // (Never above maxReplicas: a lowered maximum applies at once, still removing idle pods only.)
   const stabilized = Math.min(spec.maxReplicas, Math.max(r.replicas, ...history.map((h) => h.replicas)));
   if (stabilized >= current) {
-    return { replicas: current, direction: "none", reason: "Stabilizing", message: `${what}; the backlog asks for ${r.replicas}, but the last ${spec.scaleDown.stabilizationSeconds} s asked for up to ${stabilized}`, recommended: r.replicas, workSeconds: r.workSeconds, history };
+    return {
+      replicas: current,
+      direction: "none",
+      reason: "Stabilizing",
+      message: `${what}; the backlog asks for ${r.replicas}, but the last ${spec.scaleDown.stabilizationSeconds} s asked for up to ${stabilized}`,
+      recommended: r.replicas,
+      workSeconds: r.workSeconds,
+      history,
+    };
   }
   return scaleTo(spec, o, history, stabilized, r.replicas, r.workSeconds, "BacklogDrained", what);
 }

@@ -7,10 +7,13 @@ describe("WorkQueue", () => {
     const seen: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const q = new WorkQueue(async (key) => {
-      seen.push(key);
-      if (key === "block") await gate;
-    }, { workers: 1 });
+    const q = new WorkQueue(
+      async (key) => {
+        seen.push(key);
+        if (key === "block") await gate;
+      },
+      { workers: 1 },
+    );
     q.add("block");
     q.add("a");
     q.add("a");
@@ -25,13 +28,16 @@ describe("WorkQueue", () => {
     let running = 0;
     let most = 0;
     let runs = 0;
-    const q = new WorkQueue(async () => {
-      running++;
-      most = Math.max(most, running);
-      runs++;
-      await sleep(20);
-      running--;
-    }, { workers: 4 });
+    const q = new WorkQueue(
+      async () => {
+        running++;
+        most = Math.max(most, running);
+        runs++;
+        await sleep(20);
+        running--;
+      },
+      { workers: 4 },
+    );
     q.add("k");
     await sleep(5);
     q.add("k");
@@ -52,10 +58,13 @@ describe("WorkQueue", () => {
 
   it("retries a key whose handler threw, after its back-off", async () => {
     let calls = 0;
-    const q = new WorkQueue(async () => {
-      calls++;
-      if (calls === 1) throw new Error("conflict");
-    }, { baseDelayMs: 20 });
+    const q = new WorkQueue(
+      async () => {
+        calls++;
+        if (calls === 1) throw new Error("conflict");
+      },
+      { baseDelayMs: 20 },
+    );
     q.add("k");
     await sleep(100);
     expect(calls).toBe(2);

@@ -18,7 +18,14 @@ export const processorEnv = {
     .string()
     .default(STAGES.join(","))
     .transform((value, ctx): Stage[] => {
-      const names = [...new Set(value.split(",").map((s) => s.trim()).filter(Boolean))];
+      const names = [
+        ...new Set(
+          value
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean),
+        ),
+      ];
       const unknown = names.filter((n) => !(STAGES as readonly string[]).includes(n));
       if (names.length === 0 || unknown.length > 0) {
         ctx.addIssue({ code: "custom", message: `expected a comma-separated list of ${STAGES.join(", ")}${unknown.length ? `; unknown: ${unknown.join(", ")}` : ""}` });
@@ -60,7 +67,11 @@ export const processorEnv = {
    * Bytes of documents this processor keeps in its work dir between the ranges of a job
    * (downloaded once per job, not once per range); unused ones beyond it go, least recently used first.
    */
-  DOCFLOW_SOURCE_CACHE_BYTES: z.coerce.number().int().min(0).default(512 * 1024 * 1024),
+  DOCFLOW_SOURCE_CACHE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(512 * 1024 * 1024),
   /** A cached document no range used for this long is removed. */
   DOCFLOW_SOURCE_CACHE_IDLE_MS: z.coerce.number().int().min(1000).default(120_000),
   /** Prefetch of the `finish` queue (cheap bookkeeping). */
@@ -80,9 +91,17 @@ export const processorEnv = {
    * A page that needs more fails with `page_too_large` instead of taking the pod's memory.
    * A 150 DPI render of the largest page DOCFLOW_MAX_RENDER_PIXELS allows needs about 3 bytes per pixel plus ~300 MB.
    */
-  DOCFLOW_ENGINE_MAX_MEMORY_BYTES: z.coerce.number().int().min(64 * 1024 * 1024).default(2 * 1024 * 1024 * 1024),
+  DOCFLOW_ENGINE_MAX_MEMORY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024 * 1024)
+    .default(2 * 1024 * 1024 * 1024),
   /** Sum of the uncompressed sizes of a PPTX's ZIP entries; beyond it: `pptx_too_large` (zip bombs). */
-  DOCFLOW_PPTX_MAX_UNCOMPRESSED_BYTES: z.coerce.number().int().min(1).default(512 * 1024 * 1024),
+  DOCFLOW_PPTX_MAX_UNCOMPRESSED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(512 * 1024 * 1024),
   /** ZIP entries in a PPTX; beyond it: `pptx_too_large`. */
   DOCFLOW_PPTX_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
   /** Scratch space for downloads and renders (an emptyDir in Kubernetes). */
@@ -96,7 +115,11 @@ export const processorEnv = {
    * unfinished ranges dispatched again (their messages were lost, e.g. with a
    * broker's data). Must exceed the task timeout times the delivery limit.
    */
-  DOCFLOW_STALLED_AFTER_MS: z.coerce.number().int().positive().default(15 * 60_000),
+  DOCFLOW_STALLED_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(15 * 60_000),
   /** On SIGTERM, in-flight tasks get this long before they are abandoned (and redelivered elsewhere). */
   DOCFLOW_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(150_000),
 };

@@ -116,13 +116,7 @@ function delivery(content: unknown, opts: { headers?: Record<string, unknown>; r
 }
 
 /** Delivers `msg` on the queue of `stage` (or the express lane) and waits until the task is done, metrics included. */
-async function deliver(
-  setup: { channels: FakeChannel[] },
-  ctx: ReturnType<typeof fakeContext>["ctx"],
-  stage: Stage,
-  msg: ConsumeMessage,
-  express = false,
-): Promise<Settlement> {
+async function deliver(setup: { channels: FakeChannel[] }, ctx: ReturnType<typeof fakeContext>["ctx"], stage: Stage, msg: ConsumeMessage, express = false): Promise<Settlement> {
   const queue = laneQueue("docflow", stage, express);
   const ch = setup.channels.find((c) => c.consumers.has(queue));
   if (!ch) throw new Error(`nobody consumes ${queue}`);

@@ -36,11 +36,7 @@ interface RunningTask {
 }
 
 /** What becomes of a task that threw. */
-export type TaskOutcome =
-  | { outcome: "stopped"; reason: JobEnded }
-  | { outcome: "requeued" }
-  | { outcome: "failed"; error: JobFailure }
-  | { outcome: "retry"; error: unknown };
+export type TaskOutcome = { outcome: "stopped"; reason: JobEnded } | { outcome: "requeued" } | { outcome: "failed"; error: JobFailure } | { outcome: "retry"; error: unknown };
 
 /**
  * Decides what becomes of a task that threw `raw`: its job ended (stopped),
@@ -184,7 +180,11 @@ export class Consumers {
     const headers = msg.properties.headers ?? {};
     const redelivered = msg.fields.redelivered || Number(headers["x-delivery-count"] ?? 0) > 0;
     if (redelivered) metrics.tasksRedelivered.inc({ stage });
-    if (redelivered) log.info({ jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) }, "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)");
+    if (redelivered)
+      log.info(
+        { jobId: message.jobId, stage, ...(message.stage === "render" ? { range: message.range } : {}) },
+        "redelivered task (an earlier delivery was not acked: its processor stopped or gave it back)",
+      );
     const sentAt = Number(headers[SENT_AT_HEADER]);
     if (Number.isFinite(sentAt) && sentAt > 0) metrics.queueWait.observe({ stage, queue }, Math.max(0, Date.now() - sentAt) / 1000);
     // A retry copy follows an attempt that failed, possibly after its bookkeeping (e.g. the

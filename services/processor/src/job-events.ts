@@ -1,14 +1,4 @@
-import {
-  DocflowError,
-  JOB_FAILURES,
-  TERMINAL_STATUSES,
-  isJobFailureCode,
-  toPublicJob,
-  type JobError,
-  type JobFailureCode,
-  type JobId,
-  type TenantId,
-} from "@docflow/contracts";
+import { DocflowError, JOB_FAILURES, TERMINAL_STATUSES, isJobFailureCode, toPublicJob, type JobError, type JobFailureCode, type JobId, type TenantId } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import type { ProcessorContext } from "./context.ts";
 
@@ -32,9 +22,7 @@ export function jobErrorOf(err: JobFailure): JobError {
 export async function failJob(ctx: ProcessorContext, tenant: TenantId, jobId: JobId, error: JobError): Promise<void> {
   const code = isJobFailureCode(error.code) ? error.code : "processing_failed";
   const message = error.message || JOB_FAILURES[code].title;
-  const updated = await ctx.jobs.update(tenant, jobId, (r) =>
-    TERMINAL_STATUSES.has(r.status) ? null : { ...r, status: "failed", error: { code, message }, completedAt: new Date().toISOString() },
-  );
+  const updated = await ctx.jobs.update(tenant, jobId, (r) => (TERMINAL_STATUSES.has(r.status) ? null : { ...r, status: "failed", error: { code, message }, completedAt: new Date().toISOString() }));
   if (!updated?.changed) return;
   ctx.metrics.jobOutcomes.inc({ status: "failed" });
   ctx.log.info({ jobId, tenant, code }, "job failed");

@@ -20,14 +20,17 @@ describe("OfficeSlots: one LibreOffice profile per concurrent conversion", () =>
     const seen: string[] = [];
     await Promise.all(
       Array.from({ length: 6 }, () =>
-        slots.run(async (profile) => {
-          expect(busy.has(profile)).toBe(false);
-          busy.add(profile);
-          seen.push(profile);
-          maxBusy = Math.max(maxBusy, busy.size);
-          await new Promise((r) => setTimeout(r, 20));
-          busy.delete(profile);
-        }, () => true),
+        slots.run(
+          async (profile) => {
+            expect(busy.has(profile)).toBe(false);
+            busy.add(profile);
+            seen.push(profile);
+            maxBusy = Math.max(maxBusy, busy.size);
+            await new Promise((r) => setTimeout(r, 20));
+            busy.delete(profile);
+          },
+          () => true,
+        ),
       ),
     );
     expect(maxBusy).toBe(2);
@@ -37,13 +40,30 @@ describe("OfficeSlots: one LibreOffice profile per concurrent conversion", () =>
   it("keeps a profile after a document's own failure and rebuilds it after any other", async () => {
     const slots = new OfficeSlots(root, 1);
     let profile = "";
-    await slots.run(async (dir) => {
-      profile = dir;
-      await writeFile(join(dir, "registrymodifications.xcu"), "x");
-    }, () => true);
-    await expect(slots.run(async () => { throw new Error("the document"); }, () => true)).rejects.toThrow("the document");
+    await slots.run(
+      async (dir) => {
+        profile = dir;
+        await writeFile(join(dir, "registrymodifications.xcu"), "x");
+      },
+      () => true,
+    );
+    await expect(
+      slots.run(
+        async () => {
+          throw new Error("the document");
+        },
+        () => true,
+      ),
+    ).rejects.toThrow("the document");
     expect((await stat(join(profile, "registrymodifications.xcu"))).isFile()).toBe(true);
-    await expect(slots.run(async () => { throw new Error("soffice killed"); }, () => false)).rejects.toThrow("soffice killed");
+    await expect(
+      slots.run(
+        async () => {
+          throw new Error("soffice killed");
+        },
+        () => false,
+      ),
+    ).rejects.toThrow("soffice killed");
     await expect(stat(profile)).rejects.toMatchObject({ code: "ENOENT" });
   });
 
@@ -51,13 +71,19 @@ describe("OfficeSlots: one LibreOffice profile per concurrent conversion", () =>
     const dir = join(root, "office-1");
     const left = new OfficeSlots(dir, 1);
     let profile = "";
-    await left.run(async (p) => {
-      profile = p;
-      await writeFile(join(p, "half-written.xcu"), "<oor:items");
-    }, () => true);
+    await left.run(
+      async (p) => {
+        profile = p;
+        await writeFile(join(p, "half-written.xcu"), "<oor:items");
+      },
+      () => true,
+    );
     const restarted = new OfficeSlots(dir, 1);
     await restarted.open();
     await expect(stat(join(profile, "half-written.xcu"))).rejects.toMatchObject({ code: "ENOENT" });
-    await restarted.run(async (p) => expect(p).toBe(profile), () => true);
+    await restarted.run(
+      async (p) => expect(p).toBe(profile),
+      () => true,
+    );
   });
 });

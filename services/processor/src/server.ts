@@ -27,7 +27,9 @@ async function main(): Promise<void> {
     if (req.url === "/healthz") return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ status: running ? "ok" : "starting" }));
     if (req.url === "/readyz") {
       const ready = !draining && running !== undefined && running.amqp.connected && running.consumers.consuming && !running.nats.isClosed();
-      return void res.writeHead(ready ? 200 : 503, { "Content-Type": "application/json" }).end(JSON.stringify({ status: ready ? "ready" : running ? "not ready" : "starting", inFlight: running?.consumers.inFlight ?? 0 }));
+      return void res
+        .writeHead(ready ? 200 : 503, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ status: ready ? "ready" : running ? "not ready" : "starting", inFlight: running?.consumers.inFlight ?? 0 }));
     }
     if (req.url === "/metrics") return void res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(await metrics.registry.metrics());
     res.writeHead(404).end();

@@ -25,12 +25,7 @@ const viewports = [
   { name: "1280", width: 1280, height: 800 },
 ] as const;
 
-const JOB_IDS = [
-  "01890a5d-ac96-7000-8000-00000000000a",
-  "01890a5d-ac96-7000-8000-00000000000b",
-  "01890a5d-ac96-7000-8000-00000000000c",
-  "01890a5d-ac96-7000-8000-00000000000d",
-];
+const JOB_IDS = ["01890a5d-ac96-7000-8000-00000000000a", "01890a5d-ac96-7000-8000-00000000000b", "01890a5d-ac96-7000-8000-00000000000c", "01890a5d-ac96-7000-8000-00000000000d"];
 
 function ago(minutes: number): string {
   return new Date(Date.now() - minutes * 60_000).toISOString();
@@ -38,10 +33,39 @@ function ago(minutes: number): string {
 
 const demoJobs = [
   { id: JOB_IDS[0], status: "processing", filename: "Annual report 2025.pdf", contentType: "application/pdf", size: 18_874_368, pageCount: 120, pagesDone: 37, createdAt: ago(1), updatedAt: ago(0) },
-  { id: JOB_IDS[1], status: "queued", filename: "Team offsite.pptx", contentType: "application/vnd.openxmlformats-officedocument.presentationml.presentation", size: 5_452_595, pageCount: null, pagesDone: 0, createdAt: ago(2), updatedAt: ago(2) },
-  { id: JOB_IDS[2], status: "completed", filename: "Supplier contract (signed).pdf", contentType: "application/pdf", size: 734_003, pageCount: 14, pagesDone: 14, createdAt: ago(95), updatedAt: ago(94), completedAt: ago(94) },
   {
-    id: JOB_IDS[3], status: "failed", filename: "scan-protected.pdf", contentType: "application/pdf", size: 2_097_152, pageCount: null, pagesDone: 0, createdAt: ago(60 * 26), updatedAt: ago(60 * 26),
+    id: JOB_IDS[1],
+    status: "queued",
+    filename: "Team offsite.pptx",
+    contentType: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    size: 5_452_595,
+    pageCount: null,
+    pagesDone: 0,
+    createdAt: ago(2),
+    updatedAt: ago(2),
+  },
+  {
+    id: JOB_IDS[2],
+    status: "completed",
+    filename: "Supplier contract (signed).pdf",
+    contentType: "application/pdf",
+    size: 734_003,
+    pageCount: 14,
+    pagesDone: 14,
+    createdAt: ago(95),
+    updatedAt: ago(94),
+    completedAt: ago(94),
+  },
+  {
+    id: JOB_IDS[3],
+    status: "failed",
+    filename: "scan-protected.pdf",
+    contentType: "application/pdf",
+    size: 2_097_152,
+    pageCount: null,
+    pagesDone: 0,
+    createdAt: ago(60 * 26),
+    updatedAt: ago(60 * 26),
     error: { code: "pdf_encrypted", message: "The PDF is protected by a password" },
   },
 ].map((job) => ({ sha256: "0".repeat(64), ...job }));
@@ -79,7 +103,14 @@ async function demoApi(route: Route): Promise<void> {
     const ready = n <= job.pagesDone && (job.status === "completed" || n % 5 !== 4);
     if (!ready) return json({ title: "This page has not been processed yet", status: 404, code: "page_not_ready" }, 404);
     if (pageMatch[2]) return route.fulfill({ status: 200, contentType: "image/svg+xml", body: thumbnailSvg(n) });
-    return json({ n, width: 1240, height: 1754, text: `Section ${n}\n${lorem[n % lorem.length]}\n${lorem[(n + 1) % lorem.length]}`, thumbnailUrl: `/v1/jobs/${job.id}/pages/${n}/thumbnail`, previewUrl: `/v1/jobs/${job.id}/pages/${n}/preview` });
+    return json({
+      n,
+      width: 1240,
+      height: 1754,
+      text: `Section ${n}\n${lorem[n % lorem.length]}\n${lorem[(n + 1) % lorem.length]}`,
+      thumbnailUrl: `/v1/jobs/${job.id}/pages/${n}/thumbnail`,
+      previewUrl: `/v1/jobs/${job.id}/pages/${n}/preview`,
+    });
   }
   if (rest === "/result") return json({ title: "The job has not finished processing yet", status: 409, code: "job_not_ready" }, 409);
   return json({ title: "No such endpoint", status: 404, code: "route_not_found" }, 404);

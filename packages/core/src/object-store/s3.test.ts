@@ -37,7 +37,11 @@ describe("closeAfterChunkedBodies", () => {
         return { response: { statusCode: 200, headers: { etag: '"e"' }, body: Readable.from([]) } };
       },
     };
-    const client = new S3Client({ ...s3ClientConfig({ region: "us-east-1", endpoint: "http://127.0.0.1:1", credentials: { accessKeyId: "a", secretAccessKey: "s" } }), requestHandler, maxAttempts: 1 });
+    const client = new S3Client({
+      ...s3ClientConfig({ region: "us-east-1", endpoint: "http://127.0.0.1:1", credentials: { accessKeyId: "a", secretAccessKey: "s" } }),
+      requestHandler,
+      maxAttempts: 1,
+    });
     closeAfterChunkedBodies(client);
     return { client, sent };
   }

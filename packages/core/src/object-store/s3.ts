@@ -81,7 +81,10 @@ export class S3ObjectStore implements ObjectStore {
           .send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber, Body: Readable.from(chunks), ContentLength: bytes }), send)
           .then((out) => void parts.push({ PartNumber, ETag: out.ETag ?? "" }));
         inflight.add(part);
-        part.then(() => inflight.delete(part), () => {});
+        part.then(
+          () => inflight.delete(part),
+          () => {},
+        );
         if (inflight.size >= this.#queueSize) await Promise.race(inflight);
       };
       for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -146,9 +149,7 @@ export class S3ObjectStore implements ObjectStore {
     let count = 0;
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
-      );
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }));
       const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
       if (keys.length > 0) {
         const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }));

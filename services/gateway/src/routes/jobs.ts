@@ -1,20 +1,7 @@
 import { Router, type Response } from "express";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import {
-  DocflowError,
-  DocumentDetails,
-  JobId,
-  PageResult,
-  documentKey,
-  objectKeys,
-  toPublicJob,
-  type JobList,
-  type JobRecord,
-  type JobResult,
-  type PageInfo,
-  type TenantId,
-} from "@docflow/contracts";
+import { DocflowError, DocumentDetails, JobId, PageResult, documentKey, objectKeys, toPublicJob, type JobList, type JobRecord, type JobResult, type PageInfo, type TenantId } from "@docflow/contracts";
 import { publishEvent, type ObjectStore, type Versioned } from "@docflow/core";
 import type { AppContext } from "../context.ts";
 
@@ -86,11 +73,15 @@ export function jobsRouter(ctx: AppContext): Router {
     if (record.status !== "completed") {
       throw new DocflowError("job_not_ready", `The job is ${record.status}; the result is available once it is completed.`, { extra: { jobStatus: record.status } });
     }
-    const pages = await mapLimit(Array.from({ length: record.pageCount ?? 0 }, (_, i) => i + 1), 16, async (n) => {
-      const page = await readPage(ctx.store, tenant, record.id, n);
-      if (!page) throw new Error(`job ${record.id} is completed but page ${n} is missing`);
-      return pageInfo(record.id, n, page);
-    });
+    const pages = await mapLimit(
+      Array.from({ length: record.pageCount ?? 0 }, (_, i) => i + 1),
+      16,
+      async (n) => {
+        const page = await readPage(ctx.store, tenant, record.id, n);
+        if (!page) throw new Error(`job ${record.id} is completed but page ${n} is missing`);
+        return pageInfo(record.id, n, page);
+      },
+    );
     // What inspection found in full (e.g. a presentation's slide titles and notes); absent for jobs inspected before it was stored.
     const document = await readJson(ctx.store, documentKey(tenant, record.id), DocumentDetails);
     res.set("ETag", `"${found.revision}"`).json({ job: toPublicJob(record), pages, ...(document ? { document } : {}) } satisfies JobResult);
@@ -105,21 +96,20 @@ export function jobsRouter(ctx: AppContext): Router {
     res.json(pageInfo(record.id, n, page));
   });
 
-  const streamObject = (kind: "thumbnail" | "preview") =>
-    async (req: { params: { id: string; n: string } }, res: Response) => {
-      const tenant = res.locals.tenant as TenantId;
-      const { record } = await findJob(tenant, req.params.id);
-      const n = pageOf(record, req.params.n);
-      const key = kind === "thumbnail" ? objectKeys.pageThumbnail(tenant, record.id, n) : objectKeys.pagePreview(tenant, record.id, n);
-      const object = await ctx.store.get(key);
-      if (!object) throw new DocflowError("page_not_ready");
-      res.set({
-        "Content-Type": kind === "thumbnail" ? "image/webp" : "image/png",
-        "Content-Length": String(object.size),
-        "Cache-Control": "private, max-age=86400, immutable",
-      });
-      await pipeline(object.body, res);
-    };
+  const streamObject = (kind: "thumbnail" | "preview") => async (req: { params: { id: string; n: string } }, res: Response) => {
+    const tenant = res.locals.tenant as TenantId;
+    const { record } = await findJob(tenant, req.params.id);
+    const n = pageOf(record, req.params.n);
+    const key = kind === "thumbnail" ? objectKeys.pageThumbnail(tenant, record.id, n) : objectKeys.pagePreview(tenant, record.id, n);
+    const object = await ctx.store.get(key);
+    if (!object) throw new DocflowError("page_not_ready");
+    res.set({
+      "Content-Type": kind === "thumbnail" ? "image/webp" : "image/png",
+      "Content-Length": String(object.size),
+      "Cache-Control": "private, max-age=86400, immutable",
+    });
+    await pipeline(object.body, res);
+  };
   router.get("/v1/jobs/:id/pages/:n/thumbnail", streamObject("thumbnail"));
   router.get("/v1/jobs/:id/pages/:n/preview", streamObject("preview"));
 

@@ -83,14 +83,17 @@ class NatsKvLock implements Lock {
       await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
     }
     this.#releaseRequests = this.#nc.subscribe(this.#releaseSubject, { callback: () => void requestRelease() });
-    this.#refresh = setInterval(() => {
-      this.#kv.update(this.#key, this.#holder, this.#revision).then(
-        (revision) => {
-          this.#revision = revision;
-        },
-        () => void requestRelease(), // lost the lock (expired or taken over): stop writing
-      );
-    }, Math.max(100, Math.floor(this.#options.ttlMs / 3)));
+    this.#refresh = setInterval(
+      () => {
+        this.#kv.update(this.#key, this.#holder, this.#revision).then(
+          (revision) => {
+            this.#revision = revision;
+          },
+          () => void requestRelease(), // lost the lock (expired or taken over): stop writing
+        );
+      },
+      Math.max(100, Math.floor(this.#options.ttlMs / 3)),
+    );
     this.#refresh.unref();
   }
 

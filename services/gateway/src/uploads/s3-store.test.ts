@@ -147,7 +147,11 @@ class FakeS3 {
       }
       case "PutObject": {
         const data = await readBody(request.body, signal);
-        const metadata = Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith("x-amz-meta-")).map(([k, v]) => [k.slice(11), v]));
+        const metadata = Object.fromEntries(
+          Object.entries(h)
+            .filter(([k]) => k.startsWith("x-amz-meta-"))
+            .map(([k, v]) => [k.slice(11), v]),
+        );
         this.objects.set(key, { data, metadata, tagging: h["x-amz-tagging"] });
         return empty(200, { etag: etagOf(data) });
       }
@@ -174,11 +178,13 @@ class FakeS3 {
         } finally {
           this.arriving.delete(key);
         }
-        const { data, checksum, awsChunks } = h["content-encoding"] === "aws-chunked" ? decodeAwsChunked(raw, Number(h["x-amz-decoded-content-length"])) : { data: raw, checksum: h["x-amz-checksum-crc32"], awsChunks: undefined };
+        const { data, checksum, awsChunks } =
+          h["content-encoding"] === "aws-chunked" ? decodeAwsChunked(raw, Number(h["x-amz-decoded-content-length"])) : { data: raw, checksum: h["x-amz-checksum-crc32"], awsChunks: undefined };
         if (awsChunks) call.awsChunks = awsChunks;
         if (checksum !== undefined && checksum !== checksumOf(data)) throw new S3Refusal(400, "BadDigest");
         const algorithm = checksum === undefined ? undefined : "CRC32";
-        if (algorithm !== upload.algorithm) throw new S3Refusal(400, "InvalidRequest", `The upload was created using a ${upload.algorithm ?? "null"} checksum. The part was uploaded using a ${algorithm ?? "null"} checksum.`);
+        if (algorithm !== upload.algorithm)
+          throw new S3Refusal(400, "InvalidRequest", `The upload was created using a ${upload.algorithm ?? "null"} checksum. The part was uploaded using a ${algorithm ?? "null"} checksum.`);
         const part = { data, etag: etagOf(data), checksum };
         upload.parts.set(Number(q("partNumber")), part);
         return empty(200, { etag: part.etag, ...(checksum ? { "x-amz-checksum-crc32": checksum } : {}) });
@@ -276,7 +282,14 @@ function decodeAwsChunked(raw: Buffer, decodedLength: number): { data: Buffer; c
   }
   const sizes = chunks.map((c) => c.length);
   if (sizes.slice(0, -1).some((n) => n < MIN_AWS_CHUNK)) throw new S3Refusal(400, "InvalidChunkSizeError");
-  const trailers = Object.fromEntries(raw.subarray(at).toString().split("\r\n").filter(Boolean).map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1)]));
+  const trailers = Object.fromEntries(
+    raw
+      .subarray(at)
+      .toString()
+      .split("\r\n")
+      .filter(Boolean)
+      .map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1)]),
+  );
   const data = Buffer.concat(chunks);
   if (data.length !== decodedLength) throw new S3Refusal(400, "IncompleteBody");
   return { data, checksum: trailers["x-amz-checksum-crc32"], awsChunks: sizes };
@@ -313,9 +326,11 @@ async function create(store: StreamingS3Store, size: number): Promise<string> {
 
 /** Socket reads of `bytes`: chunks of `read` bytes. */
 function reads(bytes: Buffer, read = 16 * 1024): Readable {
-  return Readable.from((function* () {
-    for (let at = 0; at < bytes.length; at += read) yield bytes.subarray(at, at + read);
-  })());
+  return Readable.from(
+    (function* () {
+      for (let at = 0; at < bytes.length; at += read) yield bytes.subarray(at, at + read);
+    })(),
+  );
 }
 
 /** One PATCH: writes `body` at `offset` in a request that declares `declared` bytes (undefined: chunked). */
@@ -343,9 +358,11 @@ describe("StreamingS3Store", () => {
     const bytes = randomBytes(PART);
     s3.calls.length = 0;
     // Socket reads come in any size: small ones are gathered, as aws-chunked wants (8 KiB at least but the last).
-    const small = Readable.from((function* () {
-      for (let at = 0, n = 1; at < bytes.length; at += n, n = (n * 7) % 5000 + 1) yield bytes.subarray(at, at + n);
-    })());
+    const small = Readable.from(
+      (function* () {
+        for (let at = 0, n = 1; at < bytes.length; at += n, n = ((n * 7) % 5000) + 1) yield bytes.subarray(at, at + n);
+      })(),
+    );
     // As tus's PATCH handler: the upload's state, then the write, in one request.
     await inUploadRequest({ headers: { "content-length": String(PART) } }, async () => {
       expect((await store.getUpload(id)).offset).toBe(0);

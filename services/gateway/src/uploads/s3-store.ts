@@ -139,10 +139,7 @@ export class StreamingS3Store extends S3Store {
     src.pipe(counted);
     const permit = await this.partUploadSemaphore.acquire();
     try {
-      return await this.client.uploadPart(
-        { Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: counted, ContentLength: length },
-        { abortSignal: abort.signal },
-      );
+      return await this.client.uploadPart({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: counted, ContentLength: length }, { abortSignal: abort.signal });
     } catch (err) {
       counted.destroy();
       if (failure instanceof ShortBodyError) return undefined;

@@ -50,12 +50,18 @@ function changed(proto: object, methods: Record<string, string>): string[] {
 describe("the @tus internals the upload path relies on", () => {
   it("@tus/s3-store: the S3Store methods StreamingS3Store overrides or calls are the ones it was written against", () => {
     const methods = changed(S3Store.prototype, S3_STORE.methods);
-    expect(methods, `@tus/s3-store ${version("@tus/s3-store")} (read at ${S3_STORE.version}) changed S3Store.${methods.join(", S3Store.")}: re-verify services/gateway/src/uploads/s3-store.ts against them, then update the fingerprints`).toEqual([]);
+    expect(
+      methods,
+      `@tus/s3-store ${version("@tus/s3-store")} (read at ${S3_STORE.version}) changed S3Store.${methods.join(", S3Store.")}: re-verify services/gateway/src/uploads/s3-store.ts against them, then update the fingerprints`,
+    ).toEqual([]);
   });
 
   it("@tus/server: the error path that writes a hook's thrown {status_code, body}, and the way answers are sent, are the ones tus.ts was written against", () => {
     const methods = changed(Server.prototype, SERVER.methods);
-    expect(methods, `@tus/server ${version("@tus/server")} (read at ${SERVER.version}) changed Server.${methods.join(", Server.")}: re-verify the thrown status_code answers and reviseAnswer of services/gateway/src/uploads/tus.ts, then update the fingerprints`).toEqual([]);
+    expect(
+      methods,
+      `@tus/server ${version("@tus/server")} (read at ${SERVER.version}) changed Server.${methods.join(", Server.")}: re-verify the thrown status_code answers and reviseAnswer of services/gateway/src/uploads/tus.ts, then update the fingerprints`,
+    ).toEqual([]);
   });
 
   it("fingerprints code, not formatting", () => {

@@ -44,7 +44,9 @@ async function serve(env: Record<string, string> = {}, options: { locker?: Locke
       ...tenant,
       headers: {
         "upload-length": String(size),
-        "upload-metadata": Object.entries(metadata).map(([k, v]) => `${k} ${b64(v)}`).join(","),
+        "upload-metadata": Object.entries(metadata)
+          .map(([k, v]) => `${k} ${b64(v)}`)
+          .join(","),
         ...(body ? { "content-type": "application/offset+octet-stream" } : {}),
       },
       ...(body ? { body: new Uint8Array(body) } : {}),
@@ -126,7 +128,11 @@ describe("the uploads seam: tenants", () => {
   it("answers 404 for an upload URL that is not a source key (another path, garbage)", async () => {
     const { send } = await serve();
     for (const id of [Buffer.from("../../etc/passwd").toString("base64url"), "not-base64-at-all", Buffer.from("tenants/acme/jobs/x/source").toString("base64url")]) {
-      expectProblem(await send("PATCH", `/v1/uploads/${id}`, { as: "acme", tus: true, headers: { "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" }), 404, "not_found");
+      expectProblem(
+        await send("PATCH", `/v1/uploads/${id}`, { as: "acme", tus: true, headers: { "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" }),
+        404,
+        "not_found",
+      );
     }
   });
 });
@@ -157,7 +163,10 @@ describe("the uploads seam: completion", () => {
     await patch(location, 0, bytes.subarray(0, 20_000));
     const job = (await patch(location, 20_000, bytes.subarray(20_000))).body;
     // The same chunk again (the client never saw the answer), or an empty one at the end.
-    for (const [offset, chunk] of [[20_000, bytes.subarray(20_000)], [bytes.length, Buffer.alloc(0)]] as const) {
+    for (const [offset, chunk] of [
+      [20_000, bytes.subarray(20_000)],
+      [bytes.length, Buffer.alloc(0)],
+    ] as const) {
       const again = await patch(location, offset, chunk);
       expect(again.status).toBe(200);
       expect(again.headers.get("content-type")).toBe(JSON_TYPE);
@@ -170,7 +179,11 @@ describe("the uploads seam: completion", () => {
   it("answers creation-with-upload of a whole file with 201 and the Job", async () => {
     const { send, tenant } = await serve();
     const bytes = pdfBytes(3000);
-    const res = await send("POST", "/v1/uploads", { ...tenant, headers: { "upload-length": String(bytes.length), "content-type": "application/offset+octet-stream", "upload-metadata": `name ${b64("uppy.pdf")}` }, body: new Uint8Array(bytes) });
+    const res = await send("POST", "/v1/uploads", {
+      ...tenant,
+      headers: { "upload-length": String(bytes.length), "content-type": "application/offset+octet-stream", "upload-metadata": `name ${b64("uppy.pdf")}` },
+      body: new Uint8Array(bytes),
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get("content-type")).toBe(JSON_TYPE);
     expect(res.headers.get("location")).toMatch(/^\/v1\/uploads\//);
@@ -334,7 +347,11 @@ describe("the uploads seam: tus's own answers, in docflow's words", () => {
     const files = [pdfBytes(40_000), pdfBytes(50_000), Buffer.from("not a pdf".repeat(2000))];
     const locations = await Promise.all(files.map((f) => create(f.length)));
     const answers = await Promise.all(files.map((f, i) => patch(locations[i]!, 0, f)));
-    expect(answers.map((a) => [a.status, a.headers.get("content-type")])).toEqual([[200, JSON_TYPE], [200, JSON_TYPE], [415, PROBLEM_TYPE]]);
+    expect(answers.map((a) => [a.status, a.headers.get("content-type")])).toEqual([
+      [200, JSON_TYPE],
+      [200, JSON_TYPE],
+      [415, PROBLEM_TYPE],
+    ]);
   });
 });
 

@@ -140,8 +140,7 @@ function createDatastore(deps: UploadDependencies): DataStore {
               ...s3ClientConfig({
                 region: config.AWS_REGION,
                 endpoint: config.DOCFLOW_S3_ENDPOINT,
-                credentials:
-                  config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } : undefined,
+                credentials: config.AWS_ACCESS_KEY_ID && config.AWS_SECRET_ACCESS_KEY ? { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY } : undefined,
               }),
             },
           },
@@ -303,7 +302,11 @@ function watchWrites(datastore: DataStore, onBytes: (n: number) => void): void {
     // whatever error the store makes of it (the file store reports any failed write as its own 500).
     const source = offset === 0 ? Readable.from(sniffAhead(stream, judge)) : stream;
     try {
-      return await write(pipeline(source, counted, () => {}), id, offset);
+      return await write(
+        pipeline(source, counted, () => {}),
+        id,
+        offset,
+      );
     } catch (err) {
       throw refusal ?? err;
     }

@@ -24,7 +24,9 @@ describe("countFontsAndImages", () => {
 
   it("counts two fonts and every image drawn", async () => {
     const doc = await PDFDocument.create();
-    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#c00" } }).png().toBuffer();
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#c00" } })
+      .png()
+      .toBuffer();
     const image = await doc.embedPng(png);
     const page = doc.addPage([300, 300]);
     page.drawText("a", { font: await doc.embedFont(StandardFonts.Helvetica), x: 10, y: 10 });

@@ -187,7 +187,9 @@ describe("renderPageImages", () => {
     expect([...previews.keys()]).toEqual([10, 11, 12]);
     for (const [page, preview] of previews) {
       const ours = await sharp(preview).raw().toBuffer({ resolveWithObject: true });
-      const poppler = await sharp(await pdftoppmPng(f("twelve.pdf"), page, ["-r", "72"])).raw().toBuffer({ resolveWithObject: true });
+      const poppler = await sharp(await pdftoppmPng(f("twelve.pdf"), page, ["-r", "72"]))
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       expect([ours.info.width, ours.info.height, ours.info.channels]).toEqual([612, 792, 3]);
       expect(ours.data.equals(poppler.data)).toBe(true);
     }
@@ -234,8 +236,14 @@ describe("renderPageImages", () => {
   });
 
   it("maps an encrypted document to pdf_encrypted and times out with processing_timeout", async () => {
-    await expectCode(renderPageImages(f("encrypted.pdf"), 1, 1, T, async () => {}), "pdf_encrypted");
-    await expectCode(renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 400 }, async () => {}), "processing_timeout");
+    await expectCode(
+      renderPageImages(f("encrypted.pdf"), 1, 1, T, async () => {}),
+      "pdf_encrypted",
+    );
+    await expectCode(
+      renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 400 }, async () => {}),
+      "processing_timeout",
+    );
     expect(await processesMentioning(dir)).toEqual([]);
   });
 });
@@ -244,7 +252,10 @@ describe("timeouts and cancellation", () => {
   it("a 1 ms timeout yields processing_timeout and leaves no poppler process behind", async () => {
     await expectCode(inspectPdf(f("twelve.pdf"), { timeoutMs: 1 }), "processing_timeout");
     await expectCode(extractText(f("twelve.pdf"), 1, 12, { timeoutMs: 1 }), "processing_timeout");
-    await expectCode(renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 1 }, async () => {}), "processing_timeout");
+    await expectCode(
+      renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 1 }, async () => {}),
+      "processing_timeout",
+    );
     // Checked at once: the engine only rejects after the child was killed and reaped.
     expect(await processesMentioning(dir)).toEqual([]);
   });
@@ -262,7 +273,10 @@ describe("timeouts and cancellation", () => {
   it("a timeout in the middle of a streamed render stops pdftoppm and the encoder", async () => {
     const started = Date.now();
     let pages = 0;
-    await expectCode(renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 400 }, async () => void pages++), "processing_timeout");
+    await expectCode(
+      renderPageImages(f("twelve.pdf"), 1, 12, { dpi: 300, timeoutMs: 400 }, async () => void pages++),
+      "processing_timeout",
+    );
     expect(pages).toBeLessThan(12);
     expect(Date.now() - started).toBeLessThan(3000);
     expect(await processesMentioning(dir)).toEqual([]);

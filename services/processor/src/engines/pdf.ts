@@ -121,7 +121,14 @@ export async function inspectPdf(path: string, opts: PdfCallOptions & { pageSize
  * document has. Both tools print two header lines first.
  */
 export async function countFontsAndImages(path: string, opts: PdfCallOptions): Promise<{ fonts: number; images: number }> {
-  const lines = (r: RunResult) => Math.max(0, r.stdout.toString("utf8").split("\n").filter((l) => l.trim() !== "").length - 2);
+  const lines = (r: RunResult) =>
+    Math.max(
+      0,
+      r.stdout
+        .toString("utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "").length - 2,
+    );
   const call = { ...opts, maxOutputBytes: opts.maxOutputBytes ?? 32 * 1024 * 1024 };
   const [fonts, images] = await Promise.all([runPoppler("pdffonts", [path], call), runPoppler("pdfimages", ["-list", path], call)]);
   return { fonts: lines(fonts), images: lines(images) };
@@ -183,13 +190,7 @@ export interface PageImagesOptions extends PdfCallOptions {
  * promise settles, no `onPage` call is still running. Returns how many pages
  * were delivered (a last page beyond the document is clamped).
  */
-export async function renderPageImages(
-  path: string,
-  first: number,
-  last: number,
-  opts: PageImagesOptions,
-  onPage: (page: PageImages & { page: number }) => Promise<void>,
-): Promise<number> {
+export async function renderPageImages(path: string, first: number, last: number, opts: PageImagesOptions, onPage: (page: PageImages & { page: number }) => Promise<void>): Promise<number> {
   checkRange(first, last);
   const dpi = opts.dpi ?? PREVIEW_DPI;
   if (!(dpi > 0 && dpi <= 2400)) throw new RangeError(`invalid dpi ${dpi}`);
@@ -258,11 +259,7 @@ async function assertPdfHeader(path: string): Promise<void> {
 }
 
 /** Runs a poppler tool and turns its failures into the right kind of error. */
-async function runPoppler(
-  command: string,
-  args: string[],
-  opts: PdfCallOptions & { stdoutReader?: StdoutReader | undefined },
-): Promise<RunResult> {
+async function runPoppler(command: string, args: string[], opts: PdfCallOptions & { stdoutReader?: StdoutReader | undefined }): Promise<RunResult> {
   const result = await runTool(command, args, {
     timeoutMs: opts.timeoutMs,
     signal: opts.signal,

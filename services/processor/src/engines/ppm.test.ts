@@ -15,7 +15,7 @@ async function feed(reader: PpmReader, stream: Buffer, size: number): Promise<vo
   let resume: () => void = () => {};
   let failed: Error | undefined;
   reader.start({ resume: () => resume(), fail: (error) => void (failed ??= error) });
-  for (let at = 0; at < stream.length; ) {
+  for (let at = 0; at < stream.length;) {
     if (failed) throw failed;
     const into = reader.next();
     expect(into.length).toBeGreaterThan(0);
@@ -57,7 +57,7 @@ describe("PpmReader", () => {
     const one = ppm(20, 2, 7); // "P6\n20 2\n255\n": 12 bytes of header, 120 of pixels
     const sizes: number[] = [];
     let pixels: Uint8Array | undefined;
-    for (let at = 0; at < one.length; ) {
+    for (let at = 0; at < one.length;) {
       const into = reader.next();
       sizes.push(into.length);
       if (into.length === 120) pixels = into;
@@ -143,9 +143,12 @@ describe("PpmReader with a buffer pool", () => {
 
   it("does not take back the buffer of a page whose consumer failed", async () => {
     const pool = new BufferPool(1024);
-    const reader = new PpmReader(async () => {
-      throw new Error("disk full");
-    }, { pool });
+    const reader = new PpmReader(
+      async () => {
+        throw new Error("disk full");
+      },
+      { pool },
+    );
     await expect(feed(reader, ppm(2, 2, 1), 4096)).rejects.toThrow("disk full");
     expect(pool.bytes).toBe(0);
   });

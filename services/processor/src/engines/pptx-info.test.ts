@@ -61,7 +61,14 @@ describe("readPptx: facts straight from the OOXML, under limits", () => {
     const withLink = join(dir, "hyperlink.pptx");
     await fx.rewriteZip(deck, withLink, (name, data) =>
       name === "ppt/slides/_rels/slide1.xml.rels"
-        ? Buffer.from(data.toString("utf8").replace("</Relationships>", '<Relationship Id="rIdWeb" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.com/" TargetMode="External"/></Relationships>'))
+        ? Buffer.from(
+            data
+              .toString("utf8")
+              .replace(
+                "</Relationships>",
+                '<Relationship Id="rIdWeb" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.com/" TargetMode="External"/></Relationships>',
+              ),
+          )
         : data,
     );
     expect((await readPptx(withLink, LIMITS)).slides).toHaveLength(2);

@@ -16,7 +16,6 @@ let profiles = 0;
 /** A fresh profile dir per call: concurrent conversions must never share one. */
 const profile = (): string => join(dir, `profile-${++profiles}`);
 
-
 /** A minimal ZIP (stored entries) with the given files, to build near-PPTX inputs. */
 function zip(files: Record<string, string>): Buffer {
   const locals: Buffer[] = [];
@@ -96,10 +95,7 @@ describe("convertPptxToPdf", () => {
     await makePptx(join(dir, "b.pptx"), ["Deck B first", "Deck B second"]);
     const out = join(dir, "both");
     await mkdir(out);
-    const [a, b] = await Promise.all([
-      convertPptxToPdf(join(dir, "a.pptx"), out, { ...T, profileDir: profile() }),
-      convertPptxToPdf(join(dir, "b.pptx"), out, { ...T, profileDir: profile() }),
-    ]);
+    const [a, b] = await Promise.all([convertPptxToPdf(join(dir, "a.pptx"), out, { ...T, profileDir: profile() }), convertPptxToPdf(join(dir, "b.pptx"), out, { ...T, profileDir: profile() })]);
     expect((await inspectPdf(a, { timeoutMs: 20_000 })).pageCount).toBe(1);
     expect((await inspectPdf(b, { timeoutMs: 20_000 })).pageCount).toBe(2);
   });
@@ -165,9 +161,7 @@ describe("convertPptxToPdf", () => {
   });
 
   it("fails with a plain (retryable) error when soffice is not installed", async () => {
-    const error = await rejection(
-      convertPptxToPdf(join(dir, "deck.pptx"), dir, { ...T, profileDir: profile(), soffice: "/nonexistent/soffice" }),
-    );
+    const error = await rejection(convertPptxToPdf(join(dir, "deck.pptx"), dir, { ...T, profileDir: profile(), soffice: "/nonexistent/soffice" }));
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(DocflowError);
   });

@@ -70,23 +70,14 @@ export async function convertPptxToPdf(inputPath: string, outDir: string, opts: 
     };
     const result = await runTool(
       opts.soffice ?? "soffice",
-      [
-        "--headless",
-        "--norestore",
-        "--nologo",
-        "--nodefault",
-        "--nolockcheck",
-        `-env:UserInstallation=${pathToFileURL(profileDir).href}`,
-        "--convert-to",
-        "pdf",
-        "--outdir",
-        resolve(outDir),
-        input,
-      ],
+      ["--headless", "--norestore", "--nologo", "--nodefault", "--nolockcheck", `-env:UserInstallation=${pathToFileURL(profileDir).href}`, "--convert-to", "pdf", "--outdir", resolve(outDir), input],
       { timeoutMs: opts.timeoutMs, signal: opts.signal, processGroup: true, env, maxStdoutBytes: 1024 * 1024 },
     );
 
-    const produced = await stat(pdfPath).then((s) => s.isFile() && s.size > 0, () => false);
+    const produced = await stat(pdfPath).then(
+      (s) => s.isFile() && s.size > 0,
+      () => false,
+    );
     if (produced) return pdfPath;
     const cause = toolError("soffice", result);
     if (/source file could not be loaded/i.test(result.stderr)) {
@@ -141,7 +132,7 @@ async function assertPresentation(path: string): Promise<void> {
 
     const cd = Buffer.alloc(cdSize);
     await file.read(cd, 0, cdSize, cdOffset);
-    for (let at = 0; at + 46 <= cd.length && cd.readUInt32LE(at) === ZIP_CENTRAL_HEADER; ) {
+    for (let at = 0; at + 46 <= cd.length && cd.readUInt32LE(at) === ZIP_CENTRAL_HEADER;) {
       const nameLength = cd.readUInt16LE(at + 28);
       const extraLength = cd.readUInt16LE(at + 30);
       const commentLength = cd.readUInt16LE(at + 32);

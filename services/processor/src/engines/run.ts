@@ -241,11 +241,16 @@ function killerOf(child: ChildProcess, group: boolean): () => void {
 
 /** Fails the call after `timeoutMs` (`processing_timeout`) or on abort (plain Error); returns what stops both. */
 function failOnDeadlineOrAbort(command: string, options: RunOptions, call: CallFailure): () => void {
-  const timer = setTimeout(() => {
-    call.fail(new DocflowError("processing_timeout", `Processing took longer than ${options.timeoutMs} ms and was stopped.`, {
-      cause: new Error(`${command} killed after ${options.timeoutMs} ms`),
-    }));
-  }, Math.max(0, options.timeoutMs));
+  const timer = setTimeout(
+    () => {
+      call.fail(
+        new DocflowError("processing_timeout", `Processing took longer than ${options.timeoutMs} ms and was stopped.`, {
+          cause: new Error(`${command} killed after ${options.timeoutMs} ms`),
+        }),
+      );
+    },
+    Math.max(0, options.timeoutMs),
+  );
   const onAbort = (): void => call.fail(new Error(`${command} aborted`, { cause: options.signal?.reason }));
   options.signal?.addEventListener("abort", onAbort, { once: true });
   return () => {
@@ -378,10 +383,7 @@ async function stdoutSockets(onread: OnReadOpts): Promise<{ childEnd: Socket; pa
     // Half-open: nothing is ever written to the child, and its end closing is all we wait for.
     const parentEnd = connect({ path, onread, allowHalfOpen: true });
     try {
-      const childEnd = await Promise.race([
-        accepted,
-        new Promise<never>((_, reject) => parentEnd.once("error", reject)),
-      ]);
+      const childEnd = await Promise.race([accepted, new Promise<never>((_, reject) => parentEnd.once("error", reject))]);
       return { childEnd, parentEnd };
     } catch (error) {
       parentEnd.destroy();

@@ -11,9 +11,7 @@ import { allRangesDone } from "../dispatch.ts";
  */
 export async function finish(ctx: ProcessorContext, message: FinishMessage): Promise<void> {
   const { tenant, jobId } = message;
-  const updated = await ctx.jobs.update(tenant, jobId, (r) =>
-    r.status === "processing" && allRangesDone(r) ? { ...r, status: "completed", completedAt: new Date().toISOString() } : null,
-  );
+  const updated = await ctx.jobs.update(tenant, jobId, (r) => (r.status === "processing" && allRangesDone(r) ? { ...r, status: "completed", completedAt: new Date().toISOString() } : null));
   if (!updated?.changed) {
     ctx.log.info({ jobId, status: updated?.record.status ?? "deleted" }, "finish: nothing to do");
     return;

@@ -1,15 +1,5 @@
 import { join } from "node:path";
-import {
-  DocflowError,
-  PDF,
-  TERMINAL_STATUSES,
-  DocumentDetails,
-  documentKey,
-  toPublicJob,
-  type DocumentInfo,
-  type InspectMessage,
-  type JobRecord,
-} from "@docflow/contracts";
+import { DocflowError, PDF, TERMINAL_STATUSES, DocumentDetails, documentKey, toPublicJob, type DocumentInfo, type InspectMessage, type JobRecord } from "@docflow/contracts";
 import { publishEvent } from "@docflow/core";
 import type { ProcessorContext } from "../context.ts";
 import { advanceWindow, publishRanges, resumeDispatch } from "../dispatch.ts";
@@ -173,7 +163,9 @@ async function recordCounts(ctx: ProcessorContext, record: JobRecord, counts: { 
   if (!updated?.changed) return;
   const details = await readDetails(ctx, tenant, jobId);
   if (!details) return; // deleted meanwhile
-  await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse({ ...details, fontCount: counts.fonts, imageCount: counts.images }))), { contentType: "application/json" });
+  await ctx.store.put(documentKey(tenant, jobId), Buffer.from(JSON.stringify(DocumentDetails.parse({ ...details, fontCount: counts.fonts, imageCount: counts.images }))), {
+    contentType: "application/json",
+  });
   // A deletion between the two writes: leave nothing behind.
   const now = await ctx.jobs.get(tenant, jobId);
   if (!now || now.record.status === "canceled") await ctx.store.delete(documentKey(tenant, jobId)).catch(() => {});

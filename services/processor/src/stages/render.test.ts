@@ -195,7 +195,16 @@ describe("render: one page range", () => {
   });
 
   it("fails (to be retried) when the document has fewer pages than the range, and marks nothing", async () => {
-    const fake = fakeContext(job([1, 2], { pageCount: 7, ranges: [{ first: 1, last: 1 }, { first: 2, last: 3 }, { first: 4, last: 7 }] }));
+    const fake = fakeContext(
+      job([1, 2], {
+        pageCount: 7,
+        ranges: [
+          { first: 1, last: 1 },
+          { first: 2, last: 3 },
+          { first: 4, last: 7 },
+        ],
+      }),
+    );
     const error = await rejection(render(asContext(fake.ctx), message(4, 7), signal()));
     expect((error as Error).message).toBe(`pages 6, 7 of job ${JOB_ID} were not rendered`);
     expect(fake.ctx.jobs.update).not.toHaveBeenCalled();

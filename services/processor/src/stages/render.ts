@@ -121,7 +121,11 @@ async function markRangeDone(ctx: ProcessorContext, message: RenderMessage, writ
   for (const n of pages) publishEvent(ctx.nats, tenant, { type: "page.ready", jobId, revision, at, page: n, pagesDone: record.pagesDone, pageCount: record.pageCount });
   publishEvent(ctx.nats, tenant, { type: "job.progress", jobId, revision, at, pagesDone: record.pagesDone, pageCount: record.pageCount });
   const done = new Set(record.rangesDone);
-  await publishRanges(ctx, record, record.ranges.slice(released.from, released.to).filter((r) => !done.has(r.first)));
+  await publishRanges(
+    ctx,
+    record,
+    record.ranges.slice(released.from, released.to).filter((r) => !done.has(r.first)),
+  );
   if (allRangesDone(record)) {
     await ctx.sources.evictJob(objectKeys.jobPrefix(tenant, jobId));
     await ctx.publisher.publish({ v: 1, stage: "finish", tenant, jobId });

@@ -7,11 +7,7 @@ import { createMemoryHistory, createRouter, type Router } from "vue-router";
 import { configureApiClient } from "@/api/client";
 
 /** UUIDv7 job ids, oldest first. */
-export const IDS = [
-  "01890a5d-ac96-7000-8000-000000000001",
-  "01890a5d-ac96-7000-8000-000000000002",
-  "01890a5d-ac96-7000-8000-000000000003",
-] as const;
+export const IDS = ["01890a5d-ac96-7000-8000-000000000001", "01890a5d-ac96-7000-8000-000000000002", "01890a5d-ac96-7000-8000-000000000003"] as const;
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
   return {

@@ -126,9 +126,7 @@ async function send(url: string, expect: "json" | "blob" | "none", options: Requ
       withToken = true;
     }
   }
-  const signals = [options.signal, options.timeout === false ? undefined : AbortSignal.timeout(JSON_TIMEOUT_MS)].filter(
-    (s): s is AbortSignal => s !== undefined,
-  );
+  const signals = [options.signal, options.timeout === false ? undefined : AbortSignal.timeout(JSON_TIMEOUT_MS)].filter((s): s is AbortSignal => s !== undefined);
   let response: Response;
   try {
     response = await fetch(url, {
@@ -139,13 +137,9 @@ async function send(url: string, expect: "json" | "blob" | "none", options: Requ
   } catch (cause) {
     if (options.signal?.aborted) throw cause;
     const timedOut = cause instanceof DOMException && cause.name === "TimeoutError";
-    throw new ApiError(
-      0,
-      "network_error",
-      timedOut ? "The server took too long to answer. Please try again." : "Cannot reach the docflow server. Check your connection and try again.",
-      null,
-      { cause },
-    );
+    throw new ApiError(0, "network_error", timedOut ? "The server took too long to answer. Please try again." : "Cannot reach the docflow server. Check your connection and try again.", null, {
+      cause,
+    });
   }
   if (!response.ok) {
     const body = await readJson(response);

@@ -6,11 +6,7 @@ import type { PageInfo } from "@docflow/contracts";
  * The page open in the preview dialog, and moving from it to the page before or after among
  * those shown (all pages, or the matches of a search) that are ready.
  */
-export function usePagePreview(
-  jobId: MaybeRefOrGetter<string>,
-  pages: MaybeRefOrGetter<ReadonlyMap<number, PageInfo>>,
-  shownPages: MaybeRefOrGetter<readonly number[]>,
-) {
+export function usePagePreview(jobId: MaybeRefOrGetter<string>, pages: MaybeRefOrGetter<ReadonlyMap<number, PageInfo>>, shownPages: MaybeRefOrGetter<readonly number[]>) {
   /** The number of the page open, or null. */
   const openPage = ref<number | null>(null);
   const page = computed(() => (openPage.value === null ? null : (toValue(pages).get(openPage.value) ?? null)));

@@ -1,17 +1,6 @@
 import { computed, reactive } from "vue";
 import { formatBytes } from "@/lib/format";
-import {
-  createEntry,
-  isInFlight,
-  recordCancel,
-  recordFailure,
-  recordOffline,
-  recordProgress,
-  recordResume,
-  recordRetry,
-  recordSuccess,
-  type UploadEntry,
-} from "@/upload/uploadEntry";
+import { createEntry, isInFlight, recordCancel, recordFailure, recordOffline, recordProgress, recordResume, recordRetry, recordSuccess, type UploadEntry } from "@/upload/uploadEntry";
 import { SpeedMeter } from "@/upload/speedMeter";
 import type { UploadFailure } from "@/upload/uploadTransport";
 import { isBrowserOnline } from "./useConnectivity";

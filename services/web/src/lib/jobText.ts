@@ -15,19 +15,13 @@ export const STATUS_LABELS: Record<JobStatus, string> = {
  * and what they can do about it. Keyed by `job.error.code`.
  */
 export const FAILURE_REASONS: Record<string, string> = {
-  pdf_encrypted:
-    "This PDF is protected by a password, so its pages cannot be read. Remove the password (for example by saving an unprotected copy) and upload it again.",
-  pdf_invalid:
-    "This file could not be read as a PDF. It may be damaged or only partly downloaded. Try saving or exporting it again, then upload the new copy.",
+  pdf_encrypted: "This PDF is protected by a password, so its pages cannot be read. Remove the password (for example by saving an unprotected copy) and upload it again.",
+  pdf_invalid: "This file could not be read as a PDF. It may be damaged or only partly downloaded. Try saving or exporting it again, then upload the new copy.",
   pdf_no_pages: "This PDF has no pages, so there is nothing to show.",
-  pptx_invalid:
-    "This presentation could not be opened. It may be damaged, or saved in a format other than PowerPoint (.pptx). Try saving it again as .pptx.",
-  conversion_failed:
-    "This presentation could not be converted for display. Try opening and saving it again in PowerPoint, or export it as a PDF and upload that instead.",
-  processing_timeout:
-    "This document took too long to process and was stopped. Very large or complex files can do this: try splitting it into smaller files.",
-  processing_failed:
-    "Something went wrong on our side while processing this document, several times in a row, so it was set aside. Please try uploading it again later.",
+  pptx_invalid: "This presentation could not be opened. It may be damaged, or saved in a format other than PowerPoint (.pptx). Try saving it again as .pptx.",
+  conversion_failed: "This presentation could not be converted for display. Try opening and saving it again in PowerPoint, or export it as a PDF and upload that instead.",
+  processing_timeout: "This document took too long to process and was stopped. Very large or complex files can do this: try splitting it into smaller files.",
+  processing_failed: "Something went wrong on our side while processing this document, several times in a row, so it was set aside. Please try uploading it again later.",
 };
 
 /** A few words for the jobs list; the job view shows the full reason. */

@@ -26,10 +26,7 @@ export function webSocketUrl(url: string, page: string): string {
  * reconnect is off: a reconnect needs fresh credentials, which the live store
  * fetches before calling this again.
  */
-export async function openLiveConnection(
-  credentials: RealtimeCredentials,
-  onMessage: (data: string) => void,
-): Promise<LiveConnection> {
+export async function openLiveConnection(credentials: RealtimeCredentials, onMessage: (data: string) => void): Promise<LiveConnection> {
   const connection = await wsconnect({
     servers: webSocketUrl(credentials.url, window.location.href),
     authenticator: jwtAuthenticator(credentials.jwt),

@@ -47,13 +47,7 @@ export interface UploadTransport {
 const TUS_PLUGIN_ID = "docflow-tus";
 
 function looksLikeJob(value: unknown): value is Job {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as Job).id === "string" &&
-    typeof (value as Job).status === "string" &&
-    typeof (value as Job).filename === "string"
-  );
+  return typeof value === "object" && value !== null && typeof (value as Job).id === "string" && typeof (value as Job).status === "string" && typeof (value as Job).filename === "string";
 }
 
 function parseJson(text: string | undefined | null): unknown {

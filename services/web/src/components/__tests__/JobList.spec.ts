@@ -24,7 +24,14 @@ vi.mock("@/live/natsTransport", () => ({
 }));
 
 const older = makeJob({ id: IDS[0], filename: "older.pdf", createdAt: "2026-01-01T09:00:00.000Z", status: "completed", pagesDone: 12, pageCount: 12 });
-const newer = makeJob({ id: IDS[1], filename: "newer.pptx", contentType: "application/vnd.openxmlformats-officedocument.presentationml.presentation", createdAt: "2026-01-01T10:00:00.000Z", pagesDone: 3, pageCount: 120 });
+const newer = makeJob({
+  id: IDS[1],
+  filename: "newer.pptx",
+  contentType: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  createdAt: "2026-01-01T10:00:00.000Z",
+  pagesDone: 3,
+  pageCount: 120,
+});
 
 function credentials() {
   return jsonResponse({
@@ -159,9 +166,7 @@ describe("JobList", () => {
   it("falls back to polling when the gateway has no live updates", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
     try {
-      const api = stubApi((method, path) =>
-        path === "/v1/realtime/credentials" ? problemResponse(501, "not_implemented", "Not implemented") : jsonResponse({ items: [older], nextCursor: null }),
-      );
+      const api = stubApi((method, path) => (path === "/v1/realtime/credentials" ? problemResponse(501, "not_implemented", "Not implemented") : jsonResponse({ items: [older], nextCursor: null })));
       const wrapper = mountList();
       useLiveStore().start();
       await settle();

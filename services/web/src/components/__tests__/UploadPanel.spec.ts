@@ -155,8 +155,7 @@ describe("UploadPanel", () => {
     expect(fake.uploads).toHaveLength(1);
     const [fileId] = fake.uploads[0]!;
     const uppy = fake.uppy!;
-    const progress = (bytesUploaded: number) =>
-      uppy.emit("upload-progress", uppy.getFile(fileId!), { uploadStarted: Date.now(), bytesUploaded, bytesTotal: file.size });
+    const progress = (bytesUploaded: number) => uppy.emit("upload-progress", uppy.getFile(fileId!), { uploadStarted: Date.now(), bytesUploaded, bytesTotal: file.size });
 
     progress(0);
     now += 1_000;
@@ -272,7 +271,10 @@ describe("UploadPanel", () => {
     await wrapper.get('button[aria-label="Remove gone.pdf from this list"]').trigger("click");
     expect(names()).toEqual(["going.pdf", "done.pdf", "notes.txt"]);
 
-    await wrapper.findAll("button").find((button) => button.text() === "Clear finished")!.trigger("click");
+    await wrapper
+      .findAll("button")
+      .find((button) => button.text() === "Clear finished")!
+      .trigger("click");
     expect(names()).toEqual(["going.pdf"]);
     expect(wrapper.findAll("button").some((button) => button.text() === "Clear finished")).toBe(false);
     expect(uppy.getFile(idOf("going.pdf"))).toBeDefined();

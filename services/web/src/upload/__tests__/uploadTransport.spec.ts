@@ -76,7 +76,11 @@ describe("tus upload transport", () => {
     expect(resumed).toHaveBeenCalledExactlyOnceWith("docflow-upload-report/pdf-1e-application/pdf-1000-1", 524_288);
 
     // Nothing there yet, gone, or not a HEAD at all: no resume.
-    for (const [method, status, offset] of [["HEAD", 200, "0"], ["HEAD", 404, "10"], ["PATCH", 204, "786432"]] as const) {
+    for (const [method, status, offset] of [
+      ["HEAD", 200, "0"],
+      ["HEAD", 404, "10"],
+      ["PATCH", 204, "786432"],
+    ] as const) {
       const other = request(method);
       await onBeforeRequest!(other as never, file);
       await onAfterResponse!(other as never, response(status, { "Upload-Offset": offset }) as never);

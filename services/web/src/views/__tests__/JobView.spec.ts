@@ -43,9 +43,7 @@ function fakeGateway(job: ReturnType<typeof makeJob>, revision = 3) {
     }
     if (/\/thumbnail$|\/preview$/.test(path)) return new Response(new Blob(["img"], { type: "image/webp" }), { headers: { "Content-Type": "image/webp" } });
     if (path === `/v1/jobs/${id}/result`) {
-      return job.status === "completed"
-        ? jsonResponse({ job, pages: [...ready].map(page) })
-        : problemResponse(409, "job_not_ready", "The job has not finished processing yet");
+      return job.status === "completed" ? jsonResponse({ job, pages: [...ready].map(page) }) : problemResponse(409, "job_not_ready", "The job has not finished processing yet");
     }
     return problemResponse(404, "route_not_found", "No such endpoint");
   });
@@ -176,14 +174,20 @@ describe("JobView", () => {
     const wrapper = mount(JobView, { props: { id }, global: { plugins: [pinia, router] }, attachTo: document.body });
     await settle();
 
-    await wrapper.findAll("button").find((button) => button.text() === "Delete")!.trigger("click");
+    await wrapper
+      .findAll("button")
+      .find((button) => button.text() === "Delete")!
+      .trigger("click");
     await settle();
     const dialog = wrapper.get('dialog[role="alertdialog"]');
     expect(dialog.text()).toContain("Delete “report.pdf”?");
     expect(dialog.text()).toContain("This cannot be undone.");
     expect(gateway.requests.some((request) => request.startsWith("DELETE"))).toBe(false);
 
-    await dialog.findAll("button").find((button) => button.text() === "Delete document")!.trigger("click");
+    await dialog
+      .findAll("button")
+      .find((button) => button.text() === "Delete document")!
+      .trigger("click");
     await settle();
     expect(gateway.requests).toContain(`DELETE /v1/jobs/${id}`);
     expect(router.currentRoute.value.name).toBe("jobs");

@@ -12,8 +12,7 @@ import { CHART, find, render, workload, type K8sObject } from "./support.ts";
 
 const COLLECTOR = join(CHART, "ci", "collector-values.yaml");
 
-const envOf = (deployment: K8sObject, name: string): string | undefined =>
-  deployment.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === name)?.value;
+const envOf = (deployment: K8sObject, name: string): string | undefined => deployment.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === name)?.value;
 
 describe("OpenTelemetry Collector in the release", () => {
   it("is off by default, and the services then export nothing", () => {
@@ -48,7 +47,9 @@ describe("OpenTelemetry Collector in the release", () => {
     const operatorPorts = find(objects, "Deployment", "docflow-operator").spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
     expect(operatorPorts.some((p: string) => keep.test(p))).toBe(true);
     expect(scrape.kubernetes_sd_configs[0].selectors[0].label).toContain("app.kubernetes.io/component in (gateway,processor,operator)");
-    const withoutOperator = parse(find(render({ valuesFiles: [COLLECTOR], set: { "operator.enabled": false, "processor.autoscaling.engine": "hpa" } }), "ConfigMap", "docflow-collector").data["config.yaml"]);
+    const withoutOperator = parse(
+      find(render({ valuesFiles: [COLLECTOR], set: { "operator.enabled": false, "processor.autoscaling.engine": "hpa" } }), "ConfigMap", "docflow-collector").data["config.yaml"],
+    );
     expect(withoutOperator.receivers.prometheus.config.scrape_configs[0].kubernetes_sd_configs[0].selectors[0].label).toContain("component in (gateway,processor)");
     const service = find(objects, "Service", "docflow-collector");
     expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([4317, 4318]);
@@ -80,9 +81,16 @@ describe("OpenTelemetry Collector in the release", () => {
     expect(toMetrics.ports.map((p: { port: number }) => p.port)).toEqual([8080, 8081, 8082]);
     for (const service of ["gateway", "processor", "operator"]) {
       const own = find(objects, "NetworkPolicy", `docflow-${service}`);
-      const toCollector = own.spec.egress.find((r: { to?: { podSelector?: { matchLabels: Record<string, string> } }[] }) => r.to?.[0]?.podSelector?.matchLabels["app.kubernetes.io/component"] === "collector");
-      expect(toCollector?.ports.map((p: { port: number }) => p.port), `${service} -> collector`).toEqual([4317, 4318]);
-      const fromCollector = own.spec.ingress.find((r: { from?: { podSelector?: { matchLabels: Record<string, string> } }[] }) => r.from?.[0]?.podSelector?.matchLabels["app.kubernetes.io/component"] === "collector");
+      const toCollector = own.spec.egress.find(
+        (r: { to?: { podSelector?: { matchLabels: Record<string, string> } }[] }) => r.to?.[0]?.podSelector?.matchLabels["app.kubernetes.io/component"] === "collector",
+      );
+      expect(
+        toCollector?.ports.map((p: { port: number }) => p.port),
+        `${service} -> collector`,
+      ).toEqual([4317, 4318]);
+      const fromCollector = own.spec.ingress.find(
+        (r: { from?: { podSelector?: { matchLabels: Record<string, string> } }[] }) => r.from?.[0]?.podSelector?.matchLabels["app.kubernetes.io/component"] === "collector",
+      );
       expect(fromCollector, `collector -> ${service} metrics`).toBeDefined();
     }
   });

@@ -58,8 +58,15 @@ describe("k8s/base", () => {
     const objects = parseObjects(kustomize("k8s/overlays/example"));
     // The CRD is cluster-scoped; everything else lands in the overlay's namespace.
     for (const obj of objects.filter((o) => o.kind !== "CustomResourceDefinition")) expect(obj.metadata.namespace, `${obj.kind}/${obj.metadata.name}`).toBe("docflow-example");
-    const images = [...objects.filter((o) => o.kind === "Deployment"), ...objects.filter((o) => o.kind === "PodTemplate").map(asDeployment)].map((d) => d.spec.template.spec.containers[0].image as string);
-    expect(images.sort()).toEqual(["registry.example.com/docflow/gateway:0.1.0", "registry.example.com/docflow/operator:0.1.0", "registry.example.com/docflow/processor:0.1.0", "registry.example.com/docflow/web:0.1.0"]);
+    const images = [...objects.filter((o) => o.kind === "Deployment"), ...objects.filter((o) => o.kind === "PodTemplate").map(asDeployment)].map(
+      (d) => d.spec.template.spec.containers[0].image as string,
+    );
+    expect(images.sort()).toEqual([
+      "registry.example.com/docflow/gateway:0.1.0",
+      "registry.example.com/docflow/operator:0.1.0",
+      "registry.example.com/docflow/processor:0.1.0",
+      "registry.example.com/docflow/web:0.1.0",
+    ]);
     for (const binding of objects.filter((o) => o.kind === "RoleBinding")) expect(binding.subjects[0].namespace, binding.metadata.name).toBe("docflow-example");
     const secret = objects.find((o) => o.kind === "Secret");
     expect(secret?.stringData["amqp-url"]).toContain("rabbitmq.messaging.svc");

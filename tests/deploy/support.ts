@@ -40,7 +40,13 @@ export const KUBE_VERSION = "1.32.0";
  */
 function findHelm(): string {
   const cache = process.env["DOCFLOW_CACHE_DIR"] ?? join(homedir(), ".cache", "docflow");
-  const candidates = [join(cache, "bin", "helm"), ...(process.env["PATH"] ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, "helm"))];
+  const candidates = [
+    join(cache, "bin", "helm"),
+    ...(process.env["PATH"] ?? "")
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, "helm")),
+  ];
   const found = candidates.find((path) => existsSync(path));
   if (!found) throw new Error(`helm not found (looked at ${candidates[0]} and on PATH): run \`bash scripts/bootstrap.sh\`, which builds helm v3.22.0 into ${join(cache, "bin")}`);
   return found;
@@ -67,7 +73,11 @@ export type K8sObject = { apiVersion: string; kind: string; metadata: { name: st
 type Validator = (obj: K8sObject) => void;
 // The models' constructors take their own typed shapes; the rendered objects are checked at run time.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const model = (Model: new (data: any) => { validate(): void }): Validator => (obj) => new Model(obj).validate();
+type ModelClass = new (data: any) => { validate(): void };
+const model =
+  (Model: ModelClass): Validator =>
+  (obj) =>
+    new Model(obj).validate();
 export const VALIDATORS: Record<string, Validator> = {
   "apps/v1/Deployment": model(Deployment),
   "apps/v1/StatefulSet": model(StatefulSet),

@@ -11,7 +11,11 @@ import { CHART, KUBE_VERSION, VALIDATORS, asDeployment, containerEnv, find, helm
 
 const EVALUATION_VALUES = join(CHART, "values-evaluation.yaml");
 const CI_EVALUATION_VALUES = join(CHART, "ci", "evaluation-values.yaml");
-const DEPENDENCIES = { rabbitmq: { port: 5672, image: "docker.io/library/rabbitmq:" }, nats: { port: 4222, image: "docker.io/library/nats:" }, s3: { port: 7070, image: "docker.io/versity/versitygw:" } } as const;
+const DEPENDENCIES = {
+  rabbitmq: { port: 5672, image: "docker.io/library/rabbitmq:" },
+  nats: { port: 4222, image: "docker.io/library/nats:" },
+  s3: { port: 7070, image: "docker.io/versity/versitygw:" },
+} as const;
 type Dependency = keyof typeof DEPENDENCIES;
 const NAMESPACE = "docflow";
 
@@ -49,7 +53,10 @@ function peerMatches(peer: any, pod: PodRef, policyNamespace: string): boolean {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function portMatches(ports: any[] | undefined, port: number, destination: PodRef): boolean {
   if (!ports || ports.length === 0) return true;
-  return ports.some((p: { port?: number | string; protocol?: string }) => (p.protocol ?? "TCP") === "TCP" && (p.port === undefined || p.port === port || (typeof p.port === "string" && destination.ports.get(p.port) === port)));
+  return ports.some(
+    (p: { port?: number | string; protocol?: string }) =>
+      (p.protocol ?? "TCP") === "TCP" && (p.port === undefined || p.port === port || (typeof p.port === "string" && destination.ports.get(p.port) === port)),
+  );
 }
 
 /**
@@ -57,11 +64,24 @@ function portMatches(ports: any[] | undefined, port: number, destination: PodRef
  * egress (when some policy selects it for Egress) and the destination's ingress must both allow it.
  */
 function allowed(policies: K8sObject[], from: PodRef, to: PodRef, port: number): boolean {
-  const side = (pod: PodRef, type: "Ingress" | "Egress") => policies.filter((p) => p.metadata.namespace === undefined && pod.namespace === NAMESPACE && matches(p.spec.podSelector, pod.labels) && (p.spec.policyTypes as string[]).includes(type));
+  const side = (pod: PodRef, type: "Ingress" | "Egress") =>
+    policies.filter((p) => p.metadata.namespace === undefined && pod.namespace === NAMESPACE && matches(p.spec.podSelector, pod.labels) && (p.spec.policyTypes as string[]).includes(type));
   const egress = side(from, "Egress");
-  const egressOk = egress.length === 0 || egress.some((p) => (p.spec.egress ?? []).some((rule: { to?: unknown[]; ports?: unknown[] }) => (rule.to === undefined || rule.to.some((peer) => peerMatches(peer, to, NAMESPACE))) && portMatches(rule.ports, port, to)));
+  const egressOk =
+    egress.length === 0 ||
+    egress.some((p) =>
+      (p.spec.egress ?? []).some(
+        (rule: { to?: unknown[]; ports?: unknown[] }) => (rule.to === undefined || rule.to.some((peer) => peerMatches(peer, to, NAMESPACE))) && portMatches(rule.ports, port, to),
+      ),
+    );
   const ingress = side(to, "Ingress");
-  const ingressOk = ingress.length === 0 || ingress.some((p) => (p.spec.ingress ?? []).some((rule: { from?: unknown[]; ports?: unknown[] }) => (rule.from === undefined || rule.from.some((peer) => peerMatches(peer, from, NAMESPACE))) && portMatches(rule.ports, port, to)));
+  const ingressOk =
+    ingress.length === 0 ||
+    ingress.some((p) =>
+      (p.spec.ingress ?? []).some(
+        (rule: { from?: unknown[]; ports?: unknown[] }) => (rule.from === undefined || rule.from.some((peer) => peerMatches(peer, from, NAMESPACE))) && portMatches(rule.ports, port, to),
+      ),
+    );
   return egressOk && ingressOk;
 }
 
@@ -262,7 +282,10 @@ describe("evaluation dependencies", () => {
   });
 
   it("takes chosen credentials instead of generated ones", () => {
-    const objects = render({ valuesFiles: [EVALUATION_VALUES], set: { "evaluation.rabbitmq.password": "chosen-pass", "evaluation.s3.accessKeyId": "CHOSENKEY", "evaluation.s3.secretAccessKey": "chosen/secret" } });
+    const objects = render({
+      valuesFiles: [EVALUATION_VALUES],
+      set: { "evaluation.rabbitmq.password": "chosen-pass", "evaluation.s3.accessKeyId": "CHOSENKEY", "evaluation.s3.secretAccessKey": "chosen/secret" },
+    });
     const secret = secretData(objects, "docflow-evaluation");
     expect(secret["amqp-url"]).toBe("amqp://docflow:chosen-pass@docflow-rabbitmq.docflow.svc:5672");
     expect(secret["s3-access-key-id"]).toBe("CHOSENKEY");
@@ -270,7 +293,16 @@ describe("evaluation dependencies", () => {
   });
 
   it("refuses realtime or inline NATS credentials without the Secret that holds the server's operator-mode auth", () => {
-    const realtime = renderResult({ valuesFiles: [EVALUATION_VALUES], set: { "evaluation.nats.generateAuth": false, "realtime.enabled": true, "realtime.wsUrl": "ws://x/nats", "realtime.account": `A${"B".repeat(55)}`, "realtime.signingSeed": `SA${"C".repeat(56)}` } });
+    const realtime = renderResult({
+      valuesFiles: [EVALUATION_VALUES],
+      set: {
+        "evaluation.nats.generateAuth": false,
+        "realtime.enabled": true,
+        "realtime.wsUrl": "ws://x/nats",
+        "realtime.account": `A${"B".repeat(55)}`,
+        "realtime.signingSeed": `SA${"C".repeat(56)}`,
+      },
+    });
     expect(realtime.status).not.toBe(0);
     expect(realtime.stderr).toContain("evaluation.enabled with realtime.enabled needs NATS in operator mode");
     const noRoute = renderResult({ valuesFiles: [EVALUATION_VALUES], set: { "ingress.enabled": false } });

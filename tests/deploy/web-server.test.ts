@@ -117,7 +117,8 @@ function rawConnection(port: number): { socket: Socket; received: () => string; 
   return { socket, received: () => Buffer.concat(chunks).toString("latin1"), closed };
 }
 
-const CSP_WITH_REALTIME = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self' wss://nats.example.com; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
+const CSP_WITH_REALTIME =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self' wss://nats.example.com; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
 
 function expectSecurityHeaders(res: Response, csp = CSP_WITH_REALTIME): void {
   const what = `${res.status} ${res.url}`;
@@ -350,7 +351,11 @@ describe("services/web/nginx", () => {
   });
 
   it("adds only the origins of DOCFLOW_WEB_API_ORIGIN and DOCFLOW_WEB_REALTIME_ORIGIN to connect-src", async () => {
-    const other = await startWeb({ DOCFLOW_WEB_DIST_DIR: dist, DOCFLOW_WEB_API_ORIGIN: "HTTPS://API.example.com:443/v1?x=1", DOCFLOW_WEB_REALTIME_ORIGIN: "wss://user:secret@nats.example.com:8443/nats" });
+    const other = await startWeb({
+      DOCFLOW_WEB_DIST_DIR: dist,
+      DOCFLOW_WEB_API_ORIGIN: "HTTPS://API.example.com:443/v1?x=1",
+      DOCFLOW_WEB_REALTIME_ORIGIN: "wss://user:secret@nats.example.com:8443/nats",
+    });
     scratch.push(other.tmp);
     try {
       const res = await fetch(`${other.base}/`);
@@ -413,7 +418,11 @@ describe("the built web app under the CSP, in Chromium", () => {
       if (build.status !== 0) throw new Error(`npm run build -w services/web failed:\n${build.stdout}\n${build.stderr}`);
     }
     if (!existsSync(chromiumPath)) throw new Error(`Chromium is needed at ${chromiumPath} (CHROMIUM_PATH): scripts/bootstrap.sh installs it`);
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"], timeout: 30_000 });
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      timeout: 30_000,
+    });
     withRealtime = await startWeb({ DOCFLOW_WEB_DIST_DIR: distDir, DOCFLOW_WEB_REALTIME_ORIGIN: "wss://nats.example.com" });
     withoutRealtime = await startWeb({ DOCFLOW_WEB_DIST_DIR: distDir });
   }, 120_000);
@@ -426,7 +435,18 @@ describe("the built web app under the CSP, in Chromium", () => {
 
   const JOB_ID = "0190a000-0000-7000-8000-000000000001";
   const now = new Date().toISOString();
-  const job = { id: JOB_ID, status: "processing", filename: "report.pdf", contentType: "application/pdf", size: 123456, sha256: "ab".repeat(32), pageCount: 3, pagesDone: 1, createdAt: now, updatedAt: now };
+  const job = {
+    id: JOB_ID,
+    status: "processing",
+    filename: "report.pdf",
+    contentType: "application/pdf",
+    size: 123456,
+    sha256: "ab".repeat(32),
+    pageCount: 3,
+    pagesDone: 1,
+    createdAt: now,
+    updatedAt: now,
+  };
   const problem = (status: number, code: string) => ({ status, contentType: "application/problem+json", body: JSON.stringify({ type: "about:blank", title: code, status, code }) });
 
   interface Violation {
@@ -445,7 +465,13 @@ describe("the built web app under the CSP, in Chromium", () => {
     await page.exposeFunction("__cspViolation", (v: Violation) => violations.push(v));
     await page.addInitScript(() => {
       document.addEventListener("securitypolicyviolation", (e) => {
-        (window as unknown as { __cspViolation: (v: unknown) => void }).__cspViolation({ directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, column: e.columnNumber });
+        (window as unknown as { __cspViolation: (v: unknown) => void }).__cspViolation({
+          directive: e.effectiveDirective,
+          blocked: e.blockedURI,
+          source: e.sourceFile,
+          line: e.lineNumber,
+          column: e.columnNumber,
+        });
       });
     });
     page.on("pageerror", (e) => errors.push(e.message));
@@ -459,10 +485,18 @@ describe("the built web app under the CSP, in Chromium", () => {
       if (path === `/v1/jobs/${JOB_ID}`) return route.fulfill({ json: job, headers: { ETag: '"3"' } });
       if (path === `/v1/jobs/${JOB_ID}/result`) return route.fulfill(problem(409, "job_not_ready"));
       if (path === `/v1/jobs/${JOB_ID}/pages/1`) return route.fulfill({ json: { n: 1, width: 600, height: 800, text: "Hello", thumbnailUrl: "", previewUrl: "" } });
-      if (/\/pages\/\d+\/(thumbnail|preview)$/.test(path)) return route.fulfill({ contentType: "image/svg+xml", body: "<svg xmlns='http://www.w3.org/2000/svg' width='6' height='8'><rect width='6' height='8'/></svg>" });
+      if (/\/pages\/\d+\/(thumbnail|preview)$/.test(path))
+        return route.fulfill({ contentType: "image/svg+xml", body: "<svg xmlns='http://www.w3.org/2000/svg' width='6' height='8'><rect width='6' height='8'/></svg>" });
       if (path.startsWith(`/v1/jobs/${JOB_ID}/pages/`)) return route.fulfill(problem(404, "page_not_ready"));
       if (path === "/v1/realtime/credentials") {
-        return route.fulfill({ json: { url: "wss://nats.example.com", jwt: "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig", subject: "docflow.events.acme.>", expiresAt: new Date(Date.now() + 900_000).toISOString() } });
+        return route.fulfill({
+          json: {
+            url: "wss://nats.example.com",
+            jwt: "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig",
+            subject: "docflow.events.acme.>",
+            expiresAt: new Date(Date.now() + 900_000).toISOString(),
+          },
+        });
       }
       return route.fulfill(problem(404, "not_found"));
     });

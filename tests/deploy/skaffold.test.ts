@@ -56,7 +56,9 @@ describe("skaffold.yaml", () => {
   });
 
   it("has an evaluation profile whose values file renders, forwarding a port the gateway's Service has", () => {
-    const profile = (skaffold.profiles as { name: string; patches: { path: string; value: string[] }[]; portForward: { resourceName: string; port: number }[] }[]).find((p) => p.name === "evaluation")!;
+    const profile = (skaffold.profiles as { name: string; patches: { path: string; value: string[] }[]; portForward: { resourceName: string; port: number }[] }[]).find(
+      (p) => p.name === "evaluation",
+    )!;
     expect(profile).toBeDefined();
     const files = profile.patches.find((p) => p.path === "/deploy/helm/releases/0/valuesFiles")!.value;
     for (const file of files) expect(existsSync(join(ROOT, file)), file).toBe(true);

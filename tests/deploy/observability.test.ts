@@ -62,8 +62,16 @@ describe("metrics objects", () => {
 
   it("each turns on alone", () => {
     const only = (key: string) => render({ set: { [`metrics.${key}.enabled`]: true } });
-    expect(only("serviceMonitor").filter((o) => KINDS.includes(o.kind)).map((o) => o.kind)).toEqual(["ServiceMonitor", "ServiceMonitor", "ServiceMonitor"]);
-    expect(only("prometheusRule").filter((o) => KINDS.includes(o.kind)).map((o) => o.kind)).toEqual(["PrometheusRule"]);
+    expect(
+      only("serviceMonitor")
+        .filter((o) => KINDS.includes(o.kind))
+        .map((o) => o.kind),
+    ).toEqual(["ServiceMonitor", "ServiceMonitor", "ServiceMonitor"]);
+    expect(
+      only("prometheusRule")
+        .filter((o) => KINDS.includes(o.kind))
+        .map((o) => o.kind),
+    ).toEqual(["PrometheusRule"]);
     const withDashboard = only("dashboard");
     expect(withDashboard.filter((o) => KINDS.includes(o.kind))).toEqual([]);
     find(withDashboard, "ConfigMap", "docflow-dashboard");
@@ -76,7 +84,9 @@ describe("PrometheusRule", () => {
     expect([...alerts.keys()]).toEqual(ALERTS);
     for (const rule of alerts.values()) looksLikePromQL(rule.expr);
     const lag = alerts.get("DocflowEventLoopLagHigh");
-    expect(lag?.expr).toBe('histogram_quantile(0.99, sum by (namespace, job, pod, le) (rate(docflow_eventloop_delay_seconds_bucket{namespace="docflow", job=~"docflow-(gateway|processor)"}[5m]))) > 0.1');
+    expect(lag?.expr).toBe(
+      'histogram_quantile(0.99, sum by (namespace, job, pod, le) (rate(docflow_eventloop_delay_seconds_bucket{namespace="docflow", job=~"docflow-(gateway|processor)"}[5m]))) > 0.1',
+    );
     expect(lag?.for).toBe("5m");
     expect(alerts.get("DocflowQueueBacklog")?.expr).toMatch(/^sum by \(vhost, queue\) \(rabbitmq_queue_messages_ready\{queue=~"docflow\\\\\.\.\*", queue!~"\.\*\\\\\.dlq"\}\) > 100$/);
     const failures = alerts.get("DocflowJobFailureRate")?.expr ?? "";
@@ -128,7 +138,11 @@ describe("ServiceMonitors", () => {
     const services = objects.filter((o) => o.kind === "Service");
     const monitors = objects.filter((o) => o.kind === "ServiceMonitor");
     expect(monitors.map((m) => m.metadata.name)).toEqual(["docflow-gateway", "docflow-operator", "docflow-processor"]);
-    for (const [component, port, containerPort] of [["gateway", "http", 8080], ["processor", "http-metrics", 8081], ["operator", "http-metrics", 8082]] as const) {
+    for (const [component, port, containerPort] of [
+      ["gateway", "http", 8080],
+      ["processor", "http-metrics", 8081],
+      ["operator", "http-metrics", 8082],
+    ] as const) {
       const monitor = find(objects, "ServiceMonitor", `docflow-${component}`);
       expect(monitor.metadata.labels?.["release"]).toBe("kube-prometheus-stack");
       expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ["docflow"] });
@@ -165,7 +179,17 @@ describe("Grafana dashboard ConfigMap", () => {
 
   it("has panels for every documented metric", () => {
     const panelFor = (metric: string) => json.panels.filter((p) => p.targets.some((t) => t.expr.includes(metric))).map((p) => p.title);
-    for (const metric of ["http_server_request_duration_seconds_count", "http_server_request_duration_seconds_bucket", "docflow_eventloop_delay_seconds_bucket", "docflow_upload_bytes_total", "rabbitmq_queue_messages_ready", "docflow_pages_processed_total", "docflow_task_duration_seconds_bucket", "docflow_jobs_open", "docflow_jobs_redispatched_total"]) {
+    for (const metric of [
+      "http_server_request_duration_seconds_count",
+      "http_server_request_duration_seconds_bucket",
+      "docflow_eventloop_delay_seconds_bucket",
+      "docflow_upload_bytes_total",
+      "rabbitmq_queue_messages_ready",
+      "docflow_pages_processed_total",
+      "docflow_task_duration_seconds_bucket",
+      "docflow_jobs_open",
+      "docflow_jobs_redispatched_total",
+    ]) {
       expect(panelFor(metric), metric).not.toEqual([]);
     }
     expect(exprs.some((e) => e.includes("sum by (le, stage)") && e.includes("docflow_task_duration_seconds_bucket"))).toBe(true);

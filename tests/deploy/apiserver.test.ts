@@ -1,7 +1,7 @@
 /**
  * The chart against a real Kubernetes API server (envtest style: etcd + kube-apiserver on loopback,
  * no kubelet, built by scripts/install-envtest.sh): the KEDA and Prometheus Operator CRDs
- * (tests/chart/fixtures/crds) are applied, then `helm install` runs for every ci/*-values.yaml, so
+ * (tests/deploy/fixtures/crds) are applied, then `helm install` runs for every ci/*-values.yaml, so
  * the API server itself accepts every object the chart makes — Deployments, StatefulSets, RBAC,
  * the ValidatingAdmissionPolicy (its CEL compiles), the ScaledObject, the ProcessorPool CRD of the
  * chart's crds/ with its CEL rules and the PodTemplate and ProcessorPools on it — and RBAC grants
@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN as TOKEN, START_TIMEOUT_MS, kubectl, startApiServer as startCluster, stopApiServer as stopCluster, type ApiServer as Cluster } from "../support/apiserver.ts";
 import { CHART, CI_VALUES, HELM, ROOT, parseObjects } from "./support.ts";
 
-const CRDS = join(ROOT, "tests", "chart", "fixtures", "crds");
+const CRDS = join(ROOT, "tests", "deploy", "fixtures", "crds");
 
 function helmIn(cluster: Cluster, args: string[]): { status: number; stdout: string; stderr: string } {
   const result = spawnSync(HELM, [...args, "--kubeconfig", cluster.kubeconfig], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
@@ -78,33 +78,54 @@ describe("a real API server (kube-apiserver + etcd)", () => {
       expect(applied.stderr).toBe("");
       expect(applied.status).toBe(0);
     }
-    const established = kubectl(c, ["wait", "--for=condition=Established", "--timeout=60s", "crd/scaledobjects.keda.sh", "crd/triggerauthentications.keda.sh", "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com"]);
+    const established = kubectl(c, [
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/scaledobjects.keda.sh",
+      "crd/triggerauthentications.keda.sh",
+      "crd/servicemonitors.monitoring.coreos.com",
+      "crd/prometheusrules.monitoring.coreos.com",
+    ]);
     expect(established.stderr).toBe("");
     expect(established.status).toBe(0);
   }, 90_000);
 
-  it.each(CI_VALUES.map((file) => [basename(file), file]))("accepts every object of helm install with %s", (_name, file) => {
-    const c = running();
-    const namespace = namespaceOf(file);
-    const install = helmIn(c, ["install", "docflow", CHART, "--namespace", namespace, "--create-namespace", "-f", file, "--timeout", "2m"]);
-    expect(install.stderr.replace(/^WARNING: .*\n/gm, "")).toBe("");
-    expect(install.status).toBe(0);
-    // Every object of the release's manifest is stored by the API server as rendered.
-    const manifest = helmIn(c, ["get", "manifest", "docflow", "--namespace", namespace]);
-    expect(manifest.status).toBe(0);
-    const rendered = parseObjects(manifest.stdout);
-    expect(rendered.length).toBeGreaterThan(5);
-    const stored = kubectl(c, ["get", "--namespace", namespace, "-f", "-", "-o", "json"], manifest.stdout);
-    expect(stored.stderr).toBe("");
-    const items = (JSON.parse(stored.stdout) as { items?: { kind: string; metadata: { name: string } }[]; kind: string; metadata: { name: string } });
-    const storedNames = (items.items ?? [items]).map((o) => `${o.kind}/${o.metadata.name}`).sort();
-    expect(storedNames).toEqual(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort());
-  }, 180_000);
+  it.each(CI_VALUES.map((file) => [basename(file), file]))(
+    "accepts every object of helm install with %s",
+    (_name, file) => {
+      const c = running();
+      const namespace = namespaceOf(file);
+      const install = helmIn(c, ["install", "docflow", CHART, "--namespace", namespace, "--create-namespace", "-f", file, "--timeout", "2m"]);
+      expect(install.stderr.replace(/^WARNING: .*\n/gm, "")).toBe("");
+      expect(install.status).toBe(0);
+      // Every object of the release's manifest is stored by the API server as rendered.
+      const manifest = helmIn(c, ["get", "manifest", "docflow", "--namespace", namespace]);
+      expect(manifest.status).toBe(0);
+      const rendered = parseObjects(manifest.stdout);
+      expect(rendered.length).toBeGreaterThan(5);
+      const stored = kubectl(c, ["get", "--namespace", namespace, "-f", "-", "-o", "json"], manifest.stdout);
+      expect(stored.stderr).toBe("");
+      const items = JSON.parse(stored.stdout) as { items?: { kind: string; metadata: { name: string } }[]; kind: string; metadata: { name: string } };
+      const storedNames = (items.items ?? [items]).map((o) => `${o.kind}/${o.metadata.name}`).sort();
+      expect(storedNames).toEqual(rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort());
+    },
+    180_000,
+  );
 
   it("reports a field the API server does not know (so the installs above, with an empty stderr, had none)", () => {
     const c = running();
     // nodeAffinity's contents pass the chart's schema untouched: a typo there reaches the API server.
-    const install = helmIn(c, ["install", "docflow", CHART, "--namespace", "unknown-field", "--create-namespace", "--set-json", 'gateway.affinity={"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecutionn":{}}}']);
+    const install = helmIn(c, [
+      "install",
+      "docflow",
+      CHART,
+      "--namespace",
+      "unknown-field",
+      "--create-namespace",
+      "--set-json",
+      'gateway.affinity={"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecutionn":{}}}',
+    ]);
     expect(install.status).toBe(0);
     expect(install.stderr).toMatch(/Warning: unknown field \W*spec\.template\.spec\.affinity\.nodeAffinity\.requiredDuringSchedulingIgnoredDuringExecutionn/);
   }, 60_000);
@@ -119,7 +140,11 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     expect(install.status).toBe(0);
     const hook = helmIn(c, ["template", "docflow", CHART, "--namespace", "evaluation", "-f", join(CHART, "values-evaluation.yaml"), "--show-only", "templates/evaluation-nats-auth.yaml"]);
     expect(hook.status).toBe(0);
-    expect(parseObjects(hook.stdout).map((o) => o.kind).sort()).toEqual(["Job", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"]);
+    expect(
+      parseObjects(hook.stdout)
+        .map((o) => o.kind)
+        .sort(),
+    ).toEqual(["Job", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"]);
     const dryRun = kubectl(c, ["apply", "--namespace", "evaluation", "--dry-run=server", "-f", "-"], hook.stdout);
     expect(dryRun.stderr).toBe("");
     expect(dryRun.status).toBe(0);
@@ -142,7 +167,17 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     const can = (args: string[], ns = namespace) => kubectl(c, ["auth", "can-i", ...args, "--namespace", ns, as]).stdout.trim();
     expect(can(["patch", "pods"])).toBe("yes");
     expect(can(["get", "pods"])).toBe("yes");
-    for (const args of [["list", "pods"], ["watch", "pods"], ["delete", "pods"], ["create", "pods"], ["get", "secrets"], ["patch", "deployments"], ["patch", "pods", "--subresource=status"], ["create", "pods", "--subresource=eviction"]]) expect(can(args), args.join(" ")).toBe("no");
+    for (const args of [
+      ["list", "pods"],
+      ["watch", "pods"],
+      ["delete", "pods"],
+      ["create", "pods"],
+      ["get", "secrets"],
+      ["patch", "deployments"],
+      ["patch", "pods", "--subresource=status"],
+      ["create", "pods", "--subresource=eviction"],
+    ])
+      expect(can(args), args.join(" ")).toBe("no");
     expect(can(["patch", "pods"], "kube-system"), "another namespace").toBe("no");
   }, 60_000);
 
@@ -154,9 +189,14 @@ describe("a real API server (kube-apiserver + etcd)", () => {
     const crd = JSON.parse(kubectl(c, ["get", "crd", "processorpools.docflow.io", "-o", "json"]).stdout) as { metadata: { labels?: Record<string, string> }; spec: { versions: { name: string }[] } };
     expect(crd.spec.versions.map((v) => v.name)).toEqual(["v1alpha1"]);
     // Defaults: one pool on the PodTemplate of the same name. production-values.yaml: conversions in a pool of their own.
-    for (const [file, pools] of [["default-values.yaml", ["docflow-processor"]], ["production-values.yaml", ["docflow-processor", "docflow-processor-office"]]] as const) {
+    for (const [file, pools] of [
+      ["default-values.yaml", ["docflow-processor"]],
+      ["production-values.yaml", ["docflow-processor", "docflow-processor-office"]],
+    ] as const) {
       const namespace = namespaceOf(file);
-      const stored = JSON.parse(kubectl(c, ["get", "processorpools", "--namespace", namespace, "-o", "json"]).stdout) as { items: { metadata: { name: string }; spec: { template: { podTemplateName: string }; stages: string[]; paused: boolean } }[] };
+      const stored = JSON.parse(kubectl(c, ["get", "processorpools", "--namespace", namespace, "-o", "json"]).stdout) as {
+        items: { metadata: { name: string }; spec: { template: { podTemplateName: string }; stages: string[]; paused: boolean } }[];
+      };
       expect(stored.items.map((p) => p.metadata.name).sort(), file).toEqual([...pools]);
       for (const pool of stored.items) {
         expect(pool.spec.template.podTemplateName).toBe("docflow-processor");
@@ -172,7 +212,8 @@ describe("a real API server (kube-apiserver + etcd)", () => {
   it("refuses a ProcessorPool that breaks the CRD's rules, with the CEL message", () => {
     const c = running();
     const namespace = namespaceOf("default-values.yaml");
-    const pool = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: "docflow.io/v1alpha1", kind: "ProcessorPool", metadata: { name, namespace }, spec: { template: { podTemplateName: "docflow-processor" }, ...spec } });
+    const pool = (name: string, spec: Record<string, unknown>) =>
+      JSON.stringify({ apiVersion: "docflow.io/v1alpha1", kind: "ProcessorPool", metadata: { name, namespace }, spec: { template: { podTemplateName: "docflow-processor" }, ...spec } });
     const inverted = kubectl(c, ["create", "-f", "-"], pool("inverted", { minReplicas: 5, maxReplicas: 2 }));
     expect(inverted.status).not.toBe(0);
     expect(inverted.stderr).toContain("minReplicas must not exceed maxReplicas");
@@ -203,30 +244,67 @@ describe("a real API server (kube-apiserver + etcd)", () => {
       ...["get", "list", "watch"].map((verb) => [verb, "podtemplates"]),
       ["create", "leases.coordination.k8s.io"],
       ...["get", "update", "patch"].map((verb) => [verb, "leases.coordination.k8s.io/docflow-operator"]),
-      ["create", "events.events.k8s.io"], ["patch", "events.events.k8s.io"], ["create", "events"], ["patch", "events"],
+      ["create", "events.events.k8s.io"],
+      ["patch", "events.events.k8s.io"],
+      ["create", "events"],
+      ["patch", "events"],
     ];
     for (const args of allowed) expect(can(args), args.join(" ")).toBe("yes");
     const refused = [
-      ["delete", "pods"], ["create", "pods"], ["update", "pods"], ["create", "pods", "--subresource=eviction"], ["patch", "pods", "--subresource=status"],
-      ["get", "secrets"], ["list", "secrets"], ["list", "configmaps"],
-      ["create", "processorpools.docflow.io"], ["delete", "processorpools.docflow.io"], ["patch", "processorpools.docflow.io"], ["update", "processorpools.docflow.io"],
-      ["delete", "deployments.apps"], ["update", "deployments.apps"],
-      ["create", "podtemplates"], ["patch", "podtemplates"], ["delete", "podtemplates"],
-      ["get", "leases.coordination.k8s.io/another-lease"], ["update", "leases.coordination.k8s.io/another-lease"], ["list", "leases.coordination.k8s.io"], ["delete", "leases.coordination.k8s.io/docflow-operator"],
-      ["patch", "deployments.apps", "--subresource=scale"], ["create", "services"], ["create", "roles.rbac.authorization.k8s.io"], ["get", "events"],
+      ["delete", "pods"],
+      ["create", "pods"],
+      ["update", "pods"],
+      ["create", "pods", "--subresource=eviction"],
+      ["patch", "pods", "--subresource=status"],
+      ["get", "secrets"],
+      ["list", "secrets"],
+      ["list", "configmaps"],
+      ["create", "processorpools.docflow.io"],
+      ["delete", "processorpools.docflow.io"],
+      ["patch", "processorpools.docflow.io"],
+      ["update", "processorpools.docflow.io"],
+      ["delete", "deployments.apps"],
+      ["update", "deployments.apps"],
+      ["create", "podtemplates"],
+      ["patch", "podtemplates"],
+      ["delete", "podtemplates"],
+      ["get", "leases.coordination.k8s.io/another-lease"],
+      ["update", "leases.coordination.k8s.io/another-lease"],
+      ["list", "leases.coordination.k8s.io"],
+      ["delete", "leases.coordination.k8s.io/docflow-operator"],
+      ["patch", "deployments.apps", "--subresource=scale"],
+      ["create", "services"],
+      ["create", "roles.rbac.authorization.k8s.io"],
+      ["get", "events"],
     ];
     for (const args of refused) expect(can(args), args.join(" ")).toBe("no");
     // Nothing in another namespace, nothing cluster-scoped.
-    for (const args of [["list", "pods"], ["patch", "deployments.apps"], ["list", "processorpools.docflow.io"], ["create", "leases.coordination.k8s.io"]]) expect(can(args, "kube-system"), `${args.join(" ")} in kube-system`).toBe("no");
+    for (const args of [
+      ["list", "pods"],
+      ["patch", "deployments.apps"],
+      ["list", "processorpools.docflow.io"],
+      ["create", "leases.coordination.k8s.io"],
+    ])
+      expect(can(args, "kube-system"), `${args.join(" ")} in kube-system`).toBe("no");
     expect(kubectl(c, ["auth", "can-i", "list", "pods", "--all-namespaces", as]).stdout.trim()).toBe("no");
-    for (const args of [["get", "customresourcedefinitions.apiextensions.k8s.io"], ["list", "nodes"], ["list", "namespaces"]]) expect(kubectl(c, ["auth", "can-i", ...args, as]).stdout.trim(), args.join(" ")).toBe("no");
+    for (const args of [
+      ["get", "customresourcedefinitions.apiextensions.k8s.io"],
+      ["list", "nodes"],
+      ["list", "namespaces"],
+    ])
+      expect(kubectl(c, ["auth", "can-i", ...args, as]).stdout.trim(), args.join(" ")).toBe("no");
   }, 60_000);
 
   it("enforces processor.rbac.admissionPolicy: a processor patches only its own pod, and only its deletion cost", async () => {
     const c = running();
     const namespace = namespaceOf(CI_VALUES.find((f) => basename(f) === "production-values.yaml") ?? "");
     for (const name of ["processor-a", "processor-b"]) {
-      const pod = { apiVersion: "v1", kind: "Pod", metadata: { name, namespace, labels: { app: "processor" } }, spec: { serviceAccountName: "docflow-processor", containers: [{ name: "processor", image: "processor:test" }] } };
+      const pod = {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace, labels: { app: "processor" } },
+        spec: { serviceAccountName: "docflow-processor", containers: [{ name: "processor", image: "processor:test" }] },
+      };
       const created = kubectl(c, ["create", "-f", "-"], JSON.stringify(pod));
       expect(created.stderr).toBe("");
     }

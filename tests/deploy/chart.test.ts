@@ -11,7 +11,28 @@ import { basename, join } from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { CHART, CI_VALUES, KUBE_VERSION, ROOT, VALIDATORS, containerEnv, deploymentsOf, envValue, find, helm, leafPaths, mergedValues, paramKeys, parseObjects, render, renderResult, runScript, valueAt, workload, type K8sObject } from "./support.ts";
+import {
+  CHART,
+  CI_VALUES,
+  KUBE_VERSION,
+  ROOT,
+  VALIDATORS,
+  containerEnv,
+  deploymentsOf,
+  envValue,
+  find,
+  helm,
+  leafPaths,
+  mergedValues,
+  paramKeys,
+  parseObjects,
+  render,
+  renderResult,
+  runScript,
+  valueAt,
+  workload,
+  type K8sObject,
+} from "./support.ts";
 
 const COMPONENTS = ["gateway", "processor", "web", "operator"] as const;
 
@@ -29,7 +50,10 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
   // With processor.autoscaling.engine operator the processor's pods are a PodTemplate (the operator makes the Deployment from it): checked as one.
   const deployments = deploymentsOf(objects);
   const workloads = [...deployments, ...objects.filter((o) => o.kind === "StatefulSet")];
-  const pods = [...workloads.map((d) => ({ name: d.metadata.name, spec: d.spec.template.spec, labels: d.spec.template.metadata.labels })), ...objects.filter((o) => o.kind === "Pod").map((p) => ({ name: p.metadata.name, spec: p.spec, labels: p.metadata.labels }))];
+  const pods = [
+    ...workloads.map((d) => ({ name: d.metadata.name, spec: d.spec.template.spec, labels: d.spec.template.metadata.labels })),
+    ...objects.filter((o) => o.kind === "Pod").map((p) => ({ name: p.metadata.name, spec: p.spec, labels: p.metadata.labels })),
+  ];
 
   it("renders only objects that validate against their schema", () => {
     expect(objects.length).toBeGreaterThan(5);
@@ -130,7 +154,7 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
     // (scrapers: networkPolicy.metricsFrom, the release's OpenTelemetry Collector, and the operator, which reads busy state and pages/s there)
     expect(processor.spec.ingress ?? []).toHaveLength((values.networkPolicy.metricsFrom.length > 0 ? 1 : 0) + (values.telemetry.collector.enabled ? 1 : 0) + (values.operator.enabled ? 1 : 0));
     const egressPorts = processor.spec.egress.flatMap((rule: { ports: { port: number }[] }) => rule.ports.map((p) => p.port));
-    // the brokers' ports, or with the evaluation dependencies exactly theirs (tests/chart/evaluation.test.ts)
+    // the brokers' ports, or with the evaluation dependencies exactly theirs (tests/deploy/evaluation.test.ts)
     const depPorts = values.evaluation.enabled ? [5672, 4222, 7070] : [...values.networkPolicy.rabbitmq.ports, ...values.networkPolicy.nats.ports, ...values.networkPolicy.s3.ports];
     for (const port of [53, ...depPorts]) expect(egressPorts).toContain(port);
   });
@@ -201,7 +225,11 @@ describe.each(CI_VALUES.map((f) => [basename(f), f]))("helm template with %s", (
       }
       // A service never imports another one (and tests do not import services): ask the service itself.
       const script = "const { loadConfig } = await import('./src/config.ts'); loadConfig(JSON.parse(process.env.RENDERED_ENV)); console.log('ok');";
-      const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: join(ROOT, "services", component), encoding: "utf8", env: { PATH: process.env["PATH"] ?? "", RENDERED_ENV: JSON.stringify(env) } });
+      const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        cwd: join(ROOT, "services", component),
+        encoding: "utf8",
+        env: { PATH: process.env["PATH"] ?? "", RENDERED_ENV: JSON.stringify(env) },
+      });
       expect(result.stderr, component).toBe("");
       expect(result.stdout.trim(), component).toBe("ok");
     }
@@ -261,14 +289,20 @@ describe("secrets and credentials", () => {
     const objects = render({ valuesFiles: [join(CHART, "ci", "keda-values.yaml")] });
     const secret = find(objects, "Secret", "docflow-credentials");
     expect(Object.keys(secret.stringData).sort()).toEqual(["amqp-url", "dev-tokens", "nats.creds", "realtime-signing-seed", "s3-access-key-id", "s3-secret-access-key"]);
-    const plain = objects.filter((o) => o.kind !== "Secret").map((o) => JSON.stringify(o)).join("\n");
+    const plain = objects
+      .filter((o) => o.kind !== "Secret")
+      .map((o) => JSON.stringify(o))
+      .join("\n");
     for (const value of Object.values(secret.stringData as Record<string, string>)) expect(plain).not.toContain(value);
   });
 });
 
 describe("telemetry", () => {
   it("gives the services their pod's identity as trace resource attributes, and the collector when set", () => {
-    for (const [file, endpoint] of [[undefined, undefined], [join(CHART, "ci", "production-values.yaml"), "http://otel-collector.observability.svc:4318"]] as const) {
+    for (const [file, endpoint] of [
+      [undefined, undefined],
+      [join(CHART, "ci", "production-values.yaml"), "http://otel-collector.observability.svc:4318"],
+    ] as const) {
       const objects = render({ valuesFiles: file ? [file] : [] });
       for (const name of ["docflow-gateway", "docflow-processor", "docflow-operator"]) {
         const names = [...containerEnv(workload(objects, name)).keys()];
@@ -289,7 +323,10 @@ describe("ingress", () => {
   it("routes /v1 to the gateway and / to web; uploads stream unbuffered with their own body size", () => {
     const main = find(objects, "Ingress", "docflow");
     const paths = main.spec.rules[0].http.paths.map((p: { path: string; backend: { service: { name: string } } }) => [p.path, p.backend.service.name]);
-    expect(paths).toEqual([["/v1", "docflow-gateway"], ["/", "docflow-web"]]);
+    expect(paths).toEqual([
+      ["/v1", "docflow-gateway"],
+      ["/", "docflow-web"],
+    ]);
     expect(main.spec.ingressClassName).toBe("nginx");
     const uploads = find(objects, "Ingress", "docflow-uploads");
     expect(uploads.metadata.annotations).toMatchObject({
@@ -345,7 +382,22 @@ describe("processor autoscaling", () => {
     const env = containerEnv(operator);
     expect(env.get("DOCFLOW_OPERATOR_NAMESPACE")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.namespace" });
     expect(env.get("DOCFLOW_OPERATOR_POD_NAME")?.valueFrom?.["fieldRef"]).toEqual({ fieldPath: "metadata.name" });
-    expect(Object.fromEntries(["DOCFLOW_OPERATOR_PORT", "DOCFLOW_OPERATOR_LEASE_NAME", "DOCFLOW_OPERATOR_INTERVAL_SECONDS", "DOCFLOW_PROCESSOR_METRICS_PORT", "DOCFLOW_RANGE_WINDOW", "DOCFLOW_RANGE_SIZE", "DOCFLOW_TASK_TIMEOUT_MS", "DOCFLOW_PROCESSOR_CONCURRENCY", "DOCFLOW_AMQP_NAMESPACE", "DOCFLOW_JOBS_BUCKET"].map((name) => [name, envValue(operator, name)]))).toEqual({
+    expect(
+      Object.fromEntries(
+        [
+          "DOCFLOW_OPERATOR_PORT",
+          "DOCFLOW_OPERATOR_LEASE_NAME",
+          "DOCFLOW_OPERATOR_INTERVAL_SECONDS",
+          "DOCFLOW_PROCESSOR_METRICS_PORT",
+          "DOCFLOW_RANGE_WINDOW",
+          "DOCFLOW_RANGE_SIZE",
+          "DOCFLOW_TASK_TIMEOUT_MS",
+          "DOCFLOW_PROCESSOR_CONCURRENCY",
+          "DOCFLOW_AMQP_NAMESPACE",
+          "DOCFLOW_JOBS_BUCKET",
+        ].map((name) => [name, envValue(operator, name)]),
+      ),
+    ).toEqual({
       DOCFLOW_OPERATOR_PORT: "8082",
       DOCFLOW_OPERATOR_LEASE_NAME: "docflow-operator",
       DOCFLOW_OPERATOR_INTERVAL_SECONDS: "15",
@@ -367,7 +419,12 @@ describe("processor autoscaling", () => {
     expect(operator.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
     expect(find(objects, "PodDisruptionBudget", "docflow-operator").spec.maxUnavailable).toBe(1);
     const role = find(objects, "Role", "docflow-operator");
-    expect(role.rules.find((r: { resourceNames?: string[] }) => r.resourceNames)).toEqual({ apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["docflow-operator"], verbs: ["get", "update", "patch"] });
+    expect(role.rules.find((r: { resourceNames?: string[] }) => r.resourceNames)).toEqual({
+      apiGroups: ["coordination.k8s.io"],
+      resources: ["leases"],
+      resourceNames: ["docflow-operator"],
+      verbs: ["get", "update", "patch"],
+    });
     expect(objects.some((o) => o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding")).toBe(false);
     expect(find(objects, "RoleBinding", "docflow-operator").subjects).toEqual([{ kind: "ServiceAccount", name: "docflow-operator", namespace: "docflow" }]);
   });
@@ -380,14 +437,23 @@ describe("processor autoscaling", () => {
   });
 
   it("renders extra pools on the same PodTemplate, with their overrides, when processor.autoscaling.pools are set", () => {
-    const pools = [{ name: "office", stages: ["convert"], concurrency: 1, resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { memory: "4Gi" } }, minReplicas: 0, maxReplicas: 4, targetDrainSeconds: 300 }];
+    const pools = [
+      { name: "office", stages: ["convert"], concurrency: 1, resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { memory: "4Gi" } }, minReplicas: 0, maxReplicas: 4, targetDrainSeconds: 300 },
+    ];
     const rendered = renderResult({ setJson: { "processor.autoscaling.pools": pools, "processor.autoscaling.operator.stages": ["inspect", "render", "finish"] } });
     expect(rendered.stderr).toBe("");
     const objects = parseObjects(rendered.stdout);
     expect(objects.filter((o) => o.kind === "ProcessorPool").map((o) => o.metadata.name)).toEqual(["docflow-processor", "docflow-processor-office"]);
     expect(find(objects, "ProcessorPool", "docflow-processor").spec.stages).toEqual(["inspect", "render", "finish"]);
     const office = find(objects, "ProcessorPool", "docflow-processor-office");
-    expect(office.spec).toMatchObject({ stages: ["convert"], template: { podTemplateName: "docflow-processor", concurrency: 1, resources: pools[0]?.resources }, minReplicas: 0, maxReplicas: 4, targetDrainSeconds: 300, scaleDown: { stabilizationSeconds: 60 } });
+    expect(office.spec).toMatchObject({
+      stages: ["convert"],
+      template: { podTemplateName: "docflow-processor", concurrency: 1, resources: pools[0]?.resources },
+      minReplicas: 0,
+      maxReplicas: 4,
+      targetDrainSeconds: 300,
+      scaleDown: { stabilizationSeconds: 60 },
+    });
     for (const obj of objects.filter((o) => o.kind === "ProcessorPool")) expect(() => VALIDATORS["docflow.io/v1alpha1/ProcessorPool"]?.(obj)).not.toThrow();
     // Without taking convert from the default pool, two pools would scale for the same backlog: refused.
     const overlap = renderResult({ setJson: { "processor.autoscaling.pools": pools } });
@@ -452,7 +518,11 @@ describe("processor autoscaling", () => {
  */
 const TIMEOUT_RULES: { rule: string; set: Record<string, string | number>; names: string[] }[] = [
   { rule: "request deadline < edge origin timeout", set: { "gateway.requestTimeoutSeconds": 60 }, names: ["gateway.requestTimeoutSeconds", "edge.originTimeoutSeconds"] },
-  { rule: "chunk size / min bandwidth < edge origin timeout", set: { "uploads.chunkSizeBytes": 8388608 }, names: ["uploads.chunkSizeBytes", "uploads.minClientBandwidth", "edge.originTimeoutSeconds"] },
+  {
+    rule: "chunk size / min bandwidth < edge origin timeout",
+    set: { "uploads.chunkSizeBytes": 8388608 },
+    names: ["uploads.chunkSizeBytes", "uploads.minClientBandwidth", "edge.originTimeoutSeconds"],
+  },
   { rule: "derived chunk of a too slow client", set: { "uploads.minClientBandwidth": "10kbit" }, names: ["uploads.chunkSizeBytes", "uploads.minClientBandwidth", "edge.originTimeoutSeconds"] },
   { rule: "ingress body size >= chunk size", set: { "ingress.uploadBodySize": "2m", "gateway.maxUploadBytes": 1048576 }, names: ["ingress.uploadBodySize", "uploads.chunkSizeBytes"] },
   { rule: "ingress body size >= max upload", set: { "gateway.maxUploadBytes": 1073741824 }, names: ["ingress.uploadBodySize", "gateway.maxUploadBytes"] },
@@ -460,16 +530,48 @@ const TIMEOUT_RULES: { rule: string; set: Record<string, string | number>; names
   { rule: "keepAliveTimeout > edge idle timeout", set: { "gateway.keepAliveTimeoutSeconds": 60 }, names: ["gateway.keepAliveTimeoutSeconds", "edge.idleTimeoutSeconds"] },
   { rule: "headersTimeout > keepAliveTimeout", set: { "gateway.headersTimeoutSeconds": 65 }, names: ["gateway.headersTimeoutSeconds", "gateway.keepAliveTimeoutSeconds"] },
   { rule: "gateway shutdown timeout >= request timeout", set: { "gateway.shutdownTimeoutSeconds": 30 }, names: ["gateway.shutdownTimeoutSeconds", "gateway.requestTimeoutSeconds"] },
-  { rule: "gateway grace period > preStop + delay + shutdown", set: { "gateway.terminationGracePeriodSeconds": 60 }, names: ["gateway.terminationGracePeriodSeconds", "gateway.shutdownTimeoutSeconds", "gateway.shutdownDelaySeconds"] },
+  {
+    rule: "gateway grace period > preStop + delay + shutdown",
+    set: { "gateway.terminationGracePeriodSeconds": 60 },
+    names: ["gateway.terminationGracePeriodSeconds", "gateway.shutdownTimeoutSeconds", "gateway.shutdownDelaySeconds"],
+  },
   { rule: "task timeout < RabbitMQ consumer timeout", set: { "rabbitmq.consumerTimeoutSeconds": 100 }, names: ["processor.taskTimeoutSeconds", "rabbitmq.consumerTimeoutSeconds"] },
-  { rule: "task timeout + drain margin < grace period", set: { "processor.terminationGracePeriodSeconds": 150 }, names: ["processor.taskTimeoutSeconds", "processor.drainMarginSeconds", "processor.terminationGracePeriodSeconds"] },
-  { rule: "gateway readiness fails before endpoint removal", set: { "gateway.preStopSleepSeconds": 0, "gateway.shutdownDelaySeconds": 5 }, names: ["gateway.preStopSleepSeconds", "gateway.shutdownDelaySeconds", "gateway.readinessProbe.periodSeconds", "gateway.readinessProbe.failureThreshold"] },
-  { rule: "web readiness fails before endpoint removal", set: { "web.readinessProbe.failureThreshold": 5 }, names: ["web.preStopSleepSeconds", "web.shutdownDelaySeconds", "web.readinessProbe.periodSeconds", "web.readinessProbe.failureThreshold"] },
-  { rule: "stalled-after > task timeout x delivery limit", set: { "processor.stalledAfterSeconds": 360 }, names: ["processor.stalledAfterSeconds", "processor.taskTimeoutSeconds", "rabbitmq.deliveryLimit"] },
+  {
+    rule: "task timeout + drain margin < grace period",
+    set: { "processor.terminationGracePeriodSeconds": 150 },
+    names: ["processor.taskTimeoutSeconds", "processor.drainMarginSeconds", "processor.terminationGracePeriodSeconds"],
+  },
+  {
+    rule: "gateway readiness fails before endpoint removal",
+    set: { "gateway.preStopSleepSeconds": 0, "gateway.shutdownDelaySeconds": 5 },
+    names: ["gateway.preStopSleepSeconds", "gateway.shutdownDelaySeconds", "gateway.readinessProbe.periodSeconds", "gateway.readinessProbe.failureThreshold"],
+  },
+  {
+    rule: "web readiness fails before endpoint removal",
+    set: { "web.readinessProbe.failureThreshold": 5 },
+    names: ["web.preStopSleepSeconds", "web.shutdownDelaySeconds", "web.readinessProbe.periodSeconds", "web.readinessProbe.failureThreshold"],
+  },
+  {
+    rule: "stalled-after > task timeout x delivery limit",
+    set: { "processor.stalledAfterSeconds": 360 },
+    names: ["processor.stalledAfterSeconds", "processor.taskTimeoutSeconds", "rabbitmq.deliveryLimit"],
+  },
   // 120 x 3 = 360, and the back-offs 30 + 60 (capped) = 90: 400 is not enough.
-  { rule: "stalled-after > ... + the retry back-offs", set: { "processor.stalledAfterSeconds": 400, "processor.retryBaseSeconds": 30 }, names: ["processor.stalledAfterSeconds", "processor.retryBaseSeconds", "processor.retryMaxSeconds"] },
-  { rule: "scale-down window >= task timeout (engine hpa)", set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60, "processor.autoscaling.engine": "hpa" }, names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"] },
-  { rule: "scale-down window >= task timeout (engine keda)", set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60, "processor.autoscaling.engine": "keda" }, names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"] },
+  {
+    rule: "stalled-after > ... + the retry back-offs",
+    set: { "processor.stalledAfterSeconds": 400, "processor.retryBaseSeconds": 30 },
+    names: ["processor.stalledAfterSeconds", "processor.retryBaseSeconds", "processor.retryMaxSeconds"],
+  },
+  {
+    rule: "scale-down window >= task timeout (engine hpa)",
+    set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60, "processor.autoscaling.engine": "hpa" },
+    names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"],
+  },
+  {
+    rule: "scale-down window >= task timeout (engine keda)",
+    set: { "processor.autoscaling.scaleDownStabilizationSeconds": 60, "processor.autoscaling.engine": "keda" },
+    names: ["processor.autoscaling.scaleDownStabilizationSeconds", "processor.taskTimeoutSeconds"],
+  },
 ];
 
 describe("the timeout chain is validated", () => {
@@ -499,11 +601,14 @@ describe("the timeout chain is validated", () => {
 describe("values.schema.json", () => {
   const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8")) as Record<string, unknown>;
 
-  it.each([["gateway.typo"], ["processor.autoscaling.keda.typo"], ["processor.autoscaling.operator.typo"], ["operator.typo"], ["typo"], ["networkPolicy.dns.typo"]])("makes helm reject the unknown key %s", (key) => {
-    const result = renderResult({ set: { [key]: "1" } });
-    expect(result.status).not.toBe(0);
-    expect(result.stderr).toMatch(/additional propert(y|ies) 'typo' not allowed/);
-  });
+  it.each([["gateway.typo"], ["processor.autoscaling.keda.typo"], ["processor.autoscaling.operator.typo"], ["operator.typo"], ["typo"], ["networkPolicy.dns.typo"]])(
+    "makes helm reject the unknown key %s",
+    (key) => {
+      const result = renderResult({ set: { [key]: "1" } });
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toMatch(/additional propert(y|ies) 'typo' not allowed/);
+    },
+  );
 
   it("rejects a value of the wrong type or format", () => {
     expect(renderResult({ set: { "gateway.requestTimeoutSeconds": "soon" } }).status).not.toBe(0);
@@ -544,7 +649,11 @@ describe("values.yaml documentation and README", () => {
   it("documents every value with a @param, and every @param is a value", () => {
     expect(keys.length).toBeGreaterThan(100);
     for (const key of keys) expect(valueAt(values, key).found, key).toBe(true);
-    for (const leaf of leafPaths(values)) expect(keys.some((k) => leaf === k || leaf.startsWith(`${k}.`)), `${leaf} has no @param`).toBe(true);
+    for (const leaf of leafPaths(values))
+      expect(
+        keys.some((k) => leaf === k || leaf.startsWith(`${k}.`)),
+        `${leaf} has no @param`,
+      ).toBe(true);
     expect(new Set(keys).size).toBe(keys.length);
   });
 

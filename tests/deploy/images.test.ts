@@ -211,7 +211,10 @@ describe.each(["gateway", "processor", "operator"])("services/%s/Dockerfile", (s
 
   if (service === "processor") {
     it("carries the engines: poppler, LibreOffice Impress and the Office metric fonts", () => {
-      const installs = runtimeBody.filter((i) => i.cmd === "RUN" && /apt-get install/.test(i.args)).map((i) => i.args).join(" ");
+      const installs = runtimeBody
+        .filter((i) => i.cmd === "RUN" && /apt-get install/.test(i.args))
+        .map((i) => i.args)
+        .join(" ");
       for (const pkg of ["poppler-utils", "libreoffice-impress", "fonts-crosextra-carlito", "fonts-crosextra-caladea", "fonts-dejavu-core"]) expect(installs).toContain(pkg);
       expect(installs).toContain("--no-install-recommends");
     });
@@ -225,7 +228,10 @@ describe.each(["gateway", "processor", "operator"])("services/%s/Dockerfile", (s
   it(`installs only the ${service}'s production workspace tree`, () => {
     const install = all.find((i) => i.cmd === "RUN" && /\bnpm ci\b/.test(i.args))?.args ?? "";
     expect(install).toMatch(new RegExp(`--omit=dev\\b.*--workspace services/${service}\\b`));
-    const copied = all.filter((i) => i.cmd === "COPY").map((i) => i.args).join("\n");
+    const copied = all
+      .filter((i) => i.cmd === "COPY")
+      .map((i) => i.args)
+      .join("\n");
     for (const other of ["gateway", "processor", "web", "operator"].filter((s) => s !== service)) expect(copied).not.toContain(`services/${other}`);
   });
 });
@@ -245,7 +251,11 @@ describe("services/web/Dockerfile", () => {
     const rootCopy = /^--from=(\S+) \/ \/$/.exec(runtimeBody.find((i) => i.cmd === "COPY")?.args ?? "");
     const rootfs = stages.find((s) => s.name === rootCopy?.[1]);
     expect(rootfs?.from).toBe("${BASE_IMAGE}");
-    const run = rootfs?.body.filter((i) => i.cmd === "RUN").map((i) => i.args).join(" ") ?? "";
+    const run =
+      rootfs?.body
+        .filter((i) => i.cmd === "RUN")
+        .map((i) => i.args)
+        .join(" ") ?? "";
     expect(run).toMatch(/apt-get install -y --no-install-recommends nginx gettext-base/);
     for (const path of ["/usr/local/bin/node", "/usr/local/bin/npm", "/usr/local/lib/node_modules"]) expect(run).toContain(path);
     expect(run).toContain("! command -v node");
@@ -273,7 +283,9 @@ describe("services/web/Dockerfile", () => {
 
 describe(".dockerignore", () => {
   it("keeps node_modules, build output, VCS and local state out of every build context", () => {
-    const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim());
     for (const pattern of ["**/node_modules", "**/dist", ".git", ".docflow"]) expect(ignore).toContain(pattern);
   });
 });

@@ -36,7 +36,6 @@ const BINARIES = {
 };
 const log = createLogger("evaluation-servers-test");
 
-
 function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, logFile?: string): Promise<T> {
   return eventually(what, probe, { timeoutMs, context: () => (logFile && existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").slice(-25).join("\n") : "") });
 }
@@ -122,7 +121,12 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
     writeFileSync(join(rabbit, "conf.d", "10-docflow.conf"), conf);
     writeFileSync(join(rabbit, "conf.d", "20-credentials.conf"), secret["rabbitmq-credentials.conf"] ?? "");
     writeFileSync(join(rabbit, "enabled_plugins"), rabbitConfig["enabled_plugins"] ?? "");
-    const moved: Record<string, string> = { RABBITMQ_CONFIG_FILES: join(rabbit, "conf.d"), RABBITMQ_ENABLED_PLUGINS_FILE: join(rabbit, "enabled_plugins"), RABBITMQ_MNESIA_BASE: join(rabbit, "mnesia"), HOME: rabbit };
+    const moved: Record<string, string> = {
+      RABBITMQ_CONFIG_FILES: join(rabbit, "conf.d"),
+      RABBITMQ_ENABLED_PLUGINS_FILE: join(rabbit, "enabled_plugins"),
+      RABBITMQ_MNESIA_BASE: join(rabbit, "mnesia"),
+      HOME: rabbit,
+    };
     rabbitEnv = { RABBITMQ_LOG_BASE: join(rabbit, "log"), RABBITMQ_DIST_PORT: port("rabbitmq", "dist") };
     for (const e of container("rabbitmq").env as { name: string; value: string }[]) rabbitEnv[e.name] = moved[e.name] ?? e.value;
     // A node name of its own (the rendered rabbit@localhost may be taken on a shared machine).
@@ -142,7 +146,12 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
         .replace("docflow-nats:4222", `127.0.0.1:${port("nats", "client")}`)
         .replace("docflow-s3:7070", `127.0.0.1:${port("s3", "s3")}`);
     env = Object.fromEntries(Object.entries(find(objects, "ConfigMap", "docflow-config").data as Record<string, string>).map(([k, v]) => [k, toLocal(v)]));
-    Object.assign(env, { DOCFLOW_AMQP_URL: toLocal(secret["amqp-url"] ?? ""), AWS_ACCESS_KEY_ID: secret["s3-access-key-id"], AWS_SECRET_ACCESS_KEY: secret["s3-secret-access-key"], DOCFLOW_NATS_CREDS: join(dir, "nats.creds") });
+    Object.assign(env, {
+      DOCFLOW_AMQP_URL: toLocal(secret["amqp-url"] ?? ""),
+      AWS_ACCESS_KEY_ID: secret["s3-access-key-id"],
+      AWS_SECRET_ACCESS_KEY: secret["s3-secret-access-key"],
+      DOCFLOW_NATS_CREDS: join(dir, "nats.creds"),
+    });
 
     await until("NATS did not start", async () => ((await httpProbe(container("nats"), "startupProbe", ports.nats)) === 200 ? true : undefined), 30_000, logs.nats);
     await until("versitygw did not start", async () => ((await httpProbe(container("s3"), "startupProbe", ports.s3)) === 200 ? true : undefined), 30_000, logs.s3);
@@ -189,7 +198,12 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
     const chunks: Buffer[] = [];
     for await (const chunk of got?.body ?? []) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
-    const wrong = new S3ObjectStore({ bucket: config.DOCFLOW_S3_BUCKET, endpoint: config.DOCFLOW_S3_ENDPOINT, region: config.AWS_REGION, credentials: { accessKeyId: config.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "not-the-secret" } });
+    const wrong = new S3ObjectStore({
+      bucket: config.DOCFLOW_S3_BUCKET,
+      endpoint: config.DOCFLOW_S3_ENDPOINT,
+      region: config.AWS_REGION,
+      credentials: { accessKeyId: config.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: "not-the-secret" },
+    });
     await expect(wrong.check()).rejects.toThrow();
   });
 
@@ -197,7 +211,16 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
     const config = parseEnv(sharedEnv, env);
     const publisher = new WorkPublisher(config.DOCFLOW_AMQP_NAMESPACE);
     // The broker may take a moment after its port opens before it authenticates.
-    const conn = await until("docflow could not connect to RabbitMQ", async () => AmqpConnection.open({ url: config.DOCFLOW_AMQP_URL, connectionName: "evaluation-test", namespace: config.DOCFLOW_AMQP_NAMESPACE, deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT, setup: publisher.setup }, log), 60_000, logs.rabbitmq);
+    const conn = await until(
+      "docflow could not connect to RabbitMQ",
+      async () =>
+        AmqpConnection.open(
+          { url: config.DOCFLOW_AMQP_URL, connectionName: "evaluation-test", namespace: config.DOCFLOW_AMQP_NAMESPACE, deliveryLimit: config.DOCFLOW_DELIVERY_LIMIT, setup: publisher.setup },
+          log,
+        ),
+      60_000,
+      logs.rabbitmq,
+    );
     const jobId = uuidv7();
     try {
       await publisher.publish({ v: 1, stage: "inspect", jobId, tenant: "acme" });
@@ -214,13 +237,24 @@ describe("the evaluation dependencies' rendered configuration, on real servers",
     }
     // Management API (plugin on, the Secret's user is an administrator): the queue is a quorum queue.
     const basic = `Basic ${Buffer.from(`${secret["rabbitmq-username"]}:${secret["rabbitmq-password"]}`).toString("base64")}`;
-    const queue = await (await fetch(`http://127.0.0.1:${ports.rabbitmq.get("management")}/api/queues/%2F/${encodeURIComponent(workQueue(config.DOCFLOW_AMQP_NAMESPACE, "inspect"))}`, { headers: { authorization: basic } })).json() as { type: string; arguments: Record<string, unknown> };
+    const queue = (await (
+      await fetch(`http://127.0.0.1:${ports.rabbitmq.get("management")}/api/queues/%2F/${encodeURIComponent(workQueue(config.DOCFLOW_AMQP_NAMESPACE, "inspect"))}`, {
+        headers: { authorization: basic },
+      })
+    ).json()) as { type: string; arguments: Record<string, unknown> };
     expect(queue.type).toBe("quorum");
     // The Prometheus plugin, per queue, as the ServiceMonitor scrapes it for the queue alerts.
     // (Queue samples appear after the statistics interval, collect_statistics_interval.)
     const readyMetric = new RegExp(`rabbitmq_queue_messages_ready\\{[^}]*queue="${workQueue(config.DOCFLOW_AMQP_NAMESPACE, "inspect").replace(/\./g, "\\.")}"`);
-    await until("no per-queue metric", async () => (readyMetric.test(await (await fetch(`http://127.0.0.1:${ports.rabbitmq.get("prometheus")}/metrics/per-object`)).text()) ? true : undefined), 30_000);
-    const timeout = spawnSync(BINARIES.rabbitmqctl, ["-n", rabbitEnv["RABBITMQ_NODENAME"] ?? "", "eval", "application:get_env(rabbit, consumer_timeout)."], { env: { ...process.env, ...rabbitEnv }, encoding: "utf8" });
+    await until(
+      "no per-queue metric",
+      async () => (readyMetric.test(await (await fetch(`http://127.0.0.1:${ports.rabbitmq.get("prometheus")}/metrics/per-object`)).text()) ? true : undefined),
+      30_000,
+    );
+    const timeout = spawnSync(BINARIES.rabbitmqctl, ["-n", rabbitEnv["RABBITMQ_NODENAME"] ?? "", "eval", "application:get_env(rabbit, consumer_timeout)."], {
+      env: { ...process.env, ...rabbitEnv },
+      encoding: "utf8",
+    });
     expect(timeout.stdout.trim()).toBe("{ok,1800000}");
     // The liveness probe's command, with the container's env.
     const [command, ...args] = container("rabbitmq").livenessProbe.exec.command as string[];
