@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import { cleanups, median, runMain } from "./lib/harness.ts";
 import { cpuSplit } from "./lib/docflow.ts";
-import { S3ObjectStore } from "../packages/core/src/object-store/s3.ts";
+import { S3ObjectStore } from "../packages/infra/src/object-store/s3.ts";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

@@ -2,7 +2,7 @@
  * What does the gateway cost an upload, in throughput? The same files go (a) through the
  * gateway, as `POST /v1/documents` and as tus (`/v1/uploads`, one PATCH per `tusChunkBytes`
  * chunk), and (b) directly to the same S3 server from this one process with the AWS SDK
- * (`@docflow/core`'s S3ObjectStore, the driver the gateway itself uses, with the gateway's
+ * (`@docflow/infra`'s S3ObjectStore, the driver the gateway itself uses, with the gateway's
  * settings: 5 MiB parts, 2 in flight). Same run, interleaved: every round runs each mode once,
  * the order rotating per round.
  *
@@ -31,7 +31,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import type { AllServices } from "@docflow/tools/services";
-import { S3ObjectStore } from "../packages/core/src/object-store/s3.ts";
+import { S3ObjectStore } from "../packages/infra/src/object-store/s3.ts";
 import {
   MiB,
   bodyRange,

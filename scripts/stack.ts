@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync, readdirSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { generateNatsAuth, type NatsAuth } from "@docflow/core/nats-auth";
+import { generateNatsAuth, type NatsAuth } from "@docflow/infra/nats-auth";
 import { launchService, realtimeEnv, serviceEnv, stopAll as stopServices, type ServiceName, type ServiceProcess } from "@docflow/tools/launch";
 import { startNats, startRabbitMq, startS3, type ServiceHandle } from "@docflow/tools/services";
 

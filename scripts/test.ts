@@ -43,7 +43,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { generateNatsAuth, type NatsAuth } from "@docflow/core/nats-auth";
+import { generateNatsAuth, type NatsAuth } from "@docflow/infra/nats-auth";
 import { startNats, startRabbitMq, startS3, type NatsHandle, type RabbitMqHandle, type S3Handle } from "@docflow/tools/services";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");

@@ -162,7 +162,7 @@ export async function tusChunkBytes(baseUrl: string): Promise<number> {
 
 /** The S3 store the gateway writes to (its bucket on the benchmark's S3 server); destroy its client after use. */
 async function gatewayStore(services: AllServices, gateway: Gateway) {
-  const { S3ObjectStore } = await import("../../packages/core/src/object-store/s3.ts");
+  const { S3ObjectStore } = await import("../../packages/infra/src/object-store/s3.ts");
   return new S3ObjectStore({
     bucket: gateway.env.DOCFLOW_S3_BUCKET!,
     endpoint: services.s3.endpoint,

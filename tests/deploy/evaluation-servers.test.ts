@@ -3,7 +3,7 @@
  * serve the services' own clients: the rendered nats.conf (with the operator-mode auth that
  * charts/docflow/scripts/nats-auth.ts puts in the Secret), RabbitMQ's conf.d files and plugins, and
  * versitygw's arguments start nats-server, RabbitMQ and versitygw on loopback ports; the chart's
- * probes answer; and @docflow/core, configured from the rendered ConfigMap and Secret exactly as
+ * probes answer; and @docflow/infra, configured from the rendered ConfigMap and Secret exactly as
  * the pods' env is, stores objects, opens its JetStream bucket and declares its quorum queues.
  *
  * Local binaries stand in for the images (scripts/bootstrap.sh installs them: Debian's
@@ -20,7 +20,7 @@ import { connect as natsConnect } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { AmqpConnection, JobStore, S3ObjectStore, WorkPublisher, connectNats, openObjectStore, parseEnv, sharedEnv, workQueue } from "@docflow/core";
+import { AmqpConnection, JobStore, S3ObjectStore, WorkPublisher, connectNats, openObjectStore, parseEnv, sharedEnv, workQueue } from "@docflow/infra";
 import { createLogger } from "@docflow/telemetry";
 import { CHART, find, render, type K8sObject } from "./support.ts";
 import { freePort } from "../support/stack.ts";

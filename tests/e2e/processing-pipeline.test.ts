@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { objectKeys, type Job, type JobEvent, type JobRecord } from "@docflow/contracts";
-import { JobStore } from "@docflow/core";
+import { JobStore } from "@docflow/infra";
 import {
   defaultPages,
   makeEncryptedPdf,

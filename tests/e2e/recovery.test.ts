@@ -6,7 +6,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { objectKeys, type Job, type JobRecord } from "@docflow/contracts";
-import { JobStore, S3ObjectStore } from "@docflow/core";
+import { JobStore, S3ObjectStore } from "@docflow/infra";
 import { defaultPages, makeTextPdf } from "../fixtures/generate.ts";
 import { connectTestNats, testServices } from "../support/env.ts";
 import { processorPort, startStack, type Stack } from "../support/stack.ts";

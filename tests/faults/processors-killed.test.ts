@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { objectKeys, type Job, type JobEvent } from "@docflow/contracts";
-import { S3ObjectStore } from "@docflow/core";
+import { S3ObjectStore } from "@docflow/infra";
 import { launchService, type ServiceProcess } from "@docflow/tools/launch";
 import { defaultPages, makePptx, makeTextPdf, pageWords } from "../fixtures/generate.ts";
 import { connectTestNats, testServices } from "../support/env.ts";

@@ -1,7 +1,7 @@
 import { appendFile, mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import type { S3ObjectStore } from "@docflow/core";
+import type { S3ObjectStore } from "@docflow/infra";
 
 /** A small seeded PRNG (mulberry32): the same seed replays the same faults at the same moments. */
 export function random(seed: number): () => number {

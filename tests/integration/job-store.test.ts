@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import type { JobRecord } from "@docflow/contracts";
 import { Kvm } from "@nats-io/kv";
-import { JobStore } from "@docflow/core";
+import { JobStore } from "@docflow/infra";
 import { connectTestNats, uniqueName } from "../support/env.ts";
 
 function record(tenant: string, id = uuidv7()): JobRecord {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
-import { FsObjectStore, S3ObjectStore } from "@docflow/core";
+import { FsObjectStore, S3ObjectStore } from "@docflow/infra";
 import { objectStoreConformance } from "../support/object-store-conformance.ts";
 import { testServices, uniqueName } from "../support/env.ts";
 

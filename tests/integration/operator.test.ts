@@ -10,7 +10,7 @@ import { connect } from "amqplib";
 import { v7 as uuidv7 } from "uuid";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JobRecord } from "@docflow/contracts";
-import { JobStore, assertTopology, workQueue } from "@docflow/core";
+import { JobStore, assertTopology, workQueue } from "@docflow/infra";
 import { launchService, type ServiceProcess } from "@docflow/tools/launch";
 import { kubectl, startApiServer, stopApiServer, tail, type ApiServer } from "../support/apiserver.ts";
 import { connectTestNats, testServices, uniqueName } from "../support/env.ts";

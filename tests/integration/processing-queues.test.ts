@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Channel, type ChannelModel, type GetMessage } from "amqplib";
 import { v7 as uuidv7 } from "uuid";
 import { WORK_HEADERS } from "@docflow/contracts";
-import { AmqpConnection, WorkPublisher, deadLetterQueue, workQueue } from "@docflow/core";
+import { AmqpConnection, WorkPublisher, deadLetterQueue, workQueue } from "@docflow/infra";
 import { createLogger } from "@docflow/telemetry";
 import { deleteTopology } from "../support/amqp.ts";
 import { testServices, uniqueName } from "../support/env.ts";

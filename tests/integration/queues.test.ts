@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type ChannelModel } from "amqplib";
 import { v7 as uuidv7 } from "uuid";
-import { AmqpConnection, WorkPublisher, deadLetterQueue, workQueue } from "@docflow/core";
+import { AmqpConnection, WorkPublisher, deadLetterQueue, workQueue } from "@docflow/infra";
 import { createLogger } from "@docflow/telemetry";
 import { deleteTopology } from "../support/amqp.ts";
 import { testServices, uniqueName } from "../support/env.ts";

@@ -1,6 +1,6 @@
 import type { Channel } from "amqplib";
 import { STAGES } from "@docflow/contracts";
-import { deadLetterExchange, deadLetterQueue, laneQueue, retryQueue } from "@docflow/core";
+import { deadLetterExchange, deadLetterQueue, laneQueue, retryQueue } from "@docflow/infra";
 
 /**
  * Removes what `assertTopology` declared in `namespace` with these retry delays: every stage's

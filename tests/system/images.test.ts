@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GenericContainer, ImageName, Network, Wait, getContainerRuntimeClient, type StartedNetwork, type StartedTestContainer } from "testcontainers";
-import { generateNatsAuth } from "@docflow/core/nats-auth";
+import { generateNatsAuth } from "@docflow/infra/nats-auth";
 import { startNatsContainer, startRabbitMqContainer, startS3Container, type ContainerHandle } from "@docflow/tools/containers";
 import { makePptx, makeTextPdf, pageWords } from "../fixtures/generate.ts";
 

@@ -122,7 +122,7 @@ export interface NatsContainerHandle extends ContainerHandle {
   readonly internalUrl?: string;
 }
 
-/** `config`: extra top-level configuration, e.g. the operator-mode auth of @docflow/core/nats-auth. */
+/** `config`: extra top-level configuration, e.g. the operator-mode auth of @docflow/infra/nats-auth. */
 export async function startNatsContainer(options: { config: string } & OnNetwork): Promise<NatsContainerHandle> {
   const image = imageOf("nats");
   const config = [

@@ -76,7 +76,7 @@ export interface NatsOptions {
   wsPort?: number;
   /**
    * Extra top-level configuration appended to the generated nats.conf, e.g. the operator /
-   * resolver lines of decentralised auth (@docflow/core/nats-auth `generateNatsAuth().serverConfig`).
+   * resolver lines of decentralised auth (@docflow/infra/nats-auth `generateNatsAuth().serverConfig`).
    */
   config?: string;
   /** Readiness timeout in ms (default 30 000). */

@@ -1,5 +1,5 @@
 /**
- * Generates docflow's NATS auth material (decentralised auth, @docflow/core/nats-auth) for a
+ * Generates docflow's NATS auth material (decentralised auth, @docflow/infra/nats-auth) for a
  * Kubernetes install, into a directory:
  *
  *   node charts/docflow/scripts/nats-auth.ts --out <dir> [--namespace docflow] [--secret docflow-nats]
@@ -21,7 +21,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { generateNatsAuth, type NatsAuth } from "@docflow/core/nats-auth";
+import { generateNatsAuth, type NatsAuth } from "@docflow/infra/nats-auth";
 
 export interface NatsAuthFiles {
   secret: string;

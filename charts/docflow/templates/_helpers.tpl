@@ -188,7 +188,7 @@ secretKey: {{ ternary $v.s3.existingSecretSecretAccessKeyKey "s3-secret-access-k
 
 {{- define "docflow.natsCredsDir" -}}/etc/docflow/nats{{- end -}}
 
-{{/* Environment shared by the gateway and the processor (packages/core/src/config.ts). */}}
+{{/* Environment shared by the gateway and the processor (packages/infra/src/config.ts). */}}
 {{- define "docflow.sharedEnv" -}}
 {{ include "docflow.amqpUrlEnv" . | trim }}
 {{- with include "docflow.natsCredsEnv" . | trim }}

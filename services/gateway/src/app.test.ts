@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import { decode } from "@nats-io/jwt";
 import { createAccount } from "@nats-io/nkeys";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { NOT_A_DOCUMENT } from "@docflow/core";
+import { NOT_A_DOCUMENT } from "@docflow/infra";
 import { documentKey, jobCreatedAt, objectKeys, tenantEventsWildcard, type JobRecord } from "@docflow/contracts";
 import { createApp } from "./app.ts";
 import { type Answer, type TestContext, clientOf, listen, pdfBytes, testContext } from "../test/support.ts";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseEnv, sharedEnv } from "@docflow/core";
+import { parseEnv, sharedEnv } from "@docflow/infra";
 
 const MiB = 1024 * 1024;
 

@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { ObjectStore } from "@docflow/core";
+import type { ObjectStore } from "@docflow/infra";
 import type { Logger } from "@docflow/telemetry";
 import type { TokenRegistry } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jobCreatedAt, toPublicJob, type ContentType, type JobId, type TenantId } from "@docflow/contracts";
-import { publishEvent, type JobStore, type Versioned, type WorkPublisher } from "@docflow/core";
+import { publishEvent, type JobStore, type Versioned, type WorkPublisher } from "@docflow/infra";
 import type { Logger } from "@docflow/telemetry";
 import type { Metrics } from "./metrics.ts";
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { FsObjectStore } from "@docflow/core";
+import { FsObjectStore } from "@docflow/infra";
 import { cleanFilename, ingest } from "./ingest.ts";
 
 const pdfBytes = (size: number) => Buffer.concat([Buffer.from("%PDF-1.7\n"), randomBytes(size - 9)]);

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import type { IncomingHttpHeaders } from "node:http";
 import busboy from "busboy";
 import { DocflowError, type ContentType } from "@docflow/contracts";
-import { refusalDetail, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
+import { refusalDetail, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/infra";
 
 export interface IngestOptions {
   store: ObjectStore;

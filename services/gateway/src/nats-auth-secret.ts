@@ -19,7 +19,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { generateNatsAuth } from "@docflow/core/nats-auth";
+import { generateNatsAuth } from "@docflow/infra/nats-auth";
 
 interface Settings {
   secret: string;

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { once } from "node:events";
-import { AmqpConnection, JobStore, WorkPublisher, closeAll, connectNats, openObjectStore } from "@docflow/core";
+import { AmqpConnection, JobStore, WorkPublisher, closeAll, connectNats, openObjectStore } from "@docflow/infra";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { createApp } from "./app.ts";
 import { TokenRegistry } from "./auth.ts";

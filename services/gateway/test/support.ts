@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { MemoryLocker } from "@tus/server";
 import { JobRecord, recordKey, type JobId, type TenantId, type WorkMessage } from "@docflow/contracts";
-import { FsObjectStore, type Versioned } from "@docflow/core";
+import { FsObjectStore, type Versioned } from "@docflow/infra";
 import { createLogger } from "@docflow/telemetry";
 import { TokenRegistry } from "../src/auth.ts";
 import { loadConfig } from "../src/config.ts";

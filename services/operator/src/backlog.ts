@@ -1,7 +1,7 @@
 import { connect, type Channel, type ChannelModel } from "amqplib";
 import { STAGES, type Stage } from "@docflow/contracts";
-import { expressQueue, workQueue } from "@docflow/core/amqp";
-import type { JobStore } from "@docflow/core/job-store";
+import { expressQueue, workQueue } from "@docflow/infra/amqp";
+import type { JobStore } from "@docflow/infra/job-store";
 import type { Logger } from "@docflow/telemetry";
 
 /** One open job, as the scaling policy needs it. */

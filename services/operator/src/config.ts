@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseEnv, sharedEnv } from "@docflow/core";
+import { parseEnv, sharedEnv } from "@docflow/infra";
 
 /** Everything the operator reads from its environment, parsed once at start-up. */
 export const operatorEnv = {

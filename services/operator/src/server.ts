@@ -1,8 +1,8 @@
 import { createServer } from "node:http";
 import { once } from "node:events";
-import { JobStore } from "@docflow/core/job-store";
-import { connectNats } from "@docflow/core/nats";
-import { closeAll } from "@docflow/core/shutdown";
+import { JobStore } from "@docflow/infra/job-store";
+import { connectNats } from "@docflow/infra/nats";
+import { closeAll } from "@docflow/infra/shutdown";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { BacklogReader } from "./backlog.ts";
 import { loadConfig } from "./config.ts";

@@ -1,7 +1,7 @@
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { parseEnv, sharedEnv } from "@docflow/core";
+import { parseEnv, sharedEnv } from "@docflow/infra";
 import { STAGES, type Stage } from "@docflow/contracts";
 
 /** Everything the processor reads from its environment, parsed once at start-up. */

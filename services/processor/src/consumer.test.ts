@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DocflowError, WORK_HEADERS, objectKeys, type JobRecord, type Stage, type WorkMessage } from "@docflow/contracts";
-import { SENT_AT_HEADER, laneQueue } from "@docflow/core";
+import { SENT_AT_HEADER, laneQueue } from "@docflow/infra";
 import { JobEnded } from "./cancel.ts";
 import { loadConfig } from "./config.ts";
 import { Consumers, SHUTDOWN, taskOutcome } from "./consumer.ts";

@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { DocflowError, STAGES, WORK_HEADERS, WorkMessage, objectKeys, type Stage } from "@docflow/contracts";
-import { SENT_AT_HEADER, deadLetterQueue, laneQueue } from "@docflow/core";
+import { SENT_AT_HEADER, deadLetterQueue, laneQueue } from "@docflow/infra";
 import { SpanKind, extractContext, withSpan } from "@docflow/telemetry";
 import { JobEnded, watchJob } from "./cancel.ts";
 import { retryDelays } from "./config.ts";

@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { JobStore, ObjectStore, WorkPublisher } from "@docflow/core";
+import type { JobStore, ObjectStore, WorkPublisher } from "@docflow/infra";
 import type { Logger } from "@docflow/telemetry";
 import type { ProcessorConfig } from "./config.ts";
 import type { Metrics } from "./metrics.ts";

@@ -1,5 +1,5 @@
 import { DocflowError, JOB_FAILURES, TERMINAL_STATUSES, isJobFailureCode, toPublicJob, type JobError, type JobFailureCode, type JobId, type TenantId } from "@docflow/contracts";
-import { publishEvent } from "@docflow/core";
+import { publishEvent } from "@docflow/infra";
 import type { ProcessorContext } from "./context.ts";
 
 /** An error that fails its job: one with a job-failure reason. */

@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import { once } from "node:events";
-import { AmqpConnection, JobStore, WorkPublisher, closeAll, connectNats, openObjectStore } from "@docflow/core";
+import { AmqpConnection, JobStore, WorkPublisher, closeAll, connectNats, openObjectStore } from "@docflow/infra";
 import { createLogger, shutdownTelemetry } from "@docflow/telemetry";
 import { join } from "node:path";
 import { loadConfig, retryDelays } from "./config.ts";

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FsObjectStore, type ObjectStore } from "@docflow/core";
+import { FsObjectStore, type ObjectStore } from "@docflow/infra";
 import { SourceCache, removeStaleCaches } from "./source-cache.ts";
 
 /** A real filesystem store that counts the reads of each key. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { copyFile, link, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { ObjectStore } from "@docflow/core";
+import type { ObjectStore } from "@docflow/infra";
 import { download } from "./workdir.ts";
 
 /** Name of a processor's cache directory in the work dir, before its pid. */

@@ -3,7 +3,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { ObjectStore } from "@docflow/core";
+import type { ObjectStore } from "@docflow/infra";
 
 /** Runs `fn` in a fresh scratch directory that is removed afterwards, whatever happens. */
 export async function withWorkdir<T>(root: string, fn: (dir: string) => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@ import { Router, type Response } from "express";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { DocflowError, DocumentDetails, JobId, PageResult, documentKey, objectKeys, toPublicJob, type JobList, type JobRecord, type JobResult, type PageInfo, type TenantId } from "@docflow/contracts";
-import { publishEvent, type ObjectStore, type Versioned } from "@docflow/core";
+import { publishEvent, type ObjectStore, type Versioned } from "@docflow/infra";
 import type { AppContext } from "../context.ts";
 
 export const jobLocation = (id: string) => `/v1/jobs/${id}`;

@@ -3,7 +3,7 @@ import { PassThrough, Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { Upload } from "@tus/utils";
 import { describe, expect, it, vi } from "vitest";
-import { s3ClientConfig } from "@docflow/core";
+import { s3ClientConfig } from "@docflow/infra";
 import { inUploadRequest } from "./request-scope.ts";
 import { StreamingS3Store } from "./s3-store.ts";
 

@@ -1,7 +1,7 @@
 import { Transform, type Readable } from "node:stream";
 import { S3Store } from "@tus/s3-store";
 import type { KvStore } from "@tus/utils";
-import { closeAfterChunkedBodies, lightenPayloads } from "@docflow/core";
+import { closeAfterChunkedBodies, lightenPayloads } from "@docflow/infra";
 import { requestContentLength, requestMemo } from "./request-scope.ts";
 
 /** The S3 store's metadata cache, for the length of one request. */

@@ -5,7 +5,7 @@ import { MemoryLocker } from "@tus/server";
 import { ERRORS as TUS_ERRORS, type Locker } from "@tus/utils";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { objectKeys } from "@docflow/contracts";
-import { NOT_A_DOCUMENT } from "@docflow/core";
+import { NOT_A_DOCUMENT } from "@docflow/infra";
 import { type Answer, clientOf, listen, pdfBytes, testContext } from "../../test/support.ts";
 import { createUploads, reviseAnswer } from "./tus.ts";
 

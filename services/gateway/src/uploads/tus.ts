@@ -6,7 +6,7 @@ import { Server } from "@tus/server";
 import type { DataStore, Locker, Upload } from "@tus/utils";
 import { v7 as uuidv7 } from "uuid";
 import { JobId, objectKeys, toPublicJob, type Job, type ProblemCode, type TenantId } from "@docflow/contracts";
-import { SNIFF_BYTES, refusalDetail, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/core";
+import { SNIFF_BYTES, refusalDetail, s3ClientConfig, sniffAhead, sniffContentType, type ObjectStore } from "@docflow/infra";
 import type { TokenRegistry } from "../auth.ts";
 import type { GatewayConfig } from "../config.ts";
 import { defaultFilename, enqueueJob, type EnqueueDependencies } from "../enqueue.ts";

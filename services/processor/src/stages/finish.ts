@@ -1,5 +1,5 @@
 import { toPublicJob, type FinishMessage } from "@docflow/contracts";
-import { publishEvent } from "@docflow/core";
+import { publishEvent } from "@docflow/infra";
 import type { ProcessorContext } from "../context.ts";
 import { allRangesDone } from "../dispatch.ts";
 

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { DocflowError, PDF, TERMINAL_STATUSES, DocumentDetails, documentKey, toPublicJob, type DocumentInfo, type InspectMessage, type JobRecord } from "@docflow/contracts";
-import { publishEvent } from "@docflow/core";
+import { publishEvent } from "@docflow/infra";
 import type { ProcessorContext } from "../context.ts";
 import { advanceWindow, publishRanges, resumeDispatch } from "../dispatch.ts";
 import { PREVIEW_DPI, countFontsAndImages, inspectPdf, pageSizes, type PdfPageSize } from "../engines/index.ts";

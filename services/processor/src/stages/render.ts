@@ -1,5 +1,5 @@
 import { TERMINAL_STATUSES, objectKeys, type JobRecord, type PageRange, type PageResult, type RenderMessage } from "@docflow/contracts";
-import { publishEvent } from "@docflow/core";
+import { publishEvent } from "@docflow/infra";
 import { withSpan } from "@docflow/telemetry";
 import type { ProcessorContext, TaskInfo } from "../context.ts";
 import { advanceWindow, allRangesDone, publishRanges, resumeDispatch } from "../dispatch.ts";
