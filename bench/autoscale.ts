@@ -23,6 +23,7 @@
 import { parseArgs } from "node:util";
 // eslint-disable-next-line no-restricted-imports
 import { decide, deletionCost, updateThroughput, withUninspected, type History, type Observation, type PolicySpec } from "../services/operator/src/policy.ts";
+import { seededRandom } from "@docflow/tools/random";
 
 // ---- The model's constants ------------------------------------------------------------------
 
@@ -68,16 +69,7 @@ const TAIL_SECONDS = 1200;
 
 // ---- Random numbers -------------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 const uniformInt = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 const exponential = (r: () => number, mean: number) => -mean * Math.log(1 - r());
 

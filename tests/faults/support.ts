@@ -3,17 +3,7 @@ import { dirname, resolve } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { S3ObjectStore } from "@docflow/infra";
 
-/** A small seeded PRNG (mulberry32): the same seed replays the same faults at the same moments. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as random } from "@docflow/tools/random";
 
 /** Every key under `prefix`. */
 export async function listKeys(store: S3ObjectStore, prefix: string): Promise<string[]> {
