@@ -141,7 +141,15 @@ describe("scenario 7: skaffold run -p evaluation,cluster", () => {
     async () => {
       const t0 = Date.now();
       // No artifact cache: every run builds through the socket (podman's layer cache keeps it short).
-      const out = await logged("skaffold", ["run", "-p", PROFILES, "--namespace", NAMESPACE, "--cache-artifacts=false"], env, log, RUN_TIMEOUT_MS);
+      const run = () => logged("skaffold", ["run", "-p", PROFILES, "--namespace", NAMESPACE, "--cache-artifacts=false"], env, log, RUN_TIMEOUT_MS);
+      // Podman 4.3's build cache lookup fails now and then with "getting top layer info: layer not
+      // known" when a layer goes between its listing and its lookup (buildah#5674, fixed in buildah
+      // 1.43, later than Debian's podman): a known flake of the builder, not of docflow, so one retry.
+      const out = await run().catch((err: Error) => {
+        if (!/layer not known/.test(err.message)) throw err;
+        console.log("[cluster] skaffold run: podman's layer-cache flake (buildah#5674), once more");
+        return run();
+      });
       const seconds = Math.round((Date.now() - t0) / 1000);
       const repo = env.SKAFFOLD_DEFAULT_REPO!;
       for (const service of SERVICES) expect(out).toMatch(new RegExp(`Building \\[${service}\\]`));

@@ -50,6 +50,11 @@ export interface RabbitMqOptions {
   managementPort?: number;
   /** Readiness timeout in ms (default 60 000). */
   timeoutMs?: number;
+  /**
+   * The node name and password of an earlier broker on the same `dataDir` and `port`: it boots on
+   * that broker's data (its durable queues and messages), as a restarted pod on its volume does.
+   */
+  identity?: { nodeName: string; password: string };
 }
 
 export interface RabbitMqHandle extends ServiceHandle {
@@ -64,6 +69,8 @@ export interface RabbitMqHandle extends ServiceHandle {
   readonly port: number;
   /** Erlang node name, e.g. docflow-1234-ab12cd@localhost. */
   readonly nodeName: string;
+  /** SIGKILL of the broker's whole process group (a crash: no clean shutdown); keeps its data dir. */
+  kill(): Promise<void>;
 }
 
 export interface NatsOptions {
@@ -442,7 +449,8 @@ async function ensureEpmd(env: NodeJS.ProcessEnv): Promise<void> {
 
 export async function startRabbitMq(options: RabbitMqOptions = {}): Promise<RabbitMqHandle> {
   const binDir = process.env.DOCFLOW_RABBITMQ_BIN_DIR ?? "/usr/lib/rabbitmq/bin";
-  const { dir, temporary } = await prepareDataDir(options.dataDir, "rabbitmq");
+  // A restart (identity given) boots on the data that is there; a new broker starts empty.
+  const { dir, temporary } = await prepareDataDir(options.dataDir, "rabbitmq", options.identity !== undefined);
   const management = options.managementPort !== undefined;
   try {
     return await withRetry(async () => {
@@ -456,6 +464,7 @@ export async function startRabbitMq(options: RabbitMqOptions = {}): Promise<Rabb
         managementPort: management ? (mgmtPort as number) : undefined,
         prometheusPort: promPort as number,
         timeoutMs: options.timeoutMs ?? 60_000,
+        identity: options.identity,
       });
     });
   } catch (err) {
@@ -473,16 +482,19 @@ async function startRabbitMqOnce(o: {
   managementPort: number | undefined;
   prometheusPort: number;
   timeoutMs: number;
+  identity: { nodeName: string; password: string } | undefined;
 }): Promise<RabbitMqHandle> {
   const username = "docflow";
-  const password = randomHex(16);
-  const nodeName = `docflow-${process.pid}-${randomHex(3)}@localhost`;
+  const password = o.identity?.password ?? randomHex(16);
+  const nodeName = o.identity?.nodeName ?? `docflow-${process.pid}-${randomHex(3)}@localhost`;
   const home = join(o.dir, "home");
   const mnesiaBase = join(o.dir, "mnesia");
   const logBase = join(o.dir, "log");
   await Promise.all([home, mnesiaBase, logBase].map((d) => mkdir(d, { recursive: true })));
-  // Own Erlang cookie (HOME) so concurrent brokers do not race on creating ~/.erlang.cookie.
-  await writeFile(join(home, ".erlang.cookie"), randomHex(20).toUpperCase(), { mode: 0o400 });
+  // Own Erlang cookie (HOME) so concurrent brokers do not race on creating ~/.erlang.cookie; a
+  // restarted broker keeps its own.
+  const cookie = join(home, ".erlang.cookie");
+  if (!existsSync(cookie)) await writeFile(cookie, randomHex(20).toUpperCase(), { mode: 0o400 });
   const configFile = join(o.dir, "rabbitmq.conf");
   const pluginsFile = join(o.dir, "enabled_plugins");
   const conf = [
@@ -577,6 +589,11 @@ async function startRabbitMqOnce(o: {
     port: o.port,
     nodeName,
     stop,
+    kill: async () => {
+      signalGroup(proc.pid, "SIGKILL");
+      await waitGroupGone(proc.pid, 10_000);
+      liveGroups.delete(proc.pid);
+    },
   };
 }
 
