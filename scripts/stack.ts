@@ -17,7 +17,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { generateNatsAuth, type NatsAuth } from "@docflow/infra/nats-auth";
 import { launchService, realtimeEnv, serviceEnv, stopAll as stopServices, type ServiceName, type ServiceProcess } from "@docflow/tools/launch";
-import { startNats, startRabbitMq, startS3, type ServiceHandle } from "@docflow/tools/services";
+import { startNats, startRabbitMq, startS3, type RabbitMqHandle, type ServiceHandle } from "@docflow/tools/services";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const env = process.env;
@@ -100,6 +100,26 @@ async function natsAuth(): Promise<{ auth: NatsAuth; credsFile: string }> {
   return { auth, credsFile };
 }
 
+/**
+ * RabbitMQ's node name and password, kept in the data dir after its first start: the next start
+ * boots on the broker's data (its queues and the work messages in them), as NATS keeps JetStream.
+ */
+async function startBroker(): Promise<RabbitMqHandle> {
+  const file = join(dataDir, "rabbitmq-identity.json");
+  const brokerDir = join(dataDir, "rabbitmq");
+  const identity = existsSync(file) && existsSync(brokerDir) ? (JSON.parse(await readFile(file, "utf8")) as { nodeName: string; password: string }) : undefined;
+  if (identity) {
+    try {
+      return await startRabbitMq({ dataDir: brokerDir, identity });
+    } catch (err) {
+      console.error(`docflow: RabbitMQ did not start on its earlier data (${err instanceof Error ? err.message.split("\n")[0] : String(err)}); starting it empty`);
+    }
+  }
+  const broker = await startRabbitMq({ dataDir: brokerDir });
+  await writeFile(file, JSON.stringify({ nodeName: broker.nodeName, password: broker.password }), { mode: 0o600 });
+  return broker;
+}
+
 async function main(): Promise<void> {
   await mkdir(dataDir, { recursive: true });
   const { auth, credsFile } = await natsAuth();
@@ -112,7 +132,7 @@ async function main(): Promise<void> {
     return service;
   };
   const [rabbitmq, nats, s3] = await Promise.all([
-    startRabbitMq({ dataDir: join(dataDir, "rabbitmq") }).then(started),
+    startBroker().then(started),
     startNats({ dataDir: join(dataDir, "nats"), config: auth.serverConfig, keepData: true }).then(started),
     storage === "s3" && !env.DOCFLOW_S3_ENDPOINT ? startS3({ dataDir: join(dataDir, "s3"), buckets: [env.DOCFLOW_S3_BUCKET ?? "docflow"], keepData: true }).then(started) : undefined,
   ]);
