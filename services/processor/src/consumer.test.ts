@@ -6,6 +6,7 @@ import { JobEnded } from "./cancel.ts";
 import { loadConfig } from "./config.ts";
 import { Consumers, SHUTDOWN, taskOutcome } from "./consumer.ts";
 import type { ProcessorContext, TaskInfo } from "./context.ts";
+import { jobRecord, TEST_JOB_ID, TEST_TENANT } from "../test/support.ts";
 
 /** Every stage's handler: each test says what the task does. */
 const handler = vi.hoisted(() => vi.fn<(ctx: unknown, message: WorkMessage, signal: AbortSignal, task: TaskInfo) => Promise<void>>());
@@ -14,8 +15,8 @@ vi.mock("./stages/convert.ts", () => ({ convert: handler }));
 vi.mock("./stages/render.ts", () => ({ render: handler }));
 vi.mock("./stages/finish.ts", () => ({ finish: handler }));
 
-const TENANT = "acme";
-const JOB_ID = "0190a000-0000-7000-8000-000000000000";
+const TENANT = TEST_TENANT;
+const JOB_ID = TEST_JOB_ID;
 const RENDER: WorkMessage = { v: 1, stage: "render", tenant: TENANT, jobId: JOB_ID, range: { first: 1, last: 8 } };
 
 type Settlement = { acked: true } | { acked: false; requeue: boolean };
@@ -52,22 +53,7 @@ class FakeChannel {
   }
 }
 
-const record = (status: JobRecord["status"]): JobRecord => ({
-  id: JOB_ID,
-  tenant: TENANT,
-  status,
-  filename: "x.pdf",
-  contentType: "application/pdf",
-  size: 1,
-  sha256: null,
-  pageCount: 8,
-  pagesDone: 0,
-  createdAt: "2026-01-01T00:00:00.000Z",
-  updatedAt: "2026-01-01T00:00:00.000Z",
-  sourceKey: "k",
-  ranges: [{ first: 1, last: 8 }],
-  rangesDone: [],
-});
+const record = (status: JobRecord["status"]): JobRecord => jobRecord({ status, ranges: [{ first: 1, last: 8 }] });
 
 function fakeContext(env: NodeJS.ProcessEnv = {}) {
   let current = record("processing");

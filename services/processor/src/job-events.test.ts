@@ -2,9 +2,10 @@ import { describe, expect, it, vi } from "vitest";
 import { DocflowError, type JobFailureCode, type JobRecord } from "@docflow/contracts";
 import type { ProcessorContext } from "./context.ts";
 import { failJob, isPermanent, jobErrorOf, type JobFailure } from "./job-events.ts";
+import { jobRecord, TEST_JOB_ID, TEST_TENANT } from "../test/support.ts";
 
-const TENANT = "acme";
-const JOB_ID = "0190a000-0000-7000-8000-000000000000";
+const TENANT = TEST_TENANT;
+const JOB_ID = TEST_JOB_ID;
 
 /** The failure reasons that fail the job at once: problems with the document itself. */
 const PERMANENT = [
@@ -22,22 +23,7 @@ const PERMANENT = [
 
 /** A context whose job store holds one processing job, and whose NATS records what is published. */
 function fakeContext() {
-  let current: JobRecord = {
-    id: JOB_ID,
-    tenant: TENANT,
-    status: "processing",
-    filename: "x.pdf",
-    contentType: "application/pdf",
-    size: 1,
-    sha256: null,
-    pageCount: 8,
-    pagesDone: 0,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    updatedAt: "2026-01-01T00:00:00.000Z",
-    sourceKey: "k",
-    ranges: [],
-    rangesDone: [],
-  };
+  let current: JobRecord = jobRecord();
   const published: { subject: string; data: string }[] = [];
   const ctx = {
     log: { info: vi.fn() },

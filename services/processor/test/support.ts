@@ -5,7 +5,7 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { expect } from "vitest";
-import { DocflowError } from "@docflow/contracts";
+import { DocflowError, type JobRecord } from "@docflow/contracts";
 
 export interface LiveProcess {
   pid: number;
@@ -52,4 +52,29 @@ export async function expectCode(promise: Promise<unknown>, code: string): Promi
   const error = await rejection(promise);
   expect(error).toBeInstanceOf(DocflowError);
   expect((error as DocflowError).code).toBe(code);
+}
+
+/** The tenant and job of the unit tests' job records. */
+export const TEST_TENANT = "acme";
+export const TEST_JOB_ID = "0190a000-0000-7000-8000-000000000000";
+
+/** A processing job record of a 1-byte PDF, with `overrides`. */
+export function jobRecord(overrides: Partial<JobRecord> = {}): JobRecord {
+  return {
+    id: TEST_JOB_ID,
+    tenant: TEST_TENANT,
+    status: "processing",
+    filename: "x.pdf",
+    contentType: "application/pdf",
+    size: 1,
+    sha256: null,
+    pageCount: 8,
+    pagesDone: 0,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    updatedAt: "2026-01-01T00:00:00.000Z",
+    sourceKey: "k",
+    ranges: [],
+    rangesDone: [],
+    ...overrides,
+  };
 }

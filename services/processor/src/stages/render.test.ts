@@ -6,13 +6,13 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { objectKeys, type JobRecord, type PageResult, type RenderMessage } from "@docflow/contracts";
 import { defaultPages, makeTextPdf, pageWords } from "../../../../tests/fixtures/generate.ts";
-import { rejection } from "../../test/support.ts";
+import { rejection, jobRecord, TEST_JOB_ID, TEST_TENANT } from "../../test/support.ts";
 import { loadConfig } from "../config.ts";
 import type { ProcessorContext } from "../context.ts";
 import { pageResult, render } from "./render.ts";
 
-const TENANT = "acme";
-const JOB_ID = "0190a000-0000-7000-8000-000000000000";
+const TENANT = TEST_TENANT;
+const JOB_ID = TEST_JOB_ID;
 const PREFIX = objectKeys.jobPrefix(TENANT, JOB_ID);
 
 let dir: string;
@@ -28,29 +28,19 @@ afterAll(async () => {
 });
 
 /** A 5-page job in ranges 1, 2-3 and 4-5, with `done` finished and all three dispatched. */
-const job = (done: number[], overrides: Partial<JobRecord> = {}): JobRecord => ({
-  id: JOB_ID,
-  tenant: TENANT,
-  status: "processing",
-  filename: "x.pdf",
-  contentType: "application/pdf",
-  size: 1,
-  sha256: null,
-  pageCount: 5,
-  pagesDone: 0,
-  createdAt: "2026-01-01T00:00:00.000Z",
-  updatedAt: "2026-01-01T00:00:00.000Z",
-  sourceKey: "k",
-  pdfKey: "tenants/acme/source.pdf",
-  ranges: [
-    { first: 1, last: 1 },
-    { first: 2, last: 3 },
-    { first: 4, last: 5 },
-  ],
-  rangesDone: done,
-  rangesDispatched: 3,
-  ...overrides,
-});
+const job = (done: number[], overrides: Partial<JobRecord> = {}): JobRecord =>
+  jobRecord({
+    pageCount: 5,
+    pdfKey: "tenants/acme/source.pdf",
+    ranges: [
+      { first: 1, last: 1 },
+      { first: 2, last: 3 },
+      { first: 4, last: 5 },
+    ],
+    rangesDone: done,
+    rangesDispatched: 3,
+    ...overrides,
+  });
 
 function fakeContext(initial: JobRecord | null, pdf = fivePages) {
   let current = initial;
