@@ -1,13 +1,11 @@
 import { createHash } from "node:crypto";
-import { rm } from "node:fs/promises";
 import { createServer, type IncomingMessage } from "node:http";
 import { decode } from "@nats-io/jwt";
 import { createAccount } from "@nats-io/nkeys";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { NOT_A_DOCUMENT } from "@docflow/infra";
 import { documentKey, jobCreatedAt, objectKeys, tenantEventsWildcard, type JobRecord } from "@docflow/contracts";
-import { createApp } from "./app.ts";
-import { type Answer, type TestContext, clientOf, listen, pdfBytes, testContext } from "../test/support.ts";
+import { type Answer, type TestContext, type clientOf, listen, pdfBytes, startApp } from "../test/support.ts";
 
 const MAX_UPLOAD = 256 * 1024;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -20,19 +18,8 @@ function expectProblem(res: Answer, status: number, code: string, detail?: strin
   if (detail !== undefined) expect(res.body.detail).toEqual(typeof detail === "string" ? detail : expect.stringMatching(detail));
 }
 
-let stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(stops.map((stop) => stop()));
-  stops = [];
-});
-
-/** The app on a fresh test context, listening on a free port. */
-async function start(env: Record<string, string> = {}) {
-  const ctx = await testContext({ DOCFLOW_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), ...env });
-  const { url, close } = await listen(createApp(ctx).listen(0, "127.0.0.1"));
-  stops.push(close, () => rm(ctx.dataDir, { recursive: true, force: true }));
-  return { ctx, url, send: clientOf(url) };
-}
+/** The app on a fresh test context, listening on a free port, until the test ends. */
+const start = (env: Record<string, string> = {}) => startApp({ DOCFLOW_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), ...env });
 
 /** Uploads `bytes` with `POST /v1/documents` as tenant acme and returns the Job. */
 async function upload(send: ReturnType<typeof clientOf>, bytes = pdfBytes(4096), filename = "report.pdf") {
@@ -461,7 +448,7 @@ describe("live updates and browser traces", () => {
       res.writeHead(answer).end();
     });
     const { url: collectorUrl, close } = await listen(collector);
-    stops.push(close);
+    onTestFinished(close);
     const { ctx, send } = await start({ DOCFLOW_BROWSER_TRACES_URL: `${collectorUrl}/v1/traces`, DOCFLOW_BROWSER_TRACES_MAX_BYTES: "1024" });
     const batch = JSON.stringify({ resourceSpans: [] });
 

@@ -1,12 +1,10 @@
-import { rm } from "node:fs/promises";
 import { createAccount } from "@nats-io/nkeys";
 import { Ajv, type ValidateFunction } from "ajv";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { ClientConfig, ERRORS, JOB_FAILURES, Job, JobList, JobResult, PageInfo, Problem, RealtimeCredentials, documentKey, objectKeys, type JobRecord } from "@docflow/contracts";
-import { createApp } from "./app.ts";
 import { openApiDocument } from "./openapi.ts";
-import { type Answer, clientOf, listen, pdfBytes, testContext } from "../test/support.ts";
+import { type Answer, pdfBytes, startApp } from "../test/support.ts";
 
 /*
  * The OpenAPI document is generated from the contracts' zod schemas. Pinned here: it is a valid
@@ -233,18 +231,7 @@ describe("the OpenAPI document", () => {
 });
 
 describe("the gateway's answers match the contracts and the document", () => {
-  let stops: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await Promise.all(stops.map((stop) => stop()));
-    stops = [];
-  });
-
-  async function start(env: Record<string, string> = {}) {
-    const ctx = await testContext({ DOCFLOW_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), ...env });
-    const { url, close } = await listen(createApp(ctx).listen(0, "127.0.0.1"));
-    stops.push(close, () => rm(ctx.dataDir, { recursive: true, force: true }));
-    return { ctx, send: clientOf(url) };
-  }
+  const start = (env: Record<string, string> = {}) => startApp({ DOCFLOW_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), ...env });
 
   it("for the configuration, jobs, results, pages and realtime credentials", async () => {
     const account = createAccount();

@@ -1,13 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { MemoryLocker } from "@tus/server";
+import { onTestFinished } from "vitest";
 import { JobRecord, recordKey, type JobId, type TenantId, type WorkMessage } from "@docflow/contracts";
 import { FsObjectStore, type Versioned } from "@docflow/infra";
 import { createLogger } from "@docflow/telemetry";
+import { createApp } from "../src/app.ts";
 import { TokenRegistry } from "../src/auth.ts";
 import { loadConfig } from "../src/config.ts";
 import type { AppContext } from "../src/context.ts";
@@ -192,4 +194,18 @@ export function clientOf(url: string) {
 /** `size` bytes that start like a PDF (what the gateway's sniffing accepts). */
 export function pdfBytes(size: number): Buffer {
   return Buffer.concat([Buffer.from("%PDF-1.7\n"), randomBytes(size - 9)]);
+}
+
+/**
+ * The app (`createApp`) on a fresh test context, listening on a free port; stopped, and its data
+ * dir removed, when the calling test ends.
+ */
+export async function startApp(env: Record<string, string> = {}) {
+  const ctx = await testContext(env);
+  const { url, close } = await listen(createApp(ctx).listen(0, "127.0.0.1"));
+  onTestFinished(async () => {
+    await close();
+    await rm(ctx.dataDir, { recursive: true, force: true });
+  });
+  return { ctx, url, send: clientOf(url) };
 }
